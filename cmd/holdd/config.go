@@ -1,0 +1,198 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/holdd/holdd/plugin"
+	flags "github.com/jessevdk/go-flags"
+)
+
+const (
+	defaultConfigFilename = "holdd.conf"
+	defaultRPCListen      = "127.0.0.1:8455"
+	defaultLndHost        = "127.0.0.1:10009"
+	defaultLndP2PAddr     = "127.0.0.1:9735"
+	defaultNetwork        = "mainnet"
+)
+
+var (
+	defaultHoldDir = filepath.Join(homeDir(), ".holdd")
+	defaultLndDir  = filepath.Join(homeDir(), ".lnd")
+
+	errConfig = errors.New("config")
+)
+
+type lndConfig struct {
+	Host         string `long:"host" description:"lnd's gRPC address (host:port)"`
+	TLSCertPath  string `long:"tlscertpath" description:"Path to lnd's tls.cert"`
+	MacaroonPath string `long:"macaroonpath" description:"Path to the lnd macaroon holdd uses (see docs/operator.md for a least-privilege one)"`
+	P2PAddr      string `long:"p2paddr" description:"lnd's p2p listen address (host:port); holdd connects to it as a peer to receive release messages"`
+}
+
+type holdConfig struct {
+	Types          []uint64      `long:"type" description:"update_add_htlc TLV type that asks for a hold; repeat for several (default 75537)"`
+	FailbackMargin int32         `long:"failbackmargin" description:"Fail a held HTLC back this many blocks before lnd's auto_fail_height"`
+	MaxHoldTime    time.Duration `long:"maxholdtime" description:"Fail a held HTLC back after this long (0 = no limit)"`
+	MaxPerPeer     int           `long:"maxperpeer" description:"Most HTLCs one incoming peer may have held (0 = no cap)"`
+	MaxPerPeerMsat uint64        `long:"maxperpeermsat" description:"Most msat one incoming peer may have held (0 = no cap)"`
+	MaxTotal       int           `long:"maxtotal" description:"Most HTLCs held at once (0 = no cap)"`
+	MaxTotalMsat   uint64        `long:"maxtotalmsat" description:"Most msat held at once (0 = no cap)"`
+}
+
+type releaseConfig struct {
+	PathCount  int           `long:"pathcount" description:"Release paths minted for each held HTLC"`
+	PathExpiry time.Duration `long:"pathexpiry" description:"How long release paths stay valid after the hold started"`
+}
+
+type config struct {
+	ShowVersion bool   `short:"V" long:"version" description:"Display version information and exit"`
+	HoldDir     string `long:"holddir" description:"The base directory for holdd's data, config and logs"`
+	ConfigFile  string `long:"configfile" description:"Path to holdd.conf (default <holddir>/holdd.conf)"`
+	Network     string `long:"network" description:"The chain lnd runs on" choice:"mainnet" choice:"testnet" choice:"testnet4" choice:"signet" choice:"regtest" choice:"simnet"`
+	DebugLevel  string `long:"debuglevel" description:"Log level: trace, debug, info, warn, error"`
+	RPCListen   string `long:"rpclisten" description:"Address holdd's gRPC API listens on"`
+
+	Lnd     *lndConfig     `group:"lnd" namespace:"lnd"`
+	Hold    *holdConfig    `group:"hold" namespace:"hold"`
+	Release *releaseConfig `group:"release" namespace:"release"`
+}
+
+func defaultConfig() *config {
+	p := plugin.DefaultPolicy()
+	return &config{
+		HoldDir:    defaultHoldDir,
+		Network:    defaultNetwork,
+		DebugLevel: "info",
+		RPCListen:  defaultRPCListen,
+		Lnd: &lndConfig{
+			Host:    defaultLndHost,
+			P2PAddr: defaultLndP2PAddr,
+		},
+		Hold: &holdConfig{
+			FailbackMargin: p.FailbackMargin,
+			MaxPerPeer:     p.MaxHeldPerPeer,
+			MaxTotal:       p.MaxHeldTotal,
+		},
+		Release: &releaseConfig{
+			PathCount:  2,
+			PathExpiry: 7 * 24 * time.Hour,
+		},
+	}
+}
+
+// loadConfig reads flags, then the config file, then flags again so that
+// the command line wins, as lnd does.
+func loadConfig(args []string) (*config, error) {
+	pre := defaultConfig()
+	if _, err := flags.NewParser(pre, flags.Default).ParseArgs(args); err != nil {
+		return nil, err
+	}
+	if pre.ShowVersion {
+		return pre, nil
+	}
+
+	cfg := defaultConfig()
+	holdDir := cleanPath(pre.HoldDir)
+	configFile := filepath.Join(holdDir, defaultConfigFilename)
+	if pre.ConfigFile != "" {
+		configFile = cleanPath(pre.ConfigFile)
+	}
+	parser := flags.NewParser(cfg, flags.Default)
+	err := flags.NewIniParser(parser).ParseFile(configFile)
+	if err != nil {
+		var pathErr *os.PathError
+		// A missing default file is fine; a missing explicit one is not.
+		if !errors.As(err, &pathErr) || pre.ConfigFile != "" {
+			return nil, fmt.Errorf("%w: %s: %v", errConfig,
+				configFile, err)
+		}
+	}
+	if _, err := parser.ParseArgs(args); err != nil {
+		return nil, err
+	}
+	cfg.ConfigFile = configFile
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// validate checks the config and fills in paths that depend on others.
+func (c *config) validate() error {
+	c.HoldDir = cleanPath(c.HoldDir)
+
+	// lnd names its per-network macaroon directory after the network.
+	lndNet := c.Network
+	if c.Lnd.TLSCertPath == "" {
+		c.Lnd.TLSCertPath = filepath.Join(defaultLndDir, "tls.cert")
+	}
+	if c.Lnd.MacaroonPath == "" {
+		c.Lnd.MacaroonPath = filepath.Join(defaultLndDir, "data",
+			"chain", "bitcoin", lndNet, "admin.macaroon")
+	}
+	c.Lnd.TLSCertPath = cleanPath(c.Lnd.TLSCertPath)
+	c.Lnd.MacaroonPath = cleanPath(c.Lnd.MacaroonPath)
+
+	if c.Lnd.P2PAddr == "" {
+		return fmt.Errorf("%w: lnd.p2paddr is required: holdd connects "+
+			"to lnd's p2p port to receive release messages", errConfig)
+	}
+	if _, _, err := net.SplitHostPort(c.Lnd.P2PAddr); err != nil {
+		return fmt.Errorf("%w: lnd.p2paddr %q: %v", errConfig,
+			c.Lnd.P2PAddr, err)
+	}
+	if c.Release.PathCount < 1 || c.Release.PathCount > 8 {
+		return fmt.Errorf("%w: release.pathcount must be 1..8, got %d",
+			errConfig, c.Release.PathCount)
+	}
+	if c.Release.PathExpiry < time.Minute {
+		return fmt.Errorf("%w: release.pathexpiry must be at least 1m",
+			errConfig)
+	}
+	if _, err := c.policy(); err != nil {
+		return fmt.Errorf("%w: %v", errConfig, err)
+	}
+	return nil
+}
+
+// policy turns the hold settings into the engine's policy.
+func (c *config) policy() (plugin.Policy, error) {
+	p := plugin.DefaultPolicy()
+	if len(c.Hold.Types) > 0 {
+		p.HoldTypes = c.Hold.Types
+	}
+	p.FailbackMargin = c.Hold.FailbackMargin
+	p.MaxHoldTime = c.Hold.MaxHoldTime
+	p.MaxHeldPerPeer = c.Hold.MaxPerPeer
+	p.MaxHeldMsatPerPeer = c.Hold.MaxPerPeerMsat
+	p.MaxHeldTotal = c.Hold.MaxTotal
+	p.MaxHeldMsatTotal = c.Hold.MaxTotalMsat
+	return p, p.Validate()
+}
+
+// dataDir is where the store lives: one per network, so a regtest run never
+// touches mainnet state.
+func (c *config) dataDir() string {
+	return filepath.Join(c.HoldDir, "data", c.Network)
+}
+
+func homeDir() string {
+	h, err := os.UserHomeDir()
+	if err != nil {
+		return "."
+	}
+	return h
+}
+
+func cleanPath(p string) string {
+	if strings.HasPrefix(p, "~") {
+		p = filepath.Join(homeDir(), p[1:])
+	}
+	return filepath.Clean(os.ExpandEnv(p))
+}

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/holdrpc"
+	"github.com/holdd/holdd/interceptor"
+	"github.com/holdd/holdd/plugin"
+	"github.com/holdd/holdd/release"
+	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/holdd/holdd/release/peerlink"
+	"github.com/holdd/holdd/rpcclient"
+	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/cert"
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/keychain"
+	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+const (
+	nodeKeySecret   = "peer_node_key"
+	pathIDSecret    = "release_path_id_hmac"
+	tlsCertFilename = "tls.cert"
+	tlsKeyFilename  = "tls.key"
+)
+
+// run starts every subsystem, waits for ctx to end, then stops them in
+// reverse order.
+func run(ctx context.Context, cfg *config) error {
+	if err := os.MkdirAll(cfg.dataDir(), 0o700); err != nil {
+		return err
+	}
+	root, closeLog, err := setupLogging(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	log := root.WithField("sub", "HOLD")
+	log.Infof("holdd version %s starting on %s", Version, cfg.Network)
+
+	db, err := store.Open(ctx, filepath.Join(cfg.dataDir(), "holdd.db"))
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer db.Close()
+
+	lnd, err := rpcclient.Dial(ctx, rpcclient.Config{
+		Host:         cfg.Lnd.Host,
+		TLSCertPath:  cfg.Lnd.TLSCertPath,
+		MacaroonPath: cfg.Lnd.MacaroonPath,
+		Network:      cfg.Network,
+	})
+	if err != nil {
+		return err
+	}
+	defer lnd.Close()
+	log.Infof("Connected to lnd %s (%x) at %s", lnd.VersionString,
+		lnd.IdentityKey.SerializeCompressed(), cfg.Lnd.Host)
+	checkLndSettings(ctx, lnd, log)
+
+	nodeKey, err := loadNodeKey(ctx, db)
+	if err != nil {
+		return err
+	}
+	secret, err := db.Secret(ctx, pathIDSecret, randomSecret)
+	if err != nil {
+		return fmt.Errorf("path_id secret: %w", err)
+	}
+	auth, err := release.NewAuthenticator(secret)
+	if err != nil {
+		return err
+	}
+	minter, err := release.NewMinter(auth, lnd.IdentityKey,
+		nodeKey.PubKey())
+	if err != nil {
+		return err
+	}
+	log.Infof("holdd node key %x: release paths end here",
+		nodeKey.PubKey().SerializeCompressed())
+
+	policy, err := cfg.policy()
+	if err != nil {
+		return err
+	}
+	clk := clock.NewDefaultClock()
+	deliverer := release.NewDeliverer(release.DelivererConfig{
+		Minter:    minter,
+		Sender:    rpcclient.NewCustomMessenger(lnd),
+		PathCount: cfg.Release.PathCount,
+		PathTTL:   cfg.Release.PathExpiry,
+		Logger:    root.WithField("sub", "DLVR"),
+	})
+	defer deliverer.Wait()
+
+	// The interceptor and the engine need each other: the engine answers
+	// through the interceptor, the interceptor asks the engine.
+	resolver := &lateResolver{}
+	engine, err := plugin.New(plugin.Config{
+		Policy:   policy,
+		Store:    db,
+		Resolver: resolver,
+		Peers:    rpcclient.NewChannelPeers(lnd.Lightning),
+		Blocks: rpcclient.NewBlockWatcher(lnd.Lightning, lnd.Chain,
+			root.WithField("sub", "BLKS")),
+		Clock:    clk,
+		Observer: deliverer,
+		Logger:   root.WithField("sub", "ENGN"),
+	})
+	if err != nil {
+		return err
+	}
+	engineCtx, stopEngineCtx := context.WithCancel(ctx)
+	defer stopEngineCtx()
+	if err := engine.Start(engineCtx); err != nil {
+		return fmt.Errorf("start engine: %w", err)
+	}
+	defer engine.Stop()
+
+	var interceptorUp atomic.Bool
+	icpt, err := interceptor.New(interceptor.Config{
+		Router: lnd.Router,
+		Engine: engine,
+		Clock:  clk,
+		Logger: root.WithField("sub", "INTC"),
+		OnConnectionChange: func(up bool) {
+			interceptorUp.Store(up)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	resolver.set(icpt)
+	if err := icpt.Start(); err != nil {
+		return err
+	}
+	defer icpt.Stop()
+
+	intake := release.NewIntake(
+		onionmsg.NewPeeler(&keychain.PrivKeyECDH{PrivKey: nodeKey}),
+		auth, engine, clk, root.WithField("sub", "RLSE"),
+	)
+	var linkState atomic.Value
+	linkState.Store(peerlink.StateDisconnected.String())
+	link, err := peerlink.New(peerlink.Config{
+		NodeKey:    nodeKey,
+		PeerPubKey: lnd.IdentityKey,
+		PeerAddr:   cfg.Lnd.P2PAddr,
+		OnMessage:  intake.HandleOnionMessage,
+		Clock:      clk,
+		Logger:     root.WithField("sub", "PLNK"),
+		OnStateChange: func(s peerlink.State) {
+			linkState.Store(s.String())
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := link.Start(); err != nil {
+		return err
+	}
+	defer link.Stop()
+
+	grpcServer, lis, err := startRPCServer(cfg, holdrpc.ServerConfig{
+		Version:    Version,
+		Network:    cfg.Network,
+		LndVersion: lnd.VersionString,
+		LndPubKey:  lnd.IdentityKey.SerializeCompressed(),
+		NodeKey:    nodeKey.PubKey().SerializeCompressed(),
+		Engine:     engine,
+		Store:      db,
+		Paths:      deliverer,
+		Status: &status{
+			interceptorUp: &interceptorUp,
+			linkState:     &linkState,
+			intake:        intake,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := grpcServer.Serve(lis); err != nil {
+			log.Errorf("RPC server: %v", err)
+		}
+	}()
+	defer grpcServer.GracefulStop()
+	log.Infof("RPC server listening on %s", lis.Addr())
+
+	<-ctx.Done()
+	log.Info("Shutting down")
+	return nil
+}
+
+// lateResolver lets the engine be built before the interceptor it answers
+// through.
+type lateResolver struct {
+	r atomic.Pointer[interceptor.Interceptor]
+}
+
+func (l *lateResolver) set(i *interceptor.Interceptor) { l.r.Store(i) }
+
+func (l *lateResolver) Resume(ctx context.Context, key store.CircuitKey) error {
+	if i := l.r.Load(); i != nil {
+		return i.Resume(ctx, key)
+	}
+	return plugin.ErrNotOffered
+}
+
+func (l *lateResolver) Fail(ctx context.Context, key store.CircuitKey) error {
+	if i := l.r.Load(); i != nil {
+		return i.Fail(ctx, key)
+	}
+	return plugin.ErrNotOffered
+}
+
+type status struct {
+	interceptorUp *atomic.Bool
+	linkState     *atomic.Value
+	intake        *release.Intake
+}
+
+func (s *status) InterceptorConnected() bool { return s.interceptorUp.Load() }
+
+func (s *status) PeerLinkState() string { return s.linkState.Load().(string) }
+
+func (s *status) ReleaseCounts() map[string]uint64 { return s.intake.Counts() }
+
+// loadNodeKey returns holdd's peer-link node key, created on first start.
+func loadNodeKey(ctx context.Context, db *store.Store) (*btcec.PrivateKey,
+	error) {
+
+	raw, err := db.Secret(ctx, nodeKeySecret, func() ([]byte, error) {
+		k, err := btcec.NewPrivateKey()
+		if err != nil {
+			return nil, err
+		}
+		return k.Serialize(), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	if len(raw) != btcec.PrivKeyBytesLen {
+		return nil, fmt.Errorf("stored node key has %d bytes", len(raw))
+	}
+	key, _ := btcec.PrivKeyFromBytes(raw)
+	return key, nil
+}
+
+func randomSecret() ([]byte, error) {
+	b := make([]byte, release.SecretLen)
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// checkLndSettings warns about lnd settings holdd depends on. Without
+// requireinterceptor a dropped interceptor stream makes lnd resume every
+// held HTLC.
+func checkLndSettings(ctx context.Context, lnd *rpcclient.Client,
+	log logrus.FieldLogger) {
+
+	resp, err := lnd.Lightning.GetDebugInfo(ctx,
+		&lnrpc.GetDebugInfoRequest{})
+	if err != nil {
+		log.Warnf("Cannot read lnd's config (GetDebugInfo: %v); make "+
+			"sure lnd runs with requireinterceptor=true", err)
+		return
+	}
+	for k, v := range resp.Config {
+		if strings.EqualFold(lastPart(k), "requireinterceptor") {
+			if v != "true" {
+				log.Errorf("lnd runs WITHOUT requireinterceptor: " +
+					"if holdd's interceptor stream drops, lnd " +
+					"releases every held HTLC. Add " +
+					"requireinterceptor=true to lnd.conf.")
+			}
+			return
+		}
+	}
+	log.Warnf("lnd did not report requireinterceptor; make sure lnd " +
+		"runs with requireinterceptor=true")
+}
+
+func lastPart(k string) string {
+	if i := strings.LastIndexAny(k, ".:"); i >= 0 {
+		return k[i+1:]
+	}
+	return k
+}
+
+// startRPCServer serves holdrpc over TLS with a self-signed certificate
+// that holdd creates on first start.
+func startRPCServer(cfg *config, scfg holdrpc.ServerConfig) (*grpc.Server,
+	net.Listener, error) {
+
+	certPath := filepath.Join(cfg.HoldDir, tlsCertFilename)
+	keyPath := filepath.Join(cfg.HoldDir, tlsKeyFilename)
+	if _, err := os.Stat(certPath); errors.Is(err, os.ErrNotExist) {
+		certBytes, keyBytes, err := cert.GenCertPair("holdd", nil, nil,
+			false, cert.DefaultAutogenValidity)
+		if err != nil {
+			return nil, nil, fmt.Errorf("generate TLS cert: %w", err)
+		}
+		if err := cert.WriteCertPair(certPath, keyPath, certBytes,
+			keyBytes); err != nil {
+			return nil, nil, fmt.Errorf("write TLS cert: %w", err)
+		}
+	}
+	creds, err := credentials.NewServerTLSFromFile(certPath, keyPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load TLS cert: %w", err)
+	}
+	lis, err := net.Listen("tcp", cfg.RPCListen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rpclisten %s: %w", cfg.RPCListen,
+			err)
+	}
+	srv := grpc.NewServer(grpc.Creds(creds))
+	holdrpc.RegisterHoldServer(srv, holdrpc.NewServer(scfg))
+	return srv, lis, nil
+}

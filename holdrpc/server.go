@@ -1,0 +1,233 @@
+package holdrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/holdd/holdd/plugin"
+	"github.com/holdd/holdd/release"
+	"github.com/holdd/holdd/store"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Engine is what the server reads from the hold engine.
+type Engine interface {
+	Stats() plugin.Stats
+	Height() int32
+}
+
+// Store is what the server reads from the store.
+type Store interface {
+	ListHTLCs(ctx context.Context, f store.ListFilter) ([]store.HeldHTLC,
+		error)
+	GetHeld(ctx context.Context, key store.CircuitKey) (store.HeldHTLC,
+		error)
+}
+
+// Paths returns the release paths of a held HTLC.
+type Paths interface {
+	Delivery(rec store.HeldHTLC) (*release.PathDelivery, error)
+}
+
+// Status reports holdd's connections.
+type Status interface {
+	InterceptorConnected() bool
+	PeerLinkState() string
+	ReleaseCounts() map[string]uint64
+}
+
+// ServerConfig wires the server.
+type ServerConfig struct {
+	Version    string
+	Network    string
+	LndVersion string
+	LndPubKey  []byte
+	NodeKey    []byte
+
+	Engine Engine
+	Store  Store
+	Paths  Paths
+	Status Status
+}
+
+// Server implements HoldServer.
+type Server struct {
+	UnimplementedHoldServer
+	cfg ServerConfig
+}
+
+// NewServer creates a Server.
+func NewServer(cfg ServerConfig) *Server {
+	return &Server{cfg: cfg}
+}
+
+// GetInfo reports holdd's state.
+func (s *Server) GetInfo(_ context.Context, _ *GetInfoRequest) (
+	*GetInfoResponse, error) {
+
+	stats := s.cfg.Engine.Stats()
+	releases := stats.Releases
+	for k, v := range s.cfg.Status.ReleaseCounts() {
+		releases[k] += v
+	}
+	return &GetInfoResponse{
+		Version:              s.cfg.Version,
+		Network:              s.cfg.Network,
+		LndVersion:           s.cfg.LndVersion,
+		LndPubkey:            s.cfg.LndPubKey,
+		NodeKey:              s.cfg.NodeKey,
+		InterceptorConnected: s.cfg.Status.InterceptorConnected(),
+		PeerLinkState:        s.cfg.Status.PeerLinkState(),
+		HeldCount:            uint32(stats.HeldCount),
+		HeldMsat:             stats.HeldMsat,
+		BlockHeight:          uint32(s.cfg.Engine.Height()),
+		Releases:             releases,
+		Decisions:            stats.Decisions,
+	}, nil
+}
+
+// ListHeld lists HTLCs by state and peer.
+func (s *Server) ListHeld(ctx context.Context, req *ListHeldRequest) (
+	*ListHeldResponse, error) {
+
+	var f store.ListFilter
+	for _, st := range req.States {
+		state, err := parseState(st)
+		if err != nil {
+			return nil, err
+		}
+		f.States = append(f.States, state)
+	}
+	if len(req.Peer) > 0 {
+		if len(req.Peer) != 33 {
+			return nil, status.Errorf(codes.InvalidArgument,
+				"peer must be a 33-byte compressed key, got %d "+
+					"bytes", len(req.Peer))
+		}
+		var peer [33]byte
+		copy(peer[:], req.Peer)
+		f.Peer = &peer
+	}
+	recs, err := s.cfg.Store.ListHTLCs(ctx, f)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "list: %v", err)
+	}
+	resp := &ListHeldResponse{Htlcs: make([]*HeldHtlc, 0, len(recs))}
+	for _, rec := range recs {
+		resp.Htlcs = append(resp.Htlcs, marshalHTLC(rec))
+	}
+	return resp, nil
+}
+
+// GetHeld returns one HTLC.
+func (s *Server) GetHeld(ctx context.Context, req *GetHeldRequest) (
+	*HeldHtlc, error) {
+
+	rec, err := s.lookup(ctx, req.Incoming)
+	if err != nil {
+		return nil, err
+	}
+	return marshalHTLC(rec), nil
+}
+
+// GetReleasePaths returns the release paths of a held HTLC.
+func (s *Server) GetReleasePaths(ctx context.Context,
+	req *GetReleasePathsRequest) (*GetReleasePathsResponse, error) {
+
+	rec, err := s.lookup(ctx, req.Incoming)
+	if err != nil {
+		return nil, err
+	}
+	if !rec.State.Active() {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"HTLC %v is %s, not held", rec.Key, rec.State)
+	}
+	pd, err := s.cfg.Paths.Delivery(rec)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "mint paths: %v", err)
+	}
+	msg, err := pd.Encode()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "encode: %v", err)
+	}
+	resp := &GetReleasePathsResponse{
+		ExpiresAtUnix:   pd.ExpiresAt.Unix(),
+		DeliveryMsgType: release.PathDeliveryMsgType,
+		DeliveryMsg:     msg,
+	}
+	for _, p := range pd.Paths {
+		b, err := p.Bytes()
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "encode path: "+
+				"%v", err)
+		}
+		resp.Paths = append(resp.Paths, b)
+	}
+	return resp, nil
+}
+
+func (s *Server) lookup(ctx context.Context, key *CircuitKey) (
+	store.HeldHTLC, error) {
+
+	if key == nil {
+		return store.HeldHTLC{}, status.Error(codes.InvalidArgument,
+			"incoming circuit key is required")
+	}
+	ck := store.CircuitKey{ChanID: key.ChanId, HtlcID: key.HtlcId}
+	rec, err := s.cfg.Store.GetHeld(ctx, ck)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return rec, status.Errorf(codes.NotFound, "no HTLC %v", ck)
+	case err != nil:
+		return rec, status.Errorf(codes.Internal, "lookup %v: %v", ck,
+			err)
+	}
+	return rec, nil
+}
+
+func parseState(s string) (store.HoldState, error) {
+	st := store.HoldState(s)
+	switch st {
+	case store.StateHeld, store.StateReleased, store.StateResumed,
+		store.StateFailed, store.StateGone:
+		return st, nil
+	}
+	return "", status.Error(codes.InvalidArgument,
+		fmt.Sprintf("unknown state %q", s))
+}
+
+func unixNano(t interface{ UnixNano() int64 }, zero bool) int64 {
+	if zero {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func marshalHTLC(rec store.HeldHTLC) *HeldHtlc {
+	h := &HeldHtlc{
+		Incoming: &CircuitKey{
+			ChanId: rec.Key.ChanID,
+			HtlcId: rec.Key.HtlcID,
+		},
+		PaymentHash:      rec.PaymentHash[:],
+		State:            string(rec.State),
+		IncomingAmtMsat:  rec.IncomingAmtMsat,
+		OutgoingAmtMsat:  rec.OutgoingAmtMsat,
+		IncomingExpiry:   rec.IncomingExpiry,
+		OutgoingExpiry:   rec.OutgoingExpiry,
+		OutgoingChanId:   rec.OutgoingChanID,
+		AutoFailHeight:   rec.AutoFailHeight,
+		FailbackHeight:   rec.FailbackHeight,
+		HeldAtUnixNs:     unixNano(rec.HeldAt, rec.HeldAt.IsZero()),
+		ReleasedAtUnixNs: unixNano(rec.ReleasedAt, rec.ReleasedAt.IsZero()),
+		ResolvedAtUnixNs: unixNano(rec.ResolvedAt, rec.ResolvedAt.IsZero()),
+		FailReason:       rec.FailReason,
+		ReleaseSource:    rec.ReleaseSource,
+	}
+	if rec.IncomingPeer != ([33]byte{}) {
+		h.IncomingPeer = rec.IncomingPeer[:]
+	}
+	return h
+}

@@ -1,0 +1,322 @@
+package interceptor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/holdd/holdd/plugin"
+	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+)
+
+// RouterClient is the part of lnd's router service the interceptor uses.
+type RouterClient interface {
+	HtlcInterceptor(ctx context.Context, opts ...grpc.CallOption) (
+		routerrpc.Router_HtlcInterceptorClient, error)
+}
+
+// Engine decides on offered HTLCs.
+type Engine interface {
+	Intercept(ctx context.Context, h plugin.HTLC) plugin.Decision
+}
+
+// Config configures an Interceptor.
+type Config struct {
+	Router RouterClient
+	Engine Engine
+
+	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles
+	// after each failed attempt.
+	MinBackoff, MaxBackoff time.Duration
+
+	Clock  clock.Clock
+	Logger logrus.FieldLogger
+
+	// OnConnectionChange is told when the stream comes up or goes down.
+	OnConnectionChange func(connected bool)
+}
+
+// Interceptor runs the HtlcInterceptor stream and implements
+// plugin.Resolver.
+type Interceptor struct {
+	cfg Config
+	log logrus.FieldLogger
+
+	// mu guards stream, gen and offered.
+	mu      sync.Mutex
+	stream  routerrpc.Router_HtlcInterceptorClient
+	gen     uint64
+	offered map[store.CircuitKey]uint64
+
+	// sendMu serializes Send: a gRPC stream allows one sender at a time.
+	sendMu sync.Mutex
+
+	reconnects uint64
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var _ plugin.Resolver = (*Interceptor)(nil)
+
+// New creates an Interceptor.
+func New(cfg Config) (*Interceptor, error) {
+	if cfg.Router == nil || cfg.Engine == nil {
+		return nil, errors.New("interceptor: router and engine are " +
+			"required")
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.NewDefaultClock()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	return &Interceptor{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		offered: make(map[store.CircuitKey]uint64),
+	}, nil
+}
+
+// Start runs the stream until Stop.
+func (i *Interceptor) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	i.cancel = cancel
+	i.wg.Add(1)
+	go i.run(ctx)
+	return nil
+}
+
+// Stop closes the stream and waits for in-flight decisions.
+func (i *Interceptor) Stop() error {
+	if i.cancel != nil {
+		i.cancel()
+	}
+	i.wg.Wait()
+	return nil
+}
+
+// Connected reports whether the stream is up.
+func (i *Interceptor) Connected() bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.stream != nil
+}
+
+// Reconnects counts how often the stream was re-opened after a drop.
+func (i *Interceptor) Reconnects() uint64 {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.reconnects
+}
+
+func (i *Interceptor) run(ctx context.Context) {
+	defer i.wg.Done()
+	backoff := i.cfg.MinBackoff
+	first := true
+	for {
+		start := i.cfg.Clock.Now()
+		err := i.runStream(ctx, first)
+		if ctx.Err() != nil {
+			return
+		}
+		first = false
+
+		// A stream that stayed up for a while was healthy; start the
+		// next round of retries from the bottom.
+		if i.cfg.Clock.Now().Sub(start) > i.cfg.MaxBackoff {
+			backoff = i.cfg.MinBackoff
+		}
+		wait := jitter(backoff)
+		i.log.Warnf("Interceptor stream down (%v); reconnecting in %v",
+			err, wait)
+		select {
+		case <-i.cfg.Clock.TickAfter(wait):
+		case <-ctx.Done():
+			return
+		}
+		backoff *= 2
+		if backoff > i.cfg.MaxBackoff {
+			backoff = i.cfg.MaxBackoff
+		}
+	}
+}
+
+// jitter spreads reconnects over [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	if d < 2 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+func (i *Interceptor) runStream(ctx context.Context, first bool) error {
+	streamCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := i.cfg.Router.HtlcInterceptor(streamCtx)
+	if err != nil {
+		return fmt.Errorf("open stream: %w", err)
+	}
+
+	i.mu.Lock()
+	i.stream = stream
+	i.gen++
+	gen := i.gen
+	// Keys offered on an earlier stream cannot be resolved on this one;
+	// lnd offers them again.
+	clear(i.offered)
+	if !first {
+		i.reconnects++
+	}
+	i.mu.Unlock()
+	i.log.Infof("Interceptor stream %d open", gen)
+	i.notify(true)
+
+	defer func() {
+		i.mu.Lock()
+		if i.gen == gen {
+			i.stream = nil
+			clear(i.offered)
+		}
+		i.mu.Unlock()
+		i.notify(false)
+	}()
+
+	var decisions sync.WaitGroup
+	defer decisions.Wait()
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		htlc, err := toHTLC(req)
+		if err != nil {
+			// lnd never sends this; answering an unknown key would
+			// end the stream, so leave it to lnd's auto-fail.
+			i.log.Errorf("Ignoring malformed intercept request: %v",
+				err)
+			continue
+		}
+
+		i.mu.Lock()
+		i.offered[htlc.Key] = gen
+		i.mu.Unlock()
+
+		// Holds write to the store; deciding off the receive loop keeps
+		// one slow write from delaying every other forward.
+		decisions.Add(1)
+		go func() {
+			defer decisions.Done()
+			i.decide(ctx, htlc)
+		}()
+	}
+}
+
+func (i *Interceptor) decide(ctx context.Context, htlc plugin.HTLC) {
+	d := i.cfg.Engine.Intercept(ctx, htlc)
+	var err error
+	switch d.Action {
+	case plugin.ActionResume:
+		err = i.Resume(ctx, htlc.Key)
+	case plugin.ActionFail:
+		err = i.Fail(ctx, htlc.Key)
+	case plugin.ActionHold:
+		return
+	}
+	if err != nil {
+		i.log.Warnf("Resolution %v for %v not sent: %v", d.Action,
+			htlc.Key, err)
+	}
+}
+
+// Resume forwards an HTLC offered on the current stream.
+func (i *Interceptor) Resume(_ context.Context, key store.CircuitKey) error {
+	return i.resolve(key, &routerrpc.ForwardHtlcInterceptResponse{
+		Action: routerrpc.ResolveHoldForwardAction_RESUME,
+	})
+}
+
+// Fail fails an HTLC offered on the current stream back with
+// TEMPORARY_CHANNEL_FAILURE.
+func (i *Interceptor) Fail(_ context.Context, key store.CircuitKey) error {
+	return i.resolve(key, &routerrpc.ForwardHtlcInterceptResponse{
+		Action:      routerrpc.ResolveHoldForwardAction_FAIL,
+		FailureCode: lnrpc.Failure_TEMPORARY_CHANNEL_FAILURE,
+	})
+}
+
+func (i *Interceptor) resolve(key store.CircuitKey,
+	resp *routerrpc.ForwardHtlcInterceptResponse) error {
+
+	i.mu.Lock()
+	gen, ok := i.offered[key]
+	if !ok || i.stream == nil || gen != i.gen {
+		i.mu.Unlock()
+		return fmt.Errorf("%w: %v", plugin.ErrNotOffered, key)
+	}
+	// Removing the key first makes a second resolution impossible even
+	// if two callers race.
+	delete(i.offered, key)
+	stream := i.stream
+	i.mu.Unlock()
+
+	resp.IncomingCircuitKey = &routerrpc.CircuitKey{
+		ChanId: key.ChanID,
+		HtlcId: key.HtlcID,
+	}
+	i.sendMu.Lock()
+	err := stream.Send(resp)
+	i.sendMu.Unlock()
+	if err != nil {
+		// The stream is broken; lnd offers the key again after the
+		// reconnect.
+		return fmt.Errorf("%w: send on broken stream: %v",
+			plugin.ErrNotOffered, err)
+	}
+	return nil
+}
+
+func (i *Interceptor) notify(connected bool) {
+	if i.cfg.OnConnectionChange != nil {
+		i.cfg.OnConnectionChange(connected)
+	}
+}
+
+func toHTLC(req *routerrpc.ForwardHtlcInterceptRequest) (plugin.HTLC, error) {
+	if req.IncomingCircuitKey == nil {
+		return plugin.HTLC{}, errors.New("no incoming circuit key")
+	}
+	if len(req.PaymentHash) != 32 {
+		return plugin.HTLC{}, fmt.Errorf("payment hash of %d bytes",
+			len(req.PaymentHash))
+	}
+	h := plugin.HTLC{
+		Key: store.CircuitKey{
+			ChanID: req.IncomingCircuitKey.ChanId,
+			HtlcID: req.IncomingCircuitKey.HtlcId,
+		},
+		IncomingAmtMsat: req.IncomingAmountMsat,
+		OutgoingAmtMsat: req.OutgoingAmountMsat,
+		IncomingExpiry:  req.IncomingExpiry,
+		OutgoingExpiry:  req.OutgoingExpiry,
+		OutgoingChanID:  req.OutgoingRequestedChanId,
+		AutoFailHeight:  req.AutoFailHeight,
+		CustomRecords:   req.InWireCustomRecords,
+	}
+	copy(h.PaymentHash[:], req.PaymentHash)
+	return h, nil
+}

@@ -1,0 +1,73 @@
+package plugin
+
+import (
+	"sync"
+
+	"github.com/holdd/holdd/store"
+)
+
+// counters counts decisions and release outcomes by name.
+type counters struct {
+	mu        sync.Mutex
+	decisions map[string]uint64
+	releases  map[string]uint64
+}
+
+func newCounters() *counters {
+	return &counters{
+		decisions: make(map[string]uint64),
+		releases:  make(map[string]uint64),
+	}
+}
+
+func (c *counters) decision(name string) {
+	c.mu.Lock()
+	c.decisions[name]++
+	c.mu.Unlock()
+}
+
+func (c *counters) release(name string) {
+	c.mu.Lock()
+	c.releases[name]++
+	c.mu.Unlock()
+}
+
+// Stats is a snapshot of what the engine holds and has decided.
+type Stats struct {
+	HeldCount int
+	HeldMsat  uint64
+	Decisions map[string]uint64
+	Releases  map[string]uint64
+}
+
+// Stats returns a snapshot.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	s := Stats{HeldCount: e.total.count, HeldMsat: e.total.msat}
+	e.mu.Unlock()
+
+	e.stats.mu.Lock()
+	defer e.stats.mu.Unlock()
+	s.Decisions = make(map[string]uint64, len(e.stats.decisions))
+	for k, v := range e.stats.decisions {
+		s.Decisions[k] = v
+	}
+	s.Releases = make(map[string]uint64, len(e.stats.releases))
+	for k, v := range e.stats.releases {
+		s.Releases[k] = v
+	}
+	return s
+}
+
+// Active returns the record of an active HTLC.
+func (e *Engine) Active(key store.CircuitKey) (store.HeldHTLC, bool) {
+	e.mu.Lock()
+	ent, ok := e.active[key]
+	e.mu.Unlock()
+	if !ok {
+		return store.HeldHTLC{}, false
+	}
+	ent.mu.Lock()
+	defer ent.mu.Unlock()
+	return ent.rec, !ent.removed
+}

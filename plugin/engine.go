@@ -1,0 +1,701 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/sirupsen/logrus"
+)
+
+// Config wires the engine to its dependencies.
+type Config struct {
+	Policy   Policy
+	Store    Store
+	Resolver Resolver
+	Peers    ChannelPeers
+	Blocks   BlockSource
+	Clock    clock.Clock
+	Observer Observer
+	Logger   logrus.FieldLogger
+
+	// TickInterval is how often the engine checks hold deadlines and
+	// prunes pending releases.
+	TickInterval time.Duration
+}
+
+// entry is an active (held or released) HTLC. Its mutex serializes the
+// intercept, release and fail paths for one circuit key, so that the store
+// write and the answer to lnd for that key happen in one order.
+type entry struct {
+	// key, peer, amt, failbackHeight and deadline never change after the
+	// entry is created, so the deadline loops read them without mu.
+	key            store.CircuitKey
+	peer           [33]byte
+	amt            uint64
+	failbackHeight int32
+	deadline       time.Time
+
+	mu  sync.Mutex
+	rec store.HeldHTLC
+
+	// removed is set once the entry left the active map; a goroutine that
+	// waited on mu for it must look the key up again.
+	removed bool
+}
+
+func newEntry(rec store.HeldHTLC) *entry {
+	return &entry{
+		key:            rec.Key,
+		peer:           rec.IncomingPeer,
+		amt:            rec.IncomingAmtMsat,
+		failbackHeight: rec.FailbackHeight,
+		deadline:       rec.HoldDeadline,
+		rec:            rec,
+	}
+}
+
+// usage is what one peer, or everyone, has held.
+type usage struct {
+	count int
+	msat  uint64
+}
+
+// Engine is the hold state machine.
+type Engine struct {
+	cfg Config
+	log logrus.FieldLogger
+
+	policyMu sync.RWMutex
+	policy   Policy
+
+	height atomic.Int32
+
+	// mu guards active, perPeer and total. It is never held across I/O.
+	mu      sync.Mutex
+	active  map[store.CircuitKey]*entry
+	perPeer map[[33]byte]usage
+	total   usage
+
+	stats *counters
+
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New creates an engine; Start loads its state.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("plugin: nil store")
+	case cfg.Resolver == nil:
+		return nil, errors.New("plugin: nil resolver")
+	case cfg.Blocks == nil:
+		return nil, errors.New("plugin: nil block source")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.NewDefaultClock()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = time.Second
+	}
+	return &Engine{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		policy:  cfg.Policy,
+		active:  make(map[store.CircuitKey]*entry),
+		perPeer: make(map[[33]byte]usage),
+		stats:   newCounters(),
+		quit:    make(chan struct{}),
+	}, nil
+}
+
+// Start loads the active HTLCs from the store, waits for the first block
+// height and starts the block and deadline loops.
+func (e *Engine) Start(ctx context.Context) error {
+	recs, err := e.cfg.Store.ListHTLCs(ctx, store.ListFilter{
+		States: []store.HoldState{store.StateHeld, store.StateReleased},
+	})
+	if err != nil {
+		return fmt.Errorf("load held HTLCs: %w", err)
+	}
+	e.mu.Lock()
+	for _, rec := range recs {
+		e.active[rec.Key] = newEntry(rec)
+		e.addUsage(rec.IncomingPeer, rec.IncomingAmtMsat)
+	}
+	e.mu.Unlock()
+	e.log.Infof("Loaded %d active held HTLCs from the store", len(recs))
+
+	blocks, err := e.cfg.Blocks.SubscribeBlocks(ctx)
+	if err != nil {
+		return fmt.Errorf("subscribe blocks: %w", err)
+	}
+	select {
+	case h, ok := <-blocks:
+		if !ok {
+			return errors.New("block source closed before the first " +
+				"height")
+		}
+		e.height.Store(h)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+
+	e.wg.Add(2)
+	go e.blockLoop(blocks)
+	go e.tickLoop()
+	return nil
+}
+
+// Stop ends the engine's goroutines.
+func (e *Engine) Stop() error {
+	close(e.quit)
+	e.wg.Wait()
+	return nil
+}
+
+// Height is the best block height the engine knows.
+func (e *Engine) Height() int32 {
+	return e.height.Load()
+}
+
+// Policy returns the policy in force.
+func (e *Engine) Policy() Policy {
+	e.policyMu.RLock()
+	defer e.policyMu.RUnlock()
+	return e.policy
+}
+
+// SetPolicy replaces the policy; it applies to decisions made from now on.
+func (e *Engine) SetPolicy(p Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	e.policyMu.Lock()
+	e.policy = p
+	e.policyMu.Unlock()
+	return nil
+}
+
+// Intercept decides what to do with an HTLC lnd offers. It is called for
+// every forward, including replays of HTLCs the engine already holds.
+func (e *Engine) Intercept(ctx context.Context, h HTLC) Decision {
+	policy := e.Policy()
+	if !policy.wantsHold(h.CustomRecords) {
+		e.stats.decision("pass")
+		return Decision{Action: ActionResume}
+	}
+
+	e.mu.Lock()
+	ent, ok := e.active[h.Key]
+	e.mu.Unlock()
+	if ok {
+		return e.interceptKnown(ctx, ent, h)
+	}
+
+	// Not active: it may be a replay of an HTLC that reached a final
+	// state whose answer never got to lnd.
+	rec, err := e.cfg.Store.GetHeld(ctx, h.Key)
+	switch {
+	case err == nil:
+		return e.replayFinal(rec)
+
+	case !errors.Is(err, store.ErrNotFound):
+		e.log.Errorf("Store lookup for %v failed, failing HTLC back: "+
+			"%v", h.Key, err)
+		return e.fail(FailStore)
+	}
+
+	return e.interceptNew(ctx, policy, h)
+}
+
+// interceptKnown handles an offer of an active HTLC: a replay after a
+// reconnect or an lnd restart.
+func (e *Engine) interceptKnown(ctx context.Context, ent *entry,
+	h HTLC) Decision {
+
+	ent.mu.Lock()
+	if ent.removed {
+		// It just left the active set; its final state is stored.
+		ent.mu.Unlock()
+		rec, err := e.cfg.Store.GetHeld(ctx, h.Key)
+		if err != nil {
+			return e.fail(FailStore)
+		}
+		return e.replayFinal(rec)
+	}
+	defer ent.mu.Unlock()
+
+	rec := ent.rec
+	if rec.PaymentHash != h.PaymentHash {
+		// A circuit key names one HTLC for the life of a channel, so
+		// this is not a replay; refuse rather than guess.
+		e.log.Errorf("Offer for %v has hash %x, stored hash %x; "+
+			"failing back", h.Key, h.PaymentHash, rec.PaymentHash)
+		return e.fail(FailStore)
+	}
+
+	height := e.Height()
+	if height >= rec.FailbackHeight {
+		if err := e.finish(ctx, ent, store.StateFailed,
+			string(FailExpiry)); err != nil {
+			return e.fail(FailStore)
+		}
+		e.log.Infof("Replayed HTLC %v is past its fail-back height "+
+			"%d (height %d): failing back", h.Key,
+			rec.FailbackHeight, height)
+		return e.fail(FailExpiry)
+	}
+
+	switch rec.State {
+	case store.StateReleased:
+		if err := e.finish(ctx, ent, store.StateResumed,
+			""); err != nil {
+			// The release stays recorded; lnd offers the key again
+			// after the next reconnect.
+			e.log.Errorf("Persist resume of %v: %v", h.Key, err)
+			return Decision{Action: ActionHold}
+		}
+		e.log.Infof("Replayed HTLC %v was released while not offered: "+
+			"resuming", h.Key)
+		e.stats.decision("resume_replayed")
+		return Decision{Action: ActionResume}
+
+	default:
+		e.log.Debugf("Replayed HTLC %v is still held", h.Key)
+		e.stats.decision("hold_replayed")
+		return Decision{Action: ActionHold}
+	}
+}
+
+// replayFinal re-sends the answer for an HTLC that already reached a final
+// state: lnd offering it again means the first answer did not take effect.
+func (e *Engine) replayFinal(rec store.HeldHTLC) Decision {
+	switch rec.State {
+	case store.StateResumed:
+		e.stats.decision("resume_replayed")
+		return Decision{Action: ActionResume}
+	case store.StateFailed:
+		e.stats.decision("fail_replayed")
+		return Decision{Action: ActionFail,
+			Reason: FailReason(rec.FailReason)}
+	default:
+		e.log.Errorf("HTLC %v is stored as %v but not active; failing "+
+			"back", rec.Key, rec.State)
+		return e.fail(FailStore)
+	}
+}
+
+// interceptNew decides on a flagged HTLC holdd has never seen.
+func (e *Engine) interceptNew(ctx context.Context, policy Policy,
+	h HTLC) Decision {
+
+	height := e.Height()
+	failback := h.AutoFailHeight - policy.FailbackMargin
+	if failback <= height {
+		e.log.Infof("HTLC %v asks for a hold but its fail-back height "+
+			"%d (auto-fail %d - margin %d) is not above height %d: "+
+			"failing back", h.Key, failback, h.AutoFailHeight,
+			policy.FailbackMargin, height)
+		return e.fail(FailExpiryMargin)
+	}
+
+	var peer [33]byte
+	if e.cfg.Peers != nil {
+		p, err := e.cfg.Peers.PeerOf(ctx, h.Key.ChanID)
+		if err != nil {
+			e.log.Warnf("Incoming peer of channel %d unknown, "+
+				"capping it with other unknown peers: %v",
+				h.Key.ChanID, err)
+		} else {
+			peer = p
+		}
+	}
+
+	now := e.cfg.Clock.Now()
+	rec := store.HeldHTLC{
+		Key:             h.Key,
+		PaymentHash:     h.PaymentHash,
+		IncomingPeer:    peer,
+		IncomingAmtMsat: h.IncomingAmtMsat,
+		OutgoingAmtMsat: h.OutgoingAmtMsat,
+		IncomingExpiry:  h.IncomingExpiry,
+		OutgoingExpiry:  h.OutgoingExpiry,
+		OutgoingChanID:  h.OutgoingChanID,
+		AutoFailHeight:  h.AutoFailHeight,
+		FailbackHeight:  failback,
+		State:           store.StateHeld,
+		HeldAt:          now,
+		UpdatedAt:       now,
+	}
+	if policy.MaxHoldTime > 0 {
+		rec.HoldDeadline = now.Add(policy.MaxHoldTime)
+	}
+
+	// Reserve the caps and the key under the engine lock, then write with
+	// only the entry locked.
+	ent := newEntry(rec)
+	e.mu.Lock()
+	if other, ok := e.active[h.Key]; ok {
+		// A concurrent offer of the same key won the race.
+		e.mu.Unlock()
+		return e.interceptKnown(ctx, other, h)
+	}
+	if reason := e.capExceeded(policy, peer, h.IncomingAmtMsat); reason != "" {
+		e.mu.Unlock()
+		e.log.Infof("HTLC %v (%d msat from %x) over cap %s: failing "+
+			"back", h.Key, h.IncomingAmtMsat, peer[:], reason)
+		return e.fail(reason)
+	}
+	// Nobody can reach ent before it is in the map, so locking it here
+	// cannot block.
+	ent.mu.Lock()
+	defer ent.mu.Unlock()
+	e.active[h.Key] = ent
+	e.addUsage(peer, h.IncomingAmtMsat)
+	e.mu.Unlock()
+
+	stored, inserted, err := e.cfg.Store.InsertHeld(ctx, rec)
+	if err != nil {
+		e.drop(ent)
+		e.log.Errorf("Persist hold of %v failed, failing back: %v",
+			h.Key, err)
+		return e.fail(FailStore)
+	}
+	if !inserted {
+		// Stored by an earlier run that lost its active entry; the
+		// stored record wins.
+		ent.rec = stored
+	}
+
+	// A release may have come before the HTLC did.
+	pending, ok, err := e.cfg.Store.TakePendingRelease(ctx, h.Key,
+		h.PaymentHash, now)
+	if err != nil {
+		e.log.Errorf("Pending release lookup for %v: %v", h.Key, err)
+	}
+	if ok {
+		if err := e.transition(ctx, ent, store.StateReleased,
+			pending.Source); err == nil {
+
+			if err := e.finish(ctx, ent, store.StateResumed,
+				""); err == nil {
+
+				e.log.Infof("HTLC %v matched an early release: "+
+					"resuming", h.Key)
+				e.stats.decision("resume_early_release")
+				return Decision{Action: ActionResume}
+			}
+		}
+		e.log.Errorf("Applying early release to %v failed; holding",
+			h.Key)
+	}
+
+	e.log.Infof("Holding HTLC %v hash=%x amt=%d msat fail-back height "+
+		"%d (auto-fail %d, height %d)", h.Key, h.PaymentHash[:],
+		h.IncomingAmtMsat, failback, h.AutoFailHeight, height)
+	e.stats.decision("hold")
+	e.notify(EventHeld, ent.rec)
+	return Decision{Action: ActionHold}
+}
+
+// Release resumes the HTLC an authenticated release names. source says what
+// released it ("onion", "manual").
+func (e *Engine) Release(ctx context.Context, key store.CircuitKey,
+	hash [32]byte, source string) (ReleaseOutcome, error) {
+
+	e.mu.Lock()
+	ent, ok := e.active[key]
+	e.mu.Unlock()
+	if !ok {
+		return e.releaseInactive(ctx, key, hash, source)
+	}
+
+	ent.mu.Lock()
+	if ent.removed {
+		ent.mu.Unlock()
+		return e.releaseInactive(ctx, key, hash, source)
+	}
+	defer ent.mu.Unlock()
+	if ent.rec.PaymentHash != hash {
+		return e.releaseOutcome(ReleaseMismatch), nil
+	}
+	if ent.rec.State == store.StateReleased {
+		return e.releaseOutcome(ReleaseDuplicate), nil
+	}
+	if err := e.transition(ctx, ent, store.StateReleased,
+		source); err != nil {
+		return "", err
+	}
+	e.log.Infof("Release of %v by %s: resuming", key, source)
+	e.resumeReleased(ctx, ent)
+	return e.releaseOutcome(ReleaseMatched), nil
+}
+
+// resumeReleased sends the resume for a released entry. A key not offered
+// right now stays released and resumes when lnd offers it again.
+func (e *Engine) resumeReleased(ctx context.Context, ent *entry) {
+	key := ent.rec.Key
+	err := e.cfg.Resolver.Resume(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotOffered):
+		e.log.Infof("HTLC %v released while lnd does not offer it; "+
+			"resuming when it is replayed", key)
+		return
+	case err != nil:
+		e.log.Errorf("Resume of %v failed, it stays released: %v",
+			key, err)
+		return
+	}
+	if err := e.finish(ctx, ent, store.StateResumed, ""); err != nil {
+		// lnd has the resume; the record says released until the
+		// next replay or the fail-back height cleans it up.
+		e.log.Errorf("Persist resumed state of %v: %v", key, err)
+	}
+}
+
+// releaseInactive handles a release for a key with no active entry.
+func (e *Engine) releaseInactive(ctx context.Context, key store.CircuitKey,
+	hash [32]byte, source string) (ReleaseOutcome, error) {
+
+	rec, err := e.cfg.Store.GetHeld(ctx, key)
+	switch {
+	case err == nil:
+		if rec.PaymentHash != hash {
+			return e.releaseOutcome(ReleaseMismatch), nil
+		}
+		if rec.State == store.StateFailed {
+			return e.releaseOutcome(ReleaseTooLate), nil
+		}
+		return e.releaseOutcome(ReleaseDuplicate), nil
+
+	case !errors.Is(err, store.ErrNotFound):
+		return "", err
+	}
+
+	now := e.cfg.Clock.Now()
+	err = e.cfg.Store.PutPendingRelease(ctx, store.PendingRelease{
+		Key:         key,
+		PaymentHash: hash,
+		Source:      source,
+		ReceivedAt:  now,
+		ExpiresAt:   now.Add(e.Policy().PendingReleaseTTL),
+	})
+	if err != nil {
+		return "", err
+	}
+	e.log.Infof("Release for %v arrived before its HTLC; kept until %v",
+		key, now.Add(e.Policy().PendingReleaseTTL))
+	return e.releaseOutcome(ReleaseEarly), nil
+}
+
+// Fail fails a held HTLC back by hand.
+func (e *Engine) Fail(ctx context.Context, key store.CircuitKey) error {
+	e.mu.Lock()
+	ent, ok := e.active[key]
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %v", ErrUnknownHTLC, key)
+	}
+	return e.failBack(ctx, ent, FailManual)
+}
+
+// failBack persists the failure, then tells lnd. A key that lnd does not
+// offer right now is failed when lnd replays it.
+func (e *Engine) failBack(ctx context.Context, ent *entry,
+	reason FailReason) error {
+
+	ent.mu.Lock()
+	defer ent.mu.Unlock()
+	key := ent.key
+	if ent.removed {
+		return fmt.Errorf("%w: %v", ErrNotHeld, key)
+	}
+	if err := e.finish(ctx, ent, store.StateFailed,
+		string(reason)); err != nil {
+		return err
+	}
+	e.stats.decision("fail_" + string(reason))
+	err := e.cfg.Resolver.Fail(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotOffered):
+		e.log.Infof("HTLC %v failed (%s) while lnd does not offer it; "+
+			"failing it when it is replayed", key, reason)
+	case err != nil:
+		e.log.Errorf("Fail of %v (%s) not sent: %v", key, reason, err)
+	default:
+		e.log.Infof("Failed HTLC %v back: %s", key, reason)
+	}
+	return nil
+}
+
+// transition persists a move between active states.
+func (e *Engine) transition(ctx context.Context, ent *entry,
+	to store.HoldState, note string) error {
+
+	rec, err := e.cfg.Store.Transition(ctx, ent.rec.Key,
+		[]store.HoldState{ent.rec.State}, to, note, e.cfg.Clock.Now())
+	if err != nil {
+		return err
+	}
+	ent.rec = rec
+	e.notify(EventKind(to), rec)
+	return nil
+}
+
+// finish persists a final state and drops the entry from the active set.
+// The caller holds ent.mu.
+func (e *Engine) finish(ctx context.Context, ent *entry,
+	to store.HoldState, note string) error {
+
+	if err := e.transition(ctx, ent, to, note); err != nil {
+		return err
+	}
+	e.drop(ent)
+	return nil
+}
+
+// drop removes an entry from the active set and releases its caps.
+func (e *Engine) drop(ent *entry) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cur, ok := e.active[ent.key]; ok && cur == ent {
+		delete(e.active, ent.key)
+		e.subUsage(ent.peer, ent.amt)
+	}
+	ent.removed = true
+}
+
+func (e *Engine) fail(reason FailReason) Decision {
+	e.stats.decision("fail_" + string(reason))
+	return Decision{Action: ActionFail, Reason: reason}
+}
+
+func (e *Engine) releaseOutcome(o ReleaseOutcome) ReleaseOutcome {
+	e.stats.release(string(o))
+	return o
+}
+
+func (e *Engine) notify(kind EventKind, rec store.HeldHTLC) {
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.HoldEvent(Event{Kind: kind, HTLC: rec})
+	}
+}
+
+// capExceeded returns the cap an additional HTLC would break. e.mu is held.
+func (e *Engine) capExceeded(p Policy, peer [33]byte,
+	amt uint64) FailReason {
+
+	pu := e.perPeer[peer]
+	switch {
+	case p.MaxHeldTotal > 0 && e.total.count+1 > p.MaxHeldTotal:
+		return FailCapTotal
+	case p.MaxHeldMsatTotal > 0 && e.total.msat+amt > p.MaxHeldMsatTotal:
+		return FailCapTotalMsat
+	case p.MaxHeldPerPeer > 0 && pu.count+1 > p.MaxHeldPerPeer:
+		return FailCapPeerCount
+	case p.MaxHeldMsatPerPeer > 0 && pu.msat+amt > p.MaxHeldMsatPerPeer:
+		return FailCapPeerMsat
+	}
+	return ""
+}
+
+func (e *Engine) addUsage(peer [33]byte, amt uint64) {
+	pu := e.perPeer[peer]
+	pu.count++
+	pu.msat += amt
+	e.perPeer[peer] = pu
+	e.total.count++
+	e.total.msat += amt
+}
+
+func (e *Engine) subUsage(peer [33]byte, amt uint64) {
+	pu := e.perPeer[peer]
+	pu.count--
+	pu.msat -= amt
+	if pu.count == 0 {
+		delete(e.perPeer, peer)
+	} else {
+		e.perPeer[peer] = pu
+	}
+	e.total.count--
+	e.total.msat -= amt
+}
+
+// blockLoop fails back every active HTLC that reached its fail-back height.
+func (e *Engine) blockLoop(blocks <-chan int32) {
+	defer e.wg.Done()
+	for {
+		select {
+		case h, ok := <-blocks:
+			if !ok {
+				e.log.Warn("Block source closed")
+				return
+			}
+			e.height.Store(h)
+			e.failDue(func(ent *entry) (FailReason, bool) {
+				return FailExpiry, ent.failbackHeight <= h
+			})
+		case <-e.quit:
+			return
+		}
+	}
+}
+
+// tickLoop enforces the maximum hold time and prunes stale early releases.
+func (e *Engine) tickLoop() {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.cfg.Clock.TickAfter(e.cfg.TickInterval):
+			now := e.cfg.Clock.Now()
+			e.failDue(func(ent *entry) (FailReason, bool) {
+				return FailMaxHoldTime, !ent.deadline.IsZero() &&
+					!now.Before(ent.deadline)
+			})
+			n, err := e.cfg.Store.PrunePendingReleases(
+				context.Background(), now)
+			if err != nil {
+				e.log.Errorf("Prune pending releases: %v", err)
+			} else if n > 0 {
+				e.log.Infof("Dropped %d expired early releases", n)
+			}
+		case <-e.quit:
+			return
+		}
+	}
+}
+
+// failDue fails back every active entry for which due says so.
+func (e *Engine) failDue(due func(*entry) (FailReason, bool)) {
+	var toFail []*entry
+	var reasons []FailReason
+	e.mu.Lock()
+	for _, ent := range e.active {
+		if reason, ok := due(ent); ok {
+			toFail = append(toFail, ent)
+			reasons = append(reasons, reason)
+		}
+	}
+	e.mu.Unlock()
+
+	for i, ent := range toFail {
+		err := e.failBack(context.Background(), ent, reasons[i])
+		if err != nil && !errors.Is(err, ErrNotHeld) {
+			e.log.Errorf("Fail-back of %v (%s): %v", ent.key,
+				reasons[i], err)
+		}
+	}
+}

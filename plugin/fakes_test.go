@@ -1,0 +1,269 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/holdd/holdd/store"
+)
+
+// fakeStore is an in-memory Store that enforces the store's state machine
+// and can be told to fail.
+type fakeStore struct {
+	mu       sync.Mutex
+	htlcs    map[store.CircuitKey]store.HeldHTLC
+	pending  map[store.CircuitKey]store.PendingRelease
+	writes   int
+	failNext error
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{
+		htlcs:   make(map[store.CircuitKey]store.HeldHTLC),
+		pending: make(map[store.CircuitKey]store.PendingRelease),
+	}
+}
+
+func (f *fakeStore) takeErr() error {
+	err := f.failNext
+	f.failNext = nil
+	return err
+}
+
+func (f *fakeStore) InsertHeld(_ context.Context, h store.HeldHTLC) (
+	store.HeldHTLC, bool, error) {
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.takeErr(); err != nil {
+		return store.HeldHTLC{}, false, err
+	}
+	if old, ok := f.htlcs[h.Key]; ok {
+		return old, false, nil
+	}
+	f.writes++
+	f.htlcs[h.Key] = h
+	return h, true, nil
+}
+
+func (f *fakeStore) GetHeld(_ context.Context, key store.CircuitKey) (
+	store.HeldHTLC, error) {
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, ok := f.htlcs[key]
+	if !ok {
+		return h, store.ErrNotFound
+	}
+	return h, nil
+}
+
+func (f *fakeStore) Transition(_ context.Context, key store.CircuitKey,
+	from []store.HoldState, to store.HoldState, note string,
+	at time.Time) (store.HeldHTLC, error) {
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.takeErr(); err != nil {
+		return store.HeldHTLC{}, err
+	}
+	h, ok := f.htlcs[key]
+	if !ok {
+		return h, store.ErrNotFound
+	}
+	okFrom := false
+	for _, s := range from {
+		okFrom = okFrom || s == h.State
+	}
+	if !okFrom || !store.ValidTransition(h.State, to) {
+		return h, fmt.Errorf("%w: %s -> %s", store.ErrInvalidTransition,
+			h.State, to)
+	}
+	h.State = to
+	h.UpdatedAt = at
+	switch to {
+	case store.StateReleased:
+		h.ReleasedAt = at
+		h.ReleaseSource = note
+	case store.StateFailed:
+		h.FailReason = note
+		h.ResolvedAt = at
+	case store.StateResumed, store.StateGone:
+		h.ResolvedAt = at
+	}
+	f.writes++
+	f.htlcs[key] = h
+	return h, nil
+}
+
+func (f *fakeStore) ListHTLCs(_ context.Context, flt store.ListFilter) (
+	[]store.HeldHTLC, error) {
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.HeldHTLC
+	for _, h := range f.htlcs {
+		match := len(flt.States) == 0
+		for _, s := range flt.States {
+			match = match || s == h.State
+		}
+		if match {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeStore) PutPendingRelease(_ context.Context,
+	r store.PendingRelease) error {
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.pending[r.Key]; !ok {
+		f.pending[r.Key] = r
+	}
+	return nil
+}
+
+func (f *fakeStore) TakePendingRelease(_ context.Context,
+	key store.CircuitKey, hash [32]byte, now time.Time) (
+	store.PendingRelease, bool, error) {
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.pending[key]
+	if !ok || r.PaymentHash != hash || !now.Before(r.ExpiresAt) {
+		return store.PendingRelease{}, false, nil
+	}
+	delete(f.pending, key)
+	return r, true, nil
+}
+
+func (f *fakeStore) PrunePendingReleases(_ context.Context,
+	now time.Time) (int64, error) {
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	for k, r := range f.pending {
+		if !now.Before(r.ExpiresAt) {
+			delete(f.pending, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (f *fakeStore) get(key store.CircuitKey) (store.HeldHTLC, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, ok := f.htlcs[key]
+	return h, ok
+}
+
+func (f *fakeStore) writeCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.writes
+}
+
+// resolution is one answer the fake resolver sent.
+type resolution struct {
+	key    store.CircuitKey
+	action Action
+}
+
+// fakeResolver records resolutions. Keys in notOffered answer
+// ErrNotOffered, as the interceptor does while lnd does not offer them.
+type fakeResolver struct {
+	mu         sync.Mutex
+	sent       []resolution
+	notOffered map[store.CircuitKey]bool
+}
+
+func newFakeResolver() *fakeResolver {
+	return &fakeResolver{notOffered: make(map[store.CircuitKey]bool)}
+}
+
+func (r *fakeResolver) resolve(key store.CircuitKey, a Action) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.notOffered[key] {
+		return ErrNotOffered
+	}
+	r.sent = append(r.sent, resolution{key, a})
+	return nil
+}
+
+func (r *fakeResolver) Resume(_ context.Context, key store.CircuitKey) error {
+	return r.resolve(key, ActionResume)
+}
+
+func (r *fakeResolver) Fail(_ context.Context, key store.CircuitKey) error {
+	return r.resolve(key, ActionFail)
+}
+
+func (r *fakeResolver) setOffered(key store.CircuitKey, offered bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notOffered[key] = !offered
+}
+
+func (r *fakeResolver) resolutions() []resolution {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]resolution(nil), r.sent...)
+}
+
+// fakeBlocks is a block source driven by the test.
+type fakeBlocks struct {
+	ch chan int32
+}
+
+func newFakeBlocks(start int32) *fakeBlocks {
+	b := &fakeBlocks{ch: make(chan int32, 1)}
+	b.ch <- start
+	return b
+}
+
+func (b *fakeBlocks) SubscribeBlocks(context.Context) (<-chan int32, error) {
+	return b.ch, nil
+}
+
+// fakePeers maps every channel to peer byte chanID%256.
+type fakePeers struct{}
+
+func (fakePeers) PeerOf(_ context.Context, chanID uint64) ([33]byte, error) {
+	if chanID == 0 {
+		return [33]byte{}, errors.New("unknown channel")
+	}
+	var p [33]byte
+	p[0] = 0x02
+	p[1] = byte(chanID)
+	return p, nil
+}
+
+// recordingObserver records events.
+type recordingObserver struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (o *recordingObserver) HoldEvent(ev Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, ev)
+}
+
+func (o *recordingObserver) kinds() []EventKind {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []EventKind
+	for _, e := range o.events {
+		out = append(out, e.Kind)
+	}
+	return out
+}

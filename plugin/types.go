@@ -1,0 +1,162 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/holdd/holdd/store"
+)
+
+// ErrNotOffered is what a Resolver returns for a circuit key that lnd has not
+// offered on the current interceptor stream. The engine keeps the decision
+// and re-sends it when lnd offers the key again.
+var ErrNotOffered = errors.New("circuit key not offered on the current " +
+	"interceptor stream")
+
+var (
+	// ErrUnknownHTLC is returned for a circuit key holdd does not hold.
+	ErrUnknownHTLC = errors.New("unknown held HTLC")
+
+	// ErrNotHeld is returned when an operation needs a held HTLC but the
+	// HTLC is in another state.
+	ErrNotHeld = errors.New("HTLC is not held")
+)
+
+// Action is what the interceptor tells lnd.
+type Action int
+
+const (
+	// ActionResume forwards the HTLC.
+	ActionResume Action = iota
+
+	// ActionFail fails the HTLC back with TEMPORARY_CHANNEL_FAILURE.
+	ActionFail
+
+	// ActionHold answers nothing now; the engine resolves later.
+	ActionHold
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionResume:
+		return "resume"
+	case ActionFail:
+		return "fail"
+	case ActionHold:
+		return "hold"
+	}
+	return "unknown"
+}
+
+// FailReason says why holdd failed an HTLC back.
+type FailReason string
+
+const (
+	FailExpiryMargin FailReason = "expiry_margin"
+	FailExpiry       FailReason = "expiry"
+	FailMaxHoldTime  FailReason = "max_hold_time"
+	FailCapPeerCount FailReason = "cap_peer_count"
+	FailCapPeerMsat  FailReason = "cap_peer_msat"
+	FailCapTotal     FailReason = "cap_total_count"
+	FailCapTotalMsat FailReason = "cap_total_msat"
+	FailStore        FailReason = "store_error"
+	FailManual       FailReason = "manual"
+)
+
+// Decision is the engine's answer to one intercepted HTLC.
+type Decision struct {
+	Action Action
+	Reason FailReason
+}
+
+// HTLC is an intercepted forward, as the engine needs it.
+type HTLC struct {
+	Key             store.CircuitKey
+	PaymentHash     [32]byte
+	IncomingAmtMsat uint64
+	OutgoingAmtMsat uint64
+	IncomingExpiry  uint32
+	OutgoingExpiry  uint32
+	OutgoingChanID  uint64
+	AutoFailHeight  int32
+	CustomRecords   map[uint64][]byte
+}
+
+// ReleaseOutcome classifies an authenticated release.
+type ReleaseOutcome string
+
+const (
+	// ReleaseMatched released a held HTLC.
+	ReleaseMatched ReleaseOutcome = "matched"
+
+	// ReleaseEarly is kept until its HTLC is intercepted.
+	ReleaseEarly ReleaseOutcome = "early"
+
+	// ReleaseDuplicate names an HTLC that was already released.
+	ReleaseDuplicate ReleaseOutcome = "duplicate"
+
+	// ReleaseTooLate names an HTLC that was already failed back.
+	ReleaseTooLate ReleaseOutcome = "too_late"
+
+	// ReleaseMismatch names a known circuit key with another payment
+	// hash.
+	ReleaseMismatch ReleaseOutcome = "mismatch"
+)
+
+// Resolver answers lnd for a circuit key. The interceptor implements it.
+type Resolver interface {
+	Resume(ctx context.Context, key store.CircuitKey) error
+	Fail(ctx context.Context, key store.CircuitKey) error
+}
+
+// Store is the persistence the engine needs.
+type Store interface {
+	InsertHeld(ctx context.Context, h store.HeldHTLC) (store.HeldHTLC,
+		bool, error)
+	GetHeld(ctx context.Context, key store.CircuitKey) (store.HeldHTLC,
+		error)
+	Transition(ctx context.Context, key store.CircuitKey,
+		from []store.HoldState, to store.HoldState, note string,
+		at time.Time) (store.HeldHTLC, error)
+	ListHTLCs(ctx context.Context, f store.ListFilter) ([]store.HeldHTLC,
+		error)
+	PutPendingRelease(ctx context.Context, r store.PendingRelease) error
+	TakePendingRelease(ctx context.Context, key store.CircuitKey,
+		hash [32]byte, now time.Time) (store.PendingRelease, bool, error)
+	PrunePendingReleases(ctx context.Context, now time.Time) (int64,
+		error)
+}
+
+// ChannelPeers maps an incoming channel to its peer's node key.
+type ChannelPeers interface {
+	PeerOf(ctx context.Context, chanID uint64) ([33]byte, error)
+}
+
+// BlockSource streams new best block heights. The stream starts with the
+// current height.
+type BlockSource interface {
+	SubscribeBlocks(ctx context.Context) (<-chan int32, error)
+}
+
+// EventKind names a state change.
+type EventKind string
+
+const (
+	EventHeld     EventKind = "held"
+	EventReleased EventKind = "released"
+	EventResumed  EventKind = "resumed"
+	EventFailed   EventKind = "failed"
+)
+
+// Event is a state change of a held HTLC, after it was persisted.
+type Event struct {
+	Kind EventKind
+	HTLC store.HeldHTLC
+}
+
+// Observer hears every state change. It is called synchronously and must
+// not block.
+type Observer interface {
+	HoldEvent(Event)
+}

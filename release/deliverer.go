@@ -1,0 +1,181 @@
+package release
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/holdd/holdd/plugin"
+	"github.com/holdd/holdd/store"
+	"github.com/sirupsen/logrus"
+)
+
+// CustomMessageSender sends a peer custom message through lnd.
+type CustomMessageSender interface {
+	SendCustomMessage(ctx context.Context, peer [33]byte, msgType uint32,
+		data []byte) error
+}
+
+// DelivererConfig configures a Deliverer.
+type DelivererConfig struct {
+	Minter *Minter
+	Sender CustomMessageSender
+
+	// PathCount is how many release paths each HTLC gets.
+	PathCount int
+
+	// PathTTL is how long release paths work after the hold started,
+	// unless the HTLC's own hold deadline is earlier.
+	PathTTL time.Duration
+
+	// SendTimeout bounds one delivery attempt.
+	SendTimeout time.Duration
+
+	Logger logrus.FieldLogger
+}
+
+// Deliverer mints release paths for each newly held HTLC and sends them to
+// the HTLC's sender as a PathDeliveryMsgType custom message. It keeps the
+// minted paths of active HTLCs so the API returns the same paths.
+type Deliverer struct {
+	cfg DelivererConfig
+
+	mu    sync.Mutex
+	paths map[store.CircuitKey]*PathDelivery
+
+	sent   uint64
+	failed uint64
+
+	wg sync.WaitGroup
+}
+
+var _ plugin.Observer = (*Deliverer)(nil)
+
+// NewDeliverer creates a Deliverer.
+func NewDeliverer(cfg DelivererConfig) *Deliverer {
+	if cfg.PathCount < 1 {
+		cfg.PathCount = 2
+	}
+	if cfg.PathTTL == 0 {
+		cfg.PathTTL = 7 * 24 * time.Hour
+	}
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	return &Deliverer{cfg: cfg, paths: make(map[store.CircuitKey]*PathDelivery)}
+}
+
+// HoldEvent mints and sends paths for a new hold, and forgets the paths of
+// HTLCs that are no longer held.
+func (d *Deliverer) HoldEvent(ev plugin.Event) {
+	switch ev.Kind {
+	case plugin.EventHeld:
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.deliver(ev.HTLC)
+		}()
+	case plugin.EventResumed, plugin.EventFailed:
+		d.mu.Lock()
+		delete(d.paths, ev.HTLC.Key)
+		d.mu.Unlock()
+	}
+}
+
+// Wait blocks until every delivery in flight is done.
+func (d *Deliverer) Wait() {
+	d.wg.Wait()
+}
+
+// Delivery returns the release paths of a held HTLC, minting them if this
+// run of holdd has not yet (paths minted before a restart stay valid: the
+// path_id secret and holdd's key are stored).
+func (d *Deliverer) Delivery(rec store.HeldHTLC) (*PathDelivery, error) {
+	d.mu.Lock()
+	pd, ok := d.paths[rec.Key]
+	d.mu.Unlock()
+	if ok {
+		return pd, nil
+	}
+
+	expires := rec.HeldAt.Add(d.cfg.PathTTL)
+	if !rec.HoldDeadline.IsZero() && rec.HoldDeadline.Before(expires) {
+		expires = rec.HoldDeadline
+	}
+	// path_ids carry whole seconds; round up so a path never expires
+	// before the deadline it stands for.
+	expires = expires.Truncate(time.Second).Add(time.Second)
+	claim := Claim{
+		Key:         rec.Key,
+		PaymentHash: rec.PaymentHash,
+		ExpiresAt:   expires,
+	}
+	paths, err := d.cfg.Minter.Mint(claim, d.cfg.PathCount)
+	if err != nil {
+		return nil, err
+	}
+	pd = &PathDelivery{
+		Key:         rec.Key,
+		PaymentHash: rec.PaymentHash,
+		AmountMsat:  rec.IncomingAmtMsat,
+		ExpiresAt:   expires,
+		Paths:       paths,
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if existing, ok := d.paths[rec.Key]; ok {
+		return existing, nil
+	}
+	d.paths[rec.Key] = pd
+	return pd, nil
+}
+
+func (d *Deliverer) deliver(rec store.HeldHTLC) {
+	log := d.cfg.Logger
+	pd, err := d.Delivery(rec)
+	if err != nil {
+		log.Errorf("Minting release paths for %v: %v", rec.Key, err)
+		return
+	}
+	if rec.IncomingPeer == ([33]byte{}) || d.cfg.Sender == nil {
+		log.Warnf("No peer to deliver release paths for %v to; they "+
+			"are available through the API", rec.Key)
+		return
+	}
+	data, err := pd.Encode()
+	if err != nil {
+		log.Errorf("Encoding path delivery for %v: %v", rec.Key, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(),
+		d.cfg.SendTimeout)
+	defer cancel()
+	err = d.cfg.Sender.SendCustomMessage(ctx, rec.IncomingPeer,
+		PathDeliveryMsgType, data)
+
+	d.mu.Lock()
+	if err != nil {
+		d.failed++
+	} else {
+		d.sent++
+	}
+	d.mu.Unlock()
+	if err != nil {
+		log.Warnf("Delivering release paths for %v to %x failed: %v",
+			rec.Key, rec.IncomingPeer[:], err)
+		return
+	}
+	log.Infof("Delivered %d release paths for %v to %x (%d bytes)",
+		len(pd.Paths), rec.Key, rec.IncomingPeer[:], len(data))
+}
+
+// DeliveryCounts returns how many deliveries were sent and failed.
+func (d *Deliverer) DeliveryCounts() (sent, failed uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sent, d.failed
+}

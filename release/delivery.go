@@ -1,0 +1,219 @@
+package release
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/tlv"
+)
+
+// PathDeliveryMsgType is the peer custom message holdd's lnd sends to the
+// sender of a held HTLC. It is odd, so a peer that does not know it ignores
+// it.
+const PathDeliveryMsgType uint32 = 48001
+
+// LDKReleasePathsType is the revoke_and_ack TLV in which LDK expects release
+// paths (release_htlc_message_paths).
+const LDKReleasePathsType tlv.Type = 75537
+
+// maxDeliveryPaths bounds how many paths a delivery may carry, so a decoder
+// never allocates for a hostile count.
+const maxDeliveryPaths = 16
+
+// ErrBadDelivery is returned for a path delivery that does not decode.
+var ErrBadDelivery = errors.New("malformed path delivery")
+
+// TLV types of the path-delivery message. All are even: a reader that does
+// not understand one must not act on the message.
+const (
+	deliveryChanIDType    tlv.Type = 0
+	deliveryHtlcIDType    tlv.Type = 2
+	deliveryHashType      tlv.Type = 4
+	deliveryAmountType    tlv.Type = 6
+	deliveryExpiresAtType tlv.Type = 8
+	deliveryPathsType     tlv.Type = 10
+)
+
+// PathDelivery tells the sender of a held HTLC which paths release it.
+type PathDelivery struct {
+	// Key is the HTLC's incoming circuit key at the LSP, which is the
+	// sender's outgoing channel and HTLC index.
+	Key         store.CircuitKey
+	PaymentHash [32]byte
+	AmountMsat  uint64
+
+	// ExpiresAt is when the paths stop working.
+	ExpiresAt time.Time
+
+	Paths []*onionmsg.BlindedPath
+}
+
+// Encode writes the delivery as a TLV stream.
+func (d *PathDelivery) Encode() ([]byte, error) {
+	if len(d.Paths) == 0 || len(d.Paths) > maxDeliveryPaths {
+		return nil, fmt.Errorf("%w: %d paths", ErrBadDelivery,
+			len(d.Paths))
+	}
+	var paths bytes.Buffer
+	for _, p := range d.Paths {
+		if err := p.Encode(&paths); err != nil {
+			return nil, err
+		}
+	}
+	chanID, htlcID := d.Key.ChanID, d.Key.HtlcID
+	hash := d.PaymentHash
+	amt := d.AmountMsat
+	expires := uint64(d.ExpiresAt.Unix())
+	pathBytes := paths.Bytes()
+
+	stream, err := tlv.NewStream(
+		tlv.MakePrimitiveRecord(deliveryChanIDType, &chanID),
+		tlv.MakePrimitiveRecord(deliveryHtlcIDType, &htlcID),
+		tlv.MakePrimitiveRecord(deliveryHashType, &hash),
+		tlv.MakeDynamicRecord(deliveryAmountType, &amt,
+			tlv.SizeTUint64(amt), tlv.ETUint64, tlv.DTUint64),
+		tlv.MakePrimitiveRecord(deliveryExpiresAtType, &expires),
+		tlv.MakePrimitiveRecord(deliveryPathsType, &pathBytes),
+	)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := stream.Encode(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// DecodePathDelivery parses a delivery. Every field is required.
+func DecodePathDelivery(data []byte) (*PathDelivery, error) {
+	var (
+		chanID, htlcID, amt, expires uint64
+		hash                         [32]byte
+		pathBytes                    []byte
+	)
+	stream, err := tlv.NewStream(
+		tlv.MakePrimitiveRecord(deliveryChanIDType, &chanID),
+		tlv.MakePrimitiveRecord(deliveryHtlcIDType, &htlcID),
+		tlv.MakePrimitiveRecord(deliveryHashType, &hash),
+		tlv.MakeDynamicRecord(deliveryAmountType, &amt,
+			tlv.SizeTUint64(amt), tlv.ETUint64, tlv.DTUint64),
+		tlv.MakePrimitiveRecord(deliveryExpiresAtType, &expires),
+		tlv.MakePrimitiveRecord(deliveryPathsType, &pathBytes),
+	)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := stream.DecodeWithParsedTypesP2P(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadDelivery, err)
+	}
+	for _, t := range []tlv.Type{deliveryChanIDType, deliveryHtlcIDType,
+		deliveryHashType, deliveryAmountType, deliveryExpiresAtType,
+		deliveryPathsType} {
+
+		if _, ok := parsed[t]; !ok {
+			return nil, fmt.Errorf("%w: missing TLV %d",
+				ErrBadDelivery, t)
+		}
+	}
+	if expires > 1<<62 {
+		return nil, fmt.Errorf("%w: expiry %d out of range",
+			ErrBadDelivery, expires)
+	}
+
+	d := &PathDelivery{
+		Key:         store.CircuitKey{ChanID: chanID, HtlcID: htlcID},
+		PaymentHash: hash,
+		AmountMsat:  amt,
+		ExpiresAt:   time.Unix(int64(expires), 0),
+	}
+	r := bytes.NewReader(pathBytes)
+	for r.Len() > 0 {
+		if len(d.Paths) == maxDeliveryPaths {
+			return nil, fmt.Errorf("%w: more than %d paths",
+				ErrBadDelivery, maxDeliveryPaths)
+		}
+		p, err := onionmsg.DecodeBlindedPath(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: path %d: %v",
+				ErrBadDelivery, len(d.Paths), err)
+		}
+		d.Paths = append(d.Paths, p)
+	}
+	if len(d.Paths) == 0 {
+		return nil, fmt.Errorf("%w: no paths", ErrBadDelivery)
+	}
+	return d, nil
+}
+
+// LDKReleasePath is one entry of LDK's release_htlc_message_paths: the
+// sender's HTLC index on the channel and one path that releases it.
+type LDKReleasePath struct {
+	HtlcID uint64
+	Path   *onionmsg.BlindedPath
+}
+
+// EncodeLDKReleasePaths returns the value of revoke_and_ack TLV 75537 as LDK
+// reads it: (htlc_id u64 big-endian, blinded_path), repeated. lnd cannot
+// attach it to revoke_and_ack yet; this is ready for when it can.
+func EncodeLDKReleasePaths(entries []LDKReleasePath) ([]byte, error) {
+	var b bytes.Buffer
+	var buf [8]byte
+	for _, e := range entries {
+		if err := tlv.EUint64(&b, &e.HtlcID, &buf); err != nil {
+			return nil, err
+		}
+		if err := e.Path.Encode(&b); err != nil {
+			return nil, err
+		}
+	}
+	return b.Bytes(), nil
+}
+
+// DecodeLDKReleasePaths parses the value of revoke_and_ack TLV 75537.
+func DecodeLDKReleasePaths(value []byte) ([]LDKReleasePath, error) {
+	var entries []LDKReleasePath
+	r := bytes.NewReader(value)
+	var buf [8]byte
+	for r.Len() > 0 {
+		var e LDKReleasePath
+		if err := tlv.DUint64(r, &e.HtlcID, &buf, 8); err != nil {
+			return nil, fmt.Errorf("%w: htlc_id: %v", ErrBadDelivery,
+				err)
+		}
+		p, err := onionmsg.DecodeBlindedPath(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: path: %v", ErrBadDelivery,
+				err)
+		}
+		e.Path = p
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+// EncodeLDKReleasePathsRecord returns the whole TLV record (type, length,
+// value) as it would stand in revoke_and_ack's extension stream.
+func EncodeLDKReleasePathsRecord(entries []LDKReleasePath) ([]byte, error) {
+	value, err := EncodeLDKReleasePaths(entries)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := tlv.NewStream(
+		tlv.MakePrimitiveRecord(LDKReleasePathsType, &value),
+	)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := stream.Encode(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+

@@ -1,0 +1,179 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/holdd/holdd/plugin"
+	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/sirupsen/logrus"
+)
+
+const (
+	// HeldHTLCAvailableType is the onionmsg TLV a sender sends to the
+	// recipient.
+	HeldHTLCAvailableType uint64 = 72
+
+	// ReleaseHeldHTLCType is the onionmsg TLV the recipient sends back
+	// over a release path.
+	ReleaseHeldHTLCType uint64 = 74
+)
+
+// Rejection outcomes the intake counts. Engine outcomes (matched, early,
+// duplicate, too_late, mismatch) are counted by the engine.
+const (
+	OutcomeUndecodable = "undecodable"
+	OutcomeNotForUs    = "not_for_us"
+	OutcomeNoRelease   = "no_release"
+	OutcomeBadValue    = "bad_value"
+	OutcomeNoPathID    = "no_path_id"
+	OutcomeMalformed   = "malformed_path_id"
+	OutcomeForged      = "forged"
+	OutcomeExpired     = "expired"
+	OutcomeEngineError = "engine_error"
+)
+
+// Peeler peels one onion-message layer addressed to holdd.
+type Peeler interface {
+	Peel(msg *lnwire.OnionMessage) (*onionmsg.Peeled, error)
+}
+
+// Releaser releases a held HTLC. The hold engine implements it.
+type Releaser interface {
+	Release(ctx context.Context, key store.CircuitKey, hash [32]byte,
+		source string) (plugin.ReleaseOutcome, error)
+}
+
+// Intake turns release_held_htlc onion messages into releases.
+type Intake struct {
+	peeler   Peeler
+	auth     *Authenticator
+	releaser Releaser
+	clock    clock.Clock
+	log      logrus.FieldLogger
+
+	mu     sync.Mutex
+	counts map[string]uint64
+}
+
+// NewIntake creates an Intake.
+func NewIntake(peeler Peeler, auth *Authenticator, releaser Releaser,
+	clk clock.Clock, log logrus.FieldLogger) *Intake {
+
+	if clk == nil {
+		clk = clock.NewDefaultClock()
+	}
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	return &Intake{
+		peeler:   peeler,
+		auth:     auth,
+		releaser: releaser,
+		clock:    clk,
+		log:      log,
+		counts:   make(map[string]uint64),
+	}
+}
+
+// HandleOnionMessage processes one onion message from the transport. It
+// never returns an error to the transport: a bad message changes nothing but
+// a counter.
+func (in *Intake) HandleOnionMessage(ctx context.Context,
+	msg *lnwire.OnionMessage) {
+
+	start := in.clock.Now()
+	outcome := in.handle(ctx, msg)
+	in.count(outcome)
+	in.log.Debugf("Onion message handled in %v: %s",
+		in.clock.Now().Sub(start), outcome)
+}
+
+func (in *Intake) handle(ctx context.Context, msg *lnwire.OnionMessage) string {
+	peeled, err := in.peeler.Peel(msg)
+	if err != nil {
+		in.log.Infof("Dropping onion message that does not peel: %v",
+			err)
+		return OutcomeUndecodable
+	}
+	if !peeled.Final {
+		// holdd is only ever a path's final hop; it relays nothing.
+		in.log.Infof("Dropping onion message with a next hop: holdd " +
+			"does not forward")
+		return OutcomeNotForUs
+	}
+	value, ok := peeled.FinalTLVs[ReleaseHeldHTLCType]
+	if !ok {
+		in.log.Infof("Dropping onion message without "+
+			"release_held_htlc (types %v)", tlvTypes(peeled))
+		return OutcomeNoRelease
+	}
+	// LDK writes the empty TLV stream as its length byte 00; the draft
+	// spec's empty value is accepted too.
+	if len(value) > 1 || (len(value) == 1 && value[0] != 0) {
+		in.log.Infof("Dropping release_held_htlc with value %x", value)
+		return OutcomeBadValue
+	}
+	if peeled.Data == nil {
+		return OutcomeNoPathID
+	}
+	pathIDOpt := peeled.Data.PathID.ValOpt()
+	if pathIDOpt.IsNone() {
+		in.log.Infof("Dropping release without path_id")
+		return OutcomeNoPathID
+	}
+	pathID := pathIDOpt.UnwrapOr(nil)
+
+	claim, err := in.auth.Verify(pathID, in.clock.Now())
+	switch {
+	case errors.Is(err, ErrForgedPathID):
+		in.log.Warnf("Dropping release with a forged path_id")
+		return OutcomeForged
+	case errors.Is(err, ErrExpiredPathID):
+		in.log.Infof("Dropping release for %v: path expired at %v",
+			claim.Key, claim.ExpiresAt.UTC())
+		return OutcomeExpired
+	case err != nil:
+		in.log.Infof("Dropping release: %v", err)
+		return OutcomeMalformed
+	}
+
+	outcome, err := in.releaser.Release(ctx, claim.Key,
+		claim.PaymentHash, "onion")
+	if err != nil {
+		in.log.Errorf("Release of %v failed: %v", claim.Key, err)
+		return OutcomeEngineError
+	}
+	in.log.Infof("release_held_htlc for %v: %s", claim.Key, outcome)
+	return string(outcome)
+}
+
+func (in *Intake) count(outcome string) {
+	in.mu.Lock()
+	in.counts[outcome]++
+	in.mu.Unlock()
+}
+
+// Counts returns how many messages ended in each outcome.
+func (in *Intake) Counts() map[string]uint64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make(map[string]uint64, len(in.counts))
+	for k, v := range in.counts {
+		out[k] = v
+	}
+	return out
+}
+
+func tlvTypes(p *onionmsg.Peeled) []uint64 {
+	types := make([]uint64, 0, len(p.FinalTLVs))
+	for t := range p.FinalTLVs {
+		types = append(types, t)
+	}
+	return types
+}
+

@@ -1,0 +1,78 @@
+package release
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/lightningnetwork/lnd/fn/v2"
+	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/record"
+)
+
+// Minter mints release paths: two-hop blinded message paths
+// [lnd: next_node_id = holdd] -> [holdd: path_id]. lnd is the introduction
+// node because senders can reach it; holdd is the final hop because lnd
+// v0.21 drops release_held_htlc addressed to itself but forwards it to a
+// connected peer without reading it.
+type Minter struct {
+	auth     *Authenticator
+	lndKey   *btcec.PublicKey
+	holddKey *btcec.PublicKey
+
+	// newSessionKey is swapped in tests for reproducible paths.
+	newSessionKey func() (*btcec.PrivateKey, error)
+}
+
+// NewMinter returns a Minter for paths through lndKey to holddKey.
+func NewMinter(auth *Authenticator, lndKey,
+	holddKey *btcec.PublicKey) (*Minter, error) {
+
+	if auth == nil || lndKey == nil || holddKey == nil {
+		return nil, errors.New("release: minter needs an authenticator " +
+			"and both node keys")
+	}
+	return &Minter{
+		auth:          auth,
+		lndKey:        lndKey,
+		holddKey:      holddKey,
+		newSessionKey: btcec.NewPrivateKey,
+	}, nil
+}
+
+// Mint returns n release paths for a claim, each blinded with a fresh
+// session key so that they cannot be linked to each other.
+func (m *Minter) Mint(c Claim, n int) ([]*onionmsg.BlindedPath, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("release: cannot mint %d paths", n)
+	}
+	pathID := m.auth.Mint(c)
+	paths := make([]*onionmsg.BlindedPath, 0, n)
+	for range n {
+		sessionKey, err := m.newSessionKey()
+		if err != nil {
+			return nil, err
+		}
+		hops := []onionmsg.Hop{
+			{
+				NodeID: m.lndKey,
+				Data: record.NewNonFinalBlindedRouteDataOnionMessage(
+					fn.NewLeft[*btcec.PublicKey,
+						lnwire.ShortChannelID](m.holddKey),
+					nil, nil,
+				),
+			},
+			{
+				NodeID: m.holddKey,
+				Data:   record.NewFinalHopBlindedRouteData(nil, pathID),
+			},
+		}
+		path, err := onionmsg.BuildBlindedPath(sessionKey, hops, true)
+		if err != nil {
+			return nil, fmt.Errorf("release: build path: %w", err)
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}

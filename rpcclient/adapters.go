@@ -1,0 +1,188 @@
+package rpcclient
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/lnrpc/chainrpc"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+)
+
+// ChannelLister is the part of lnd's Lightning service ChannelPeers uses.
+type ChannelLister interface {
+	ListChannels(ctx context.Context, in *lnrpc.ListChannelsRequest,
+		opts ...grpc.CallOption) (*lnrpc.ListChannelsResponse, error)
+}
+
+// ChannelPeers maps channel ids (real or alias) to the peer's node key. It
+// lists lnd's channels only on a miss, so steady-state lookups cost nothing.
+type ChannelPeers struct {
+	lister ChannelLister
+
+	mu    sync.Mutex
+	peers map[uint64][33]byte
+}
+
+// NewChannelPeers creates a ChannelPeers over lnd.
+func NewChannelPeers(lister ChannelLister) *ChannelPeers {
+	return &ChannelPeers{lister: lister, peers: make(map[uint64][33]byte)}
+}
+
+// PeerOf returns the node key of the peer on channel chanID.
+func (c *ChannelPeers) PeerOf(ctx context.Context, chanID uint64) ([33]byte,
+	error) {
+
+	c.mu.Lock()
+	peer, ok := c.peers[chanID]
+	c.mu.Unlock()
+	if ok {
+		return peer, nil
+	}
+
+	resp, err := c.lister.ListChannels(ctx, &lnrpc.ListChannelsRequest{
+		PeerAliasLookup: false,
+	})
+	if err != nil {
+		return peer, fmt.Errorf("list channels: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range resp.Channels {
+		key, err := parsePubKeyHex(ch.RemotePubkey)
+		if err != nil {
+			continue
+		}
+		var k [33]byte
+		copy(k[:], key.SerializeCompressed())
+		c.peers[ch.ChanId] = k
+		for _, alias := range ch.AliasScids {
+			c.peers[alias] = k
+		}
+	}
+	peer, ok = c.peers[chanID]
+	if !ok {
+		return peer, fmt.Errorf("channel %d not found", chanID)
+	}
+	return peer, nil
+}
+
+// BlockClients are the lnd services BlockWatcher uses.
+type BlockClients interface {
+	GetInfo(ctx context.Context, in *lnrpc.GetInfoRequest,
+		opts ...grpc.CallOption) (*lnrpc.GetInfoResponse, error)
+}
+
+// EpochClient is lnd's chain notifier.
+type EpochClient interface {
+	RegisterBlockEpochNtfn(ctx context.Context, in *chainrpc.BlockEpoch,
+		opts ...grpc.CallOption) (
+		chainrpc.ChainNotifier_RegisterBlockEpochNtfnClient, error)
+}
+
+// BlockWatcher streams lnd's best block height, re-subscribing when the
+// stream drops and re-reading the height so no block is missed for good.
+type BlockWatcher struct {
+	info   BlockClients
+	epochs EpochClient
+	log    logrus.FieldLogger
+	retry  time.Duration
+}
+
+// NewBlockWatcher creates a BlockWatcher.
+func NewBlockWatcher(info BlockClients, epochs EpochClient,
+	log logrus.FieldLogger) *BlockWatcher {
+
+	return &BlockWatcher{info: info, epochs: epochs, log: log,
+		retry: 2 * time.Second}
+}
+
+// SubscribeBlocks sends the current height, then every new one, until ctx
+// ends. Heights can repeat after a reconnect; they never go silent for long
+// while lnd is reachable.
+func (w *BlockWatcher) SubscribeBlocks(ctx context.Context) (<-chan int32,
+	error) {
+
+	info, err := w.info.GetInfo(ctx, &lnrpc.GetInfoRequest{})
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan int32, 16)
+	out <- int32(info.BlockHeight)
+
+	go func() {
+		defer close(out)
+		for ctx.Err() == nil {
+			err := w.stream(ctx, out)
+			if ctx.Err() != nil {
+				return
+			}
+			w.log.Warnf("Block stream down (%v); re-subscribing in %v",
+				err, w.retry)
+			select {
+			case <-time.After(w.retry):
+			case <-ctx.Done():
+				return
+			}
+			info, err := w.info.GetInfo(ctx, &lnrpc.GetInfoRequest{})
+			if err == nil {
+				select {
+				case out <- int32(info.BlockHeight):
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (w *BlockWatcher) stream(ctx context.Context, out chan<- int32) error {
+	stream, err := w.epochs.RegisterBlockEpochNtfn(ctx,
+		&chainrpc.BlockEpoch{})
+	if err != nil {
+		return err
+	}
+	for {
+		epoch, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		select {
+		case out <- int32(epoch.Height):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// CustomMessenger sends peer custom messages through lnd.
+type CustomMessenger struct {
+	client interface {
+		SendCustomMessage(ctx context.Context,
+			in *lnrpc.SendCustomMessageRequest,
+			opts ...grpc.CallOption) (
+			*lnrpc.SendCustomMessageResponse, error)
+	}
+}
+
+// NewCustomMessenger creates a CustomMessenger over lnd.
+func NewCustomMessenger(c *Client) *CustomMessenger {
+	return &CustomMessenger{client: c.Lightning}
+}
+
+// SendCustomMessage sends one custom message to a connected peer.
+func (m *CustomMessenger) SendCustomMessage(ctx context.Context,
+	peer [33]byte, msgType uint32, data []byte) error {
+
+	_, err := m.client.SendCustomMessage(ctx,
+		&lnrpc.SendCustomMessageRequest{
+			Peer: peer[:],
+			Type: msgType,
+			Data: data,
+		})
+	return err
+}

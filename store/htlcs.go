@@ -1,0 +1,396 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+const htlcColumns = `chan_id, htlc_id, payment_hash, incoming_peer,
+	incoming_amt_msat, outgoing_amt_msat, incoming_expiry, outgoing_expiry,
+	outgoing_chan_id, auto_fail_height, failback_height, hold_deadline,
+	state, fail_reason, release_source, held_at, updated_at, released_at,
+	resolved_at`
+
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+func scanHTLC(r rowScanner) (HeldHTLC, error) {
+	var (
+		h                                 HeldHTLC
+		chanID, htlcID, hash, peer, outCh []byte
+		inAmt, outAmt                     int64
+		deadline, heldAt, updatedAt       int64
+		releasedAt, resolvedAt            int64
+		state                             string
+	)
+	err := r.Scan(&chanID, &htlcID, &hash, &peer, &inAmt, &outAmt,
+		&h.IncomingExpiry, &h.OutgoingExpiry, &outCh, &h.AutoFailHeight,
+		&h.FailbackHeight, &deadline, &state, &h.FailReason,
+		&h.ReleaseSource, &heldAt, &updatedAt, &releasedAt, &resolvedAt)
+	if err != nil {
+		return HeldHTLC{}, err
+	}
+
+	if h.Key.ChanID, err = blobU64(chanID, "chan_id"); err != nil {
+		return HeldHTLC{}, err
+	}
+	if h.Key.HtlcID, err = blobU64(htlcID, "htlc_id"); err != nil {
+		return HeldHTLC{}, err
+	}
+	if h.OutgoingChanID, err = blobU64(outCh, "outgoing_chan_id"); err != nil {
+		return HeldHTLC{}, err
+	}
+	if err := blobFixed(h.PaymentHash[:], hash, "payment_hash"); err != nil {
+		return HeldHTLC{}, err
+	}
+	if err := blobFixed(h.IncomingPeer[:], peer, "incoming_peer"); err != nil {
+		return HeldHTLC{}, err
+	}
+	h.IncomingAmtMsat = uint64(inAmt)
+	h.OutgoingAmtMsat = uint64(outAmt)
+	h.State = HoldState(state)
+	h.HoldDeadline = nanosTime(deadline)
+	h.HeldAt = nanosTime(heldAt)
+	h.UpdatedAt = nanosTime(updatedAt)
+	h.ReleasedAt = nanosTime(releasedAt)
+	h.ResolvedAt = nanosTime(resolvedAt)
+
+	return h, nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+func getHTLC(ctx context.Context, q queryer, key CircuitKey) (HeldHTLC,
+	error) {
+
+	row := q.QueryRowContext(ctx, "SELECT "+htlcColumns+
+		" FROM held_htlcs WHERE chan_id = ? AND htlc_id = ?",
+		u64Blob(key.ChanID), u64Blob(key.HtlcID))
+	h, err := scanHTLC(row)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return HeldHTLC{}, fmt.Errorf("htlc %v: %w", key, ErrNotFound)
+	case err != nil:
+		return HeldHTLC{}, fmt.Errorf("read htlc %v: %w", key, err)
+	}
+
+	return h, nil
+}
+
+func insertEvent(ctx context.Context, tx *sql.Tx, key CircuitKey,
+	from, to HoldState, note string, at int64) error {
+
+	_, err := tx.ExecContext(ctx, `INSERT INTO htlc_events
+		(chan_id, htlc_id, from_state, to_state, note, at)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		u64Blob(key.ChanID), u64Blob(key.HtlcID), string(from),
+		string(to), note, at)
+	if err != nil {
+		return fmt.Errorf("record event for %v: %w", key, err)
+	}
+
+	return nil
+}
+
+// InsertHeld stores a new held HTLC. If the key exists already (lnd
+// replaying it after a reconnect or restart) it returns the stored record
+// and inserted=false, changing nothing; the caller decides from the stored
+// state what lnd is owed.
+//
+// h.State must be empty or held, HeldAt must be set, and the release and
+// resolution fields must be empty: a record enters the state machine at
+// held only. A zero UpdatedAt is set to HeldAt.
+func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
+	error) {
+
+	if h.State == "" {
+		h.State = StateHeld
+	}
+	switch {
+	case h.State != StateHeld:
+		return HeldHTLC{}, false, fmt.Errorf("%w: new htlc %v in state "+
+			"%q, want held", ErrInvalidArgument, h.Key, h.State)
+	case h.HeldAt.IsZero():
+		return HeldHTLC{}, false, fmt.Errorf("%w: htlc %v without "+
+			"HeldAt", ErrInvalidArgument, h.Key)
+	case h.FailReason != "" || h.ReleaseSource != "" ||
+		!h.ReleasedAt.IsZero() || !h.ResolvedAt.IsZero():
+
+		return HeldHTLC{}, false, fmt.Errorf("%w: new htlc %v carries "+
+			"release or resolution fields", ErrInvalidArgument, h.Key)
+	}
+	if h.UpdatedAt.IsZero() {
+		h.UpdatedAt = h.HeldAt
+	}
+
+	var times [3]int64
+	for i, t := range []struct {
+		t    time.Time
+		name string
+	}{
+		{h.HoldDeadline, "HoldDeadline"},
+		{h.HeldAt, "HeldAt"},
+		{h.UpdatedAt, "UpdatedAt"},
+	} {
+		var err error
+		if times[i], err = timeNanos(t.t, t.name); err != nil {
+			return HeldHTLC{}, false, err
+		}
+	}
+
+	var (
+		stored   HeldHTLC
+		inserted bool
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		existing, err := getHTLC(ctx, tx, h.Key)
+		switch {
+		case err == nil:
+			stored = existing
+			return nil
+
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+
+		_, err = tx.ExecContext(ctx, "INSERT INTO held_htlcs ("+
+			htlcColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "+
+			"?, ?, '', '', ?, ?, 0, 0)",
+			u64Blob(h.Key.ChanID), u64Blob(h.Key.HtlcID),
+			h.PaymentHash[:], h.IncomingPeer[:],
+			int64(h.IncomingAmtMsat), int64(h.OutgoingAmtMsat),
+			h.IncomingExpiry, h.OutgoingExpiry,
+			u64Blob(h.OutgoingChanID), h.AutoFailHeight,
+			h.FailbackHeight, times[0], string(h.State), times[1],
+			times[2])
+		if err != nil {
+			return fmt.Errorf("insert htlc %v: %w", h.Key, err)
+		}
+		err = insertEvent(ctx, tx, h.Key, "", h.State, "", times[1])
+		if err != nil {
+			return err
+		}
+
+		stored, err = getHTLC(ctx, tx, h.Key)
+		inserted = err == nil
+
+		return err
+	})
+	if err != nil {
+		return HeldHTLC{}, false, err
+	}
+
+	return stored, inserted, nil
+}
+
+// GetHeld returns the HTLC stored under key, or ErrNotFound.
+func (s *Store) GetHeld(ctx context.Context, key CircuitKey) (HeldHTLC,
+	error) {
+
+	return getHTLC(ctx, s.db, key)
+}
+
+// Transition moves key from one of from to to atomically (compare-and-set)
+// and returns the updated record. Every from -> to pair must be an edge of
+// the state machine. note becomes ReleaseSource when moving to released and
+// FailReason when moving to failed; it is kept in the event log in every
+// case. at becomes UpdatedAt, and ReleasedAt (to released) or ResolvedAt
+// (to a final state).
+//
+// A record in a state outside from yields a *TransitionError (wrapping
+// ErrInvalidTransition) naming the current state and leaves it unchanged;
+// an unknown key yields ErrNotFound.
+func (s *Store) Transition(ctx context.Context, key CircuitKey,
+	from []HoldState, to HoldState, note string, at time.Time) (HeldHTLC,
+	error) {
+
+	if len(from) == 0 {
+		return HeldHTLC{}, fmt.Errorf("%w: no source state for %v -> %s",
+			ErrInvalidTransition, key, to)
+	}
+	for _, f := range from {
+		if !ValidTransition(f, to) {
+			return HeldHTLC{}, fmt.Errorf("%w: %q -> %q is not an "+
+				"edge of the hold state machine",
+				ErrInvalidTransition, f, to)
+		}
+	}
+	if at.IsZero() {
+		return HeldHTLC{}, fmt.Errorf("%w: transition of %v without a "+
+			"time", ErrInvalidArgument, key)
+	}
+	atNs, err := timeNanos(at, "at")
+	if err != nil {
+		return HeldHTLC{}, err
+	}
+
+	var set string
+	switch to {
+	case StateReleased:
+		set = "release_source = ?3, released_at = ?2"
+	case StateFailed:
+		set = "fail_reason = ?3, resolved_at = ?2"
+	default:
+		// resumed, gone: the only other targets ValidTransition allows.
+		set = "resolved_at = ?2"
+	}
+
+	var updated HeldHTLC
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		cur, err := getHTLC(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(from, cur.State) {
+			return &TransitionError{
+				Key: key, Current: cur.State,
+				From: slices.Clone(from), To: to,
+			}
+		}
+
+		res, err := tx.ExecContext(ctx, "UPDATE held_htlcs SET "+
+			"state = ?1, updated_at = ?2, "+set+
+			" WHERE chan_id = ?4 AND htlc_id = ?5 AND state = ?6",
+			string(to), atNs, note, u64Blob(key.ChanID),
+			u64Blob(key.HtlcID), string(cur.State))
+		if err != nil {
+			return fmt.Errorf("update htlc %v: %w", key, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("update htlc %v: %d rows (%v)", key, n,
+				err)
+		}
+		err = insertEvent(ctx, tx, key, cur.State, to, note, atNs)
+		if err != nil {
+			return err
+		}
+
+		updated, err = getHTLC(ctx, tx, key)
+
+		return err
+	})
+	if err != nil {
+		return HeldHTLC{}, err
+	}
+
+	return updated, nil
+}
+
+// ListHTLCs returns the HTLCs matching f, ordered by HeldAt, then key.
+func (s *Store) ListHTLCs(ctx context.Context, f ListFilter) ([]HeldHTLC,
+	error) {
+
+	var (
+		where []string
+		args  []any
+	)
+	if len(f.States) > 0 {
+		marks := make([]string, len(f.States))
+		for i, st := range f.States {
+			if !st.Valid() {
+				return nil, fmt.Errorf("%w: unknown state %q",
+					ErrInvalidArgument, st)
+			}
+			marks[i] = "?"
+			args = append(args, string(st))
+		}
+		where = append(where, "state IN ("+strings.Join(marks, ", ")+")")
+	}
+	if f.Peer != nil {
+		where = append(where, "incoming_peer = ?")
+		args = append(args, f.Peer[:])
+	}
+
+	q := "SELECT " + htlcColumns + " FROM held_htlcs"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY held_at, chan_id, htlc_id"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list htlcs: %w", err)
+	}
+	defer rows.Close()
+
+	var out []HeldHTLC
+	for rows.Next() {
+		h, err := scanHTLC(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list htlcs: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list htlcs: %w", err)
+	}
+
+	return out, nil
+}
+
+// Events returns the state history of key, oldest first, or ErrNotFound.
+func (s *Store) Events(ctx context.Context, key CircuitKey) ([]Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT from_state, to_state,
+		note, at FROM htlc_events WHERE chan_id = ? AND htlc_id = ?
+		ORDER BY id`, u64Blob(key.ChanID), u64Blob(key.HtlcID))
+	if err != nil {
+		return nil, fmt.Errorf("events of %v: %w", key, err)
+	}
+	defer rows.Close()
+
+	var out []Event
+	for rows.Next() {
+		var (
+			from, to, note string
+			at             int64
+		)
+		if err := rows.Scan(&from, &to, &note, &at); err != nil {
+			return nil, fmt.Errorf("events of %v: %w", key, err)
+		}
+		out = append(out, Event{
+			Key: key, From: HoldState(from), To: HoldState(to),
+			Note: note, At: nanosTime(at),
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("events of %v: %w", key, err)
+	}
+	// The insert always writes an event, so no events means no HTLC.
+	if len(out) == 0 {
+		return nil, fmt.Errorf("htlc %v: %w", key, ErrNotFound)
+	}
+
+	return out, nil
+}
+
+// PruneResolved deletes HTLCs in a final state resolved before the given
+// time, with their event logs, and returns how many HTLCs it deleted.
+// Active HTLCs are never pruned.
+func (s *Store) PruneResolved(ctx context.Context, before time.Time) (int64,
+	error) {
+
+	ns, err := timeNanos(before, "before")
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM held_htlcs
+		WHERE state IN (?, ?, ?) AND resolved_at != 0 AND resolved_at < ?`,
+		string(StateResumed), string(StateFailed), string(StateGone), ns)
+	if err != nil {
+		return 0, fmt.Errorf("prune resolved htlcs: %w", err)
+	}
+
+	return res.RowsAffected()
+}

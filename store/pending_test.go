@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func pendingFor(key CircuitKey, src string, recv time.Time,
+	ttl time.Duration) PendingRelease {
+
+	r := PendingRelease{
+		Key:        key,
+		Source:     src,
+		ReceivedAt: recv,
+		ExpiresAt:  recv.Add(ttl),
+	}
+	r.PaymentHash[0] = 0xee
+	r.PaymentHash[31] = byte(key.HtlcID)
+
+	return r
+}
+
+func TestPendingReleasePutTwiceTakeOnce(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+
+	key := CircuitKey{ChanID: 1<<63 | 42, HtlcID: 7}
+	first := pendingFor(key, "onion", t0, time.Minute)
+	require.NoError(t, s.PutPendingRelease(ctx, first))
+
+	// A retry of the same release inside its lifetime changes nothing.
+	again := pendingFor(key, "manual", t0.Add(time.Second), time.Hour)
+	require.NoError(t, s.PutPendingRelease(ctx, again))
+
+	n, err := s.CountPendingReleases(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+
+	// Another hash for the same key is a different release.
+	other := first
+	other.PaymentHash[5] = 0x55
+	_, ok, err := s.TakePendingRelease(ctx, key, other.PaymentHash, t0)
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	got, ok, err := s.TakePendingRelease(ctx, key, first.PaymentHash,
+		t0.Add(30*time.Second))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, first, got)
+
+	_, ok, err = s.TakePendingRelease(ctx, key, first.PaymentHash,
+		t0.Add(30*time.Second))
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	n, err = s.CountPendingReleases(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+func TestPendingReleaseExpiry(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	key := CircuitKey{ChanID: 3, HtlcID: 1}
+	r := pendingFor(key, "onion", t0, time.Minute)
+
+	tests := []struct {
+		name  string
+		now   time.Time
+		found bool
+	}{
+		{"at expiry", r.ExpiresAt, false},
+		{"after expiry", r.ExpiresAt.Add(time.Hour), false},
+		{"just before expiry", r.ExpiresAt.Add(-time.Nanosecond), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, s.PutPendingRelease(ctx, r))
+			got, ok, err := s.TakePendingRelease(ctx, key,
+				r.PaymentHash, tc.now)
+			require.NoError(t, err)
+			require.Equal(t, tc.found, ok)
+			if ok {
+				require.Equal(t, r, got)
+			} else {
+				require.Equal(t, PendingRelease{}, got)
+			}
+		})
+	}
+
+	// An expired release is replaced by a new one for the same HTLC.
+	require.NoError(t, s.PutPendingRelease(ctx, r))
+	late := pendingFor(key, "manual", r.ExpiresAt.Add(time.Second),
+		time.Minute)
+	require.NoError(t, s.PutPendingRelease(ctx, late))
+	got, ok, err := s.TakePendingRelease(ctx, key, r.PaymentHash,
+		late.ReceivedAt)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, late, got)
+}
+
+func TestPrunePendingReleases(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+
+	for i, ttl := range []time.Duration{time.Minute, 2 * time.Minute,
+		time.Hour} {
+
+		r := pendingFor(CircuitKey{ChanID: 9, HtlcID: uint64(i)}, "onion",
+			t0, ttl)
+		require.NoError(t, s.PutPendingRelease(ctx, r))
+	}
+
+	tests := []struct {
+		now        time.Time
+		wantPruned int64
+		wantLeft   int64
+	}{
+		{t0.Add(30 * time.Second), 0, 3},
+		{t0.Add(2 * time.Minute), 2, 1},
+		{t0.Add(2 * time.Minute), 0, 1},
+		{t0.Add(2 * time.Hour), 1, 0},
+	}
+	for _, tc := range tests {
+		n, err := s.PrunePendingReleases(ctx, tc.now)
+		require.NoError(t, err)
+		require.Equal(t, tc.wantPruned, n)
+		left, err := s.CountPendingReleases(ctx)
+		require.NoError(t, err)
+		require.Equal(t, tc.wantLeft, left)
+	}
+}
+
+func TestPutPendingReleaseValidation(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	key := CircuitKey{ChanID: 1, HtlcID: 1}
+
+	tests := []struct {
+		name string
+		r    PendingRelease
+	}{
+		{"no times", PendingRelease{Key: key}},
+		{"no expiry", PendingRelease{Key: key, ReceivedAt: t0}},
+		{"expires at receipt", pendingFor(key, "onion", t0, 0)},
+		{"expires before receipt", pendingFor(key, "onion", t0,
+			-time.Second)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.PutPendingRelease(ctx, tc.r)
+			require.ErrorIs(t, err, ErrInvalidArgument)
+		})
+	}
+	n, err := s.CountPendingReleases(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
