@@ -8,13 +8,13 @@
 //
 // States of a held HTLC (store.HoldState):
 //
-//	          release                 resume sent
-//	  held ──────────────▶ released ──────────────▶ resumed
-//	    │                     │
-//	    │ fail-back height,   │ fail-back height
-//	    │ max hold time,      │
-//	    ▼ manual              ▼
-//	  failed ◀────────────────┘
+//	        release                 resume sent
+//	held ──────────────▶ released ──────────────▶ resumed
+//	  │                     │
+//	  │ fail-back height,   │ fail-back height
+//	  │ max hold time,      │
+//	  ▼ manual              ▼
+//	failed ◀────────────────┘
 //
 // An HTLC without a configured hold type passes through and is never stored.
 package plugin

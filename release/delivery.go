@@ -75,7 +75,8 @@ func (d *PathDelivery) Encode() ([]byte, error) {
 		tlv.MakePrimitiveRecord(deliveryHtlcIDType, &htlcID),
 		tlv.MakePrimitiveRecord(deliveryHashType, &hash),
 		tlv.MakeDynamicRecord(deliveryAmountType, &amt,
-			tlv.SizeTUint64(amt), tlv.ETUint64, tlv.DTUint64),
+			func() uint64 { return tlv.SizeTUint64(amt) },
+			tlv.ETUint64, tlv.DTUint64),
 		tlv.MakePrimitiveRecord(deliveryExpiresAtType, &expires),
 		tlv.MakePrimitiveRecord(deliveryPathsType, &pathBytes),
 	)
@@ -101,7 +102,8 @@ func DecodePathDelivery(data []byte) (*PathDelivery, error) {
 		tlv.MakePrimitiveRecord(deliveryHtlcIDType, &htlcID),
 		tlv.MakePrimitiveRecord(deliveryHashType, &hash),
 		tlv.MakeDynamicRecord(deliveryAmountType, &amt,
-			tlv.SizeTUint64(amt), tlv.ETUint64, tlv.DTUint64),
+			func() uint64 { return tlv.SizeTUint64(amt) },
+			tlv.ETUint64, tlv.DTUint64),
 		tlv.MakePrimitiveRecord(deliveryExpiresAtType, &expires),
 		tlv.MakePrimitiveRecord(deliveryPathsType, &pathBytes),
 	)
@@ -111,6 +113,14 @@ func DecodePathDelivery(data []byte) (*PathDelivery, error) {
 	parsed, err := stream.DecodeWithParsedTypesP2P(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadDelivery, err)
+	}
+	// lnd's tlv skips unknown types of either parity; BOLT 1 says an
+	// unknown even type makes the whole message unreadable.
+	for t, raw := range parsed {
+		if raw != nil && t%2 == 0 {
+			return nil, fmt.Errorf("%w: unknown even TLV %d",
+				ErrBadDelivery, t)
+		}
 	}
 	for _, t := range []tlv.Type{deliveryChanIDType, deliveryHtlcIDType,
 		deliveryHashType, deliveryAmountType, deliveryExpiresAtType,
@@ -216,4 +226,3 @@ func EncodeLDKReleasePathsRecord(entries []LDKReleasePath) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
-

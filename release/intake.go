@@ -176,4 +176,3 @@ func tlvTypes(p *onionmsg.Peeled) []uint64 {
 	}
 	return types
 }
-

@@ -58,6 +58,8 @@ type config struct {
 	DebugLevel  string `long:"debuglevel" description:"Log level: trace, debug, info, warn, error"`
 	RPCListen   string `long:"rpclisten" description:"Address holdd's gRPC API listens on"`
 
+	UnsafeAllowNoRequireInterceptor bool `long:"unsafe-allow-no-requireinterceptor" description:"Run even though lnd reports requireinterceptor off (a dropped stream then releases every held HTLC)"`
+
 	Lnd     *lndConfig     `group:"lnd" namespace:"lnd"`
 	Hold    *holdConfig    `group:"hold" namespace:"hold"`
 	Release *releaseConfig `group:"release" namespace:"release"`

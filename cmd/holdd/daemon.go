@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/holdrpc"
@@ -35,6 +36,9 @@ const (
 	pathIDSecret    = "release_path_id_hmac"
 	tlsCertFilename = "tls.cert"
 	tlsKeyFilename  = "tls.key"
+
+	// tlsCertValidity matches lnd's auto-generated certificates.
+	tlsCertValidity = 14 * 30 * 24 * time.Hour
 )
 
 // run starts every subsystem, waits for ctx to end, then stops them in
@@ -69,7 +73,13 @@ func run(ctx context.Context, cfg *config) error {
 	defer lnd.Close()
 	log.Infof("Connected to lnd %s (%x) at %s", lnd.VersionString,
 		lnd.IdentityKey.SerializeCompressed(), cfg.Lnd.Host)
-	checkLndSettings(ctx, lnd, log)
+	if err := checkLndSettings(ctx, lnd, log); err != nil {
+		if !cfg.UnsafeAllowNoRequireInterceptor {
+			return err
+		}
+		log.Errorf("%v; continuing because of "+
+			"unsafe-allow-no-requireinterceptor", err)
+	}
 
 	nodeKey, err := loadNodeKey(ctx, db)
 	if err != nil {
@@ -267,32 +277,37 @@ func randomSecret() ([]byte, error) {
 	return b, nil
 }
 
-// checkLndSettings warns about lnd settings holdd depends on. Without
-// requireinterceptor a dropped interceptor stream makes lnd resume every
-// held HTLC.
+// errNoRequireInterceptor is returned when lnd reports that it runs without
+// requireinterceptor: then a dropped interceptor stream makes lnd resume
+// every held HTLC.
+var errNoRequireInterceptor = errors.New("lnd runs without " +
+	"requireinterceptor: if holdd's interceptor stream drops, lnd " +
+	"releases every held HTLC; add requireinterceptor=true to lnd.conf")
+
+// checkLndSettings refuses an lnd that reports requireinterceptor off and
+// warns when it cannot tell.
 func checkLndSettings(ctx context.Context, lnd *rpcclient.Client,
-	log logrus.FieldLogger) {
+	log logrus.FieldLogger) error {
 
 	resp, err := lnd.Lightning.GetDebugInfo(ctx,
 		&lnrpc.GetDebugInfoRequest{})
 	if err != nil {
 		log.Warnf("Cannot read lnd's config (GetDebugInfo: %v); make "+
 			"sure lnd runs with requireinterceptor=true", err)
-		return
+		return nil
 	}
 	for k, v := range resp.Config {
 		if strings.EqualFold(lastPart(k), "requireinterceptor") {
 			if v != "true" {
-				log.Errorf("lnd runs WITHOUT requireinterceptor: " +
-					"if holdd's interceptor stream drops, lnd " +
-					"releases every held HTLC. Add " +
-					"requireinterceptor=true to lnd.conf.")
+				return errNoRequireInterceptor
 			}
-			return
+			log.Infof("lnd runs with requireinterceptor")
+			return nil
 		}
 	}
 	log.Warnf("lnd did not report requireinterceptor; make sure lnd " +
 		"runs with requireinterceptor=true")
+	return nil
 }
 
 func lastPart(k string) string {
@@ -311,7 +326,7 @@ func startRPCServer(cfg *config, scfg holdrpc.ServerConfig) (*grpc.Server,
 	keyPath := filepath.Join(cfg.HoldDir, tlsKeyFilename)
 	if _, err := os.Stat(certPath); errors.Is(err, os.ErrNotExist) {
 		certBytes, keyBytes, err := cert.GenCertPair("holdd", nil, nil,
-			false, cert.DefaultAutogenValidity)
+			false, tlsCertValidity)
 		if err != nil {
 			return nil, nil, fmt.Errorf("generate TLS cert: %w", err)
 		}

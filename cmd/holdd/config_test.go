@@ -1,0 +1,92 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/holdd/holdd/plugin"
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	conf := `
+network=regtest
+rpclisten=127.0.0.1:9999
+
+[lnd]
+lnd.host=10.0.0.1:10009
+lnd.p2paddr=127.0.0.1:9736
+
+[hold]
+hold.failbackmargin=20
+hold.type=65539
+hold.type=75537
+hold.maxholdtime=1h
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "holdd.conf"),
+		[]byte(conf), 0o600))
+
+	cfg, err := loadConfig([]string{"--holddir=" + dir,
+		"--hold.failbackmargin=30"})
+	require.NoError(t, err)
+	require.Equal(t, "regtest", cfg.Network)
+	require.Equal(t, "127.0.0.1:9999", cfg.RPCListen)
+	require.Equal(t, "10.0.0.1:10009", cfg.Lnd.Host)
+	require.Equal(t, "127.0.0.1:9736", cfg.Lnd.P2PAddr)
+	// The command line wins over the file.
+	require.Equal(t, int32(30), cfg.Hold.FailbackMargin)
+	require.Equal(t, filepath.Join(dir, "data", "regtest"), cfg.dataDir())
+
+	p, err := cfg.policy()
+	require.NoError(t, err)
+	require.Equal(t, []uint64{65539, 75537}, p.HoldTypes)
+	require.Equal(t, int32(30), p.FailbackMargin)
+	require.Equal(t, time.Hour, p.MaxHoldTime)
+	require.Equal(t, plugin.DefaultPolicy().MaxHeldPerPeer, p.MaxHeldPerPeer)
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := loadConfig([]string{"--holddir=" + dir})
+	require.NoError(t, err)
+	require.Equal(t, "mainnet", cfg.Network)
+	require.Equal(t, defaultRPCListen, cfg.RPCListen)
+	require.Equal(t, defaultLndP2PAddr, cfg.Lnd.P2PAddr)
+	require.Equal(t, filepath.Join(defaultLndDir, "data", "chain",
+		"bitcoin", "mainnet", "admin.macaroon"), cfg.Lnd.MacaroonPath)
+	p, err := cfg.policy()
+	require.NoError(t, err)
+	require.Equal(t, []uint64{plugin.DefaultHoldType}, p.HoldTypes)
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad network", []string{"--network=moon"}, "network"},
+		{"no p2p addr", []string{"--lnd.p2paddr="}, "lnd.p2paddr"},
+		{"bad p2p addr", []string{"--lnd.p2paddr=nohost"}, "lnd.p2paddr"},
+		{"zero margin", []string{"--hold.failbackmargin=0"},
+			"failback margin"},
+		{"low hold type", []string{"--hold.type=72"}, "custom record"},
+		{"path count", []string{"--release.pathcount=0"},
+			"release.pathcount"},
+		{"missing explicit config file",
+			[]string{"--configfile=/nonexistent/holdd.conf"},
+			"/nonexistent/holdd.conf"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--holddir=" + t.TempDir()},
+				tc.args...)
+			_, err := loadConfig(args)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}

@@ -1,0 +1,128 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/holdd/holdd/plugin"
+	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/record"
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/require"
+)
+
+// stubPeeler returns a fixed peel result.
+type stubPeeler struct {
+	peeled *onionmsg.Peeled
+	err    error
+}
+
+func (s stubPeeler) Peel(*lnwire.OnionMessage) (*onionmsg.Peeled, error) {
+	return s.peeled, s.err
+}
+
+type releaseCall struct {
+	key    store.CircuitKey
+	hash   [32]byte
+	source string
+}
+
+type recordingReleaser struct {
+	calls []releaseCall
+	out   plugin.ReleaseOutcome
+	err   error
+}
+
+func (r *recordingReleaser) Release(_ context.Context, key store.CircuitKey,
+	hash [32]byte, source string) (plugin.ReleaseOutcome, error) {
+
+	r.calls = append(r.calls, releaseCall{key, hash, source})
+	return r.out, r.err
+}
+
+func finalWith(pathID []byte, tlvs map[uint64][]byte) *onionmsg.Peeled {
+	return &onionmsg.Peeled{
+		Final:     true,
+		Data:      record.NewFinalHopBlindedRouteData(nil, pathID),
+		FinalTLVs: tlvs,
+	}
+}
+
+func TestIntakeOutcomes(t *testing.T) {
+	auth, err := NewAuthenticator(testSecret)
+	require.NoError(t, err)
+	claim := testClaim()
+	now := claim.ExpiresAt.Add(-time.Hour)
+	good := auth.Mint(claim)
+	forged := append([]byte(nil), good...)
+	forged[30] ^= 0xff
+	expiredClaim := claim
+	expiredClaim.ExpiresAt = now.Add(-time.Second)
+
+	tests := []struct {
+		name        string
+		peeler      stubPeeler
+		releaserErr error
+		wantOutcome string
+		wantRelease bool
+	}{
+		{"release 00", stubPeeler{peeled: finalWith(good,
+			map[uint64][]byte{74: {0}})}, nil, "matched", true},
+		{"release empty", stubPeeler{peeled: finalWith(good,
+			map[uint64][]byte{74: {}})}, nil, "matched", true},
+		{"release plus other tlvs", stubPeeler{peeled: finalWith(good,
+			map[uint64][]byte{74: {0}, 65: {1, 2}})}, nil, "matched",
+			true},
+		{"undecodable", stubPeeler{err: errors.New("bad hmac")}, nil,
+			OutcomeUndecodable, false},
+		{"has next hop", stubPeeler{peeled: &onionmsg.Peeled{
+			Final: false}}, nil, OutcomeNotForUs, false},
+		{"held_htlc_available only", stubPeeler{peeled: finalWith(good,
+			map[uint64][]byte{72: {0}})}, nil, OutcomeNoRelease, false},
+		{"value 01", stubPeeler{peeled: finalWith(good,
+			map[uint64][]byte{74: {1}})}, nil, OutcomeBadValue, false},
+		{"long value", stubPeeler{peeled: finalWith(good,
+			map[uint64][]byte{74: {0, 0}})}, nil, OutcomeBadValue, false},
+		{"no path id", stubPeeler{peeled: finalWith(nil,
+			map[uint64][]byte{74: {0}})}, nil, OutcomeNoPathID, false},
+		{"no encrypted data", stubPeeler{peeled: &onionmsg.Peeled{
+			Final: true, FinalTLVs: map[uint64][]byte{74: {0}}}}, nil,
+			OutcomeNoPathID, false},
+		{"forged", stubPeeler{peeled: finalWith(forged,
+			map[uint64][]byte{74: {0}})}, nil, OutcomeForged, false},
+		{"expired", stubPeeler{peeled: finalWith(auth.Mint(expiredClaim),
+			map[uint64][]byte{74: {0}})}, nil, OutcomeExpired, false},
+		{"truncated path id", stubPeeler{peeled: finalWith(good[:40],
+			map[uint64][]byte{74: {0}})}, nil, OutcomeMalformed, false},
+		{"engine error", stubPeeler{peeled: finalWith(good,
+			map[uint64][]byte{74: {0}})}, errors.New("db"),
+			OutcomeEngineError, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rel := &recordingReleaser{out: plugin.ReleaseMatched,
+				err: tc.releaserErr}
+			log := logrus.New()
+			log.SetOutput(io.Discard)
+			in := NewIntake(tc.peeler, auth, rel,
+				clock.NewTestClock(now), log)
+			in.HandleOnionMessage(context.Background(),
+				&lnwire.OnionMessage{})
+
+			require.Equal(t, map[string]uint64{tc.wantOutcome: 1},
+				in.Counts())
+			if !tc.wantRelease {
+				require.Empty(t, rel.calls)
+				return
+			}
+			require.Equal(t, []releaseCall{{claim.Key,
+				claim.PaymentHash, "onion"}}, rel.calls)
+		})
+	}
+}
