@@ -685,6 +685,497 @@ func (x *GetReleasePathsResponse) GetDeliveryMsg() []byte {
 	return nil
 }
 
+type ReleaseHeldRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Incoming *CircuitKey            `protobuf:"bytes,1,opt,name=incoming,proto3" json:"incoming,omitempty"`
+	// Why the operator releases it; logged.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseHeldRequest) Reset() {
+	*x = ReleaseHeldRequest{}
+	mi := &file_holdrpc_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseHeldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseHeldRequest) ProtoMessage() {}
+
+func (x *ReleaseHeldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseHeldRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseHeldRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReleaseHeldRequest) GetIncoming() *CircuitKey {
+	if x != nil {
+		return x.Incoming
+	}
+	return nil
+}
+
+func (x *ReleaseHeldRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReleaseHeldResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// matched, duplicate, too_late, ...
+	Outcome       string    `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Htlc          *HeldHtlc `protobuf:"bytes,2,opt,name=htlc,proto3" json:"htlc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseHeldResponse) Reset() {
+	*x = ReleaseHeldResponse{}
+	mi := &file_holdrpc_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseHeldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseHeldResponse) ProtoMessage() {}
+
+func (x *ReleaseHeldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseHeldResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseHeldResponse) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReleaseHeldResponse) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ReleaseHeldResponse) GetHtlc() *HeldHtlc {
+	if x != nil {
+		return x.Htlc
+	}
+	return nil
+}
+
+type FailHeldRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Incoming *CircuitKey            `protobuf:"bytes,1,opt,name=incoming,proto3" json:"incoming,omitempty"`
+	// Why the operator fails it; logged.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailHeldRequest) Reset() {
+	*x = FailHeldRequest{}
+	mi := &file_holdrpc_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailHeldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailHeldRequest) ProtoMessage() {}
+
+func (x *FailHeldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailHeldRequest.ProtoReflect.Descriptor instead.
+func (*FailHeldRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FailHeldRequest) GetIncoming() *CircuitKey {
+	if x != nil {
+		return x.Incoming
+	}
+	return nil
+}
+
+func (x *FailHeldRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type FailHeldResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Htlc          *HeldHtlc              `protobuf:"bytes,1,opt,name=htlc,proto3" json:"htlc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailHeldResponse) Reset() {
+	*x = FailHeldResponse{}
+	mi := &file_holdrpc_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailHeldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailHeldResponse) ProtoMessage() {}
+
+func (x *FailHeldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailHeldResponse.ProtoReflect.Descriptor instead.
+func (*FailHeldResponse) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *FailHeldResponse) GetHtlc() *HeldHtlc {
+	if x != nil {
+		return x.Htlc
+	}
+	return nil
+}
+
+type GetPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyRequest) Reset() {
+	*x = GetPolicyRequest{}
+	mi := &file_holdrpc_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyRequest) ProtoMessage() {}
+
+func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{13}
+}
+
+type Policy struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	HoldTypes      []uint64               `protobuf:"varint,1,rep,packed,name=hold_types,json=holdTypes,proto3" json:"hold_types,omitempty"`
+	FailbackMargin int32                  `protobuf:"varint,2,opt,name=failback_margin,json=failbackMargin,proto3" json:"failback_margin,omitempty"`
+	// 0 = no limit.
+	MaxHoldTimeSeconds int64 `protobuf:"varint,3,opt,name=max_hold_time_seconds,json=maxHoldTimeSeconds,proto3" json:"max_hold_time_seconds,omitempty"`
+	// 0 = no cap.
+	MaxHeldPerPeer           uint32 `protobuf:"varint,4,opt,name=max_held_per_peer,json=maxHeldPerPeer,proto3" json:"max_held_per_peer,omitempty"`
+	MaxHeldMsatPerPeer       uint64 `protobuf:"varint,5,opt,name=max_held_msat_per_peer,json=maxHeldMsatPerPeer,proto3" json:"max_held_msat_per_peer,omitempty"`
+	MaxHeldTotal             uint32 `protobuf:"varint,6,opt,name=max_held_total,json=maxHeldTotal,proto3" json:"max_held_total,omitempty"`
+	MaxHeldMsatTotal         uint64 `protobuf:"varint,7,opt,name=max_held_msat_total,json=maxHeldMsatTotal,proto3" json:"max_held_msat_total,omitempty"`
+	PendingReleaseTtlSeconds int64  `protobuf:"varint,8,opt,name=pending_release_ttl_seconds,json=pendingReleaseTtlSeconds,proto3" json:"pending_release_ttl_seconds,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
+}
+
+func (x *Policy) Reset() {
+	*x = Policy{}
+	mi := &file_holdrpc_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policy) ProtoMessage() {}
+
+func (x *Policy) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policy.ProtoReflect.Descriptor instead.
+func (*Policy) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Policy) GetHoldTypes() []uint64 {
+	if x != nil {
+		return x.HoldTypes
+	}
+	return nil
+}
+
+func (x *Policy) GetFailbackMargin() int32 {
+	if x != nil {
+		return x.FailbackMargin
+	}
+	return 0
+}
+
+func (x *Policy) GetMaxHoldTimeSeconds() int64 {
+	if x != nil {
+		return x.MaxHoldTimeSeconds
+	}
+	return 0
+}
+
+func (x *Policy) GetMaxHeldPerPeer() uint32 {
+	if x != nil {
+		return x.MaxHeldPerPeer
+	}
+	return 0
+}
+
+func (x *Policy) GetMaxHeldMsatPerPeer() uint64 {
+	if x != nil {
+		return x.MaxHeldMsatPerPeer
+	}
+	return 0
+}
+
+func (x *Policy) GetMaxHeldTotal() uint32 {
+	if x != nil {
+		return x.MaxHeldTotal
+	}
+	return 0
+}
+
+func (x *Policy) GetMaxHeldMsatTotal() uint64 {
+	if x != nil {
+		return x.MaxHeldMsatTotal
+	}
+	return 0
+}
+
+func (x *Policy) GetPendingReleaseTtlSeconds() int64 {
+	if x != nil {
+		return x.PendingReleaseTtlSeconds
+	}
+	return 0
+}
+
+type SetPolicyRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Drop the persisted policy and go back to holdd.conf's.
+	Reset_        bool `protobuf:"varint,2,opt,name=reset,proto3" json:"reset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyRequest) Reset() {
+	*x = SetPolicyRequest{}
+	mi := &file_holdrpc_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyRequest) ProtoMessage() {}
+
+func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetPolicyRequest) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SetPolicyRequest) GetReset_() bool {
+	if x != nil {
+		return x.Reset_
+	}
+	return false
+}
+
+type SubscribeHoldEventsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscribeHoldEventsRequest) Reset() {
+	*x = SubscribeHoldEventsRequest{}
+	mi := &file_holdrpc_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscribeHoldEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscribeHoldEventsRequest) ProtoMessage() {}
+
+func (x *SubscribeHoldEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscribeHoldEventsRequest.ProtoReflect.Descriptor instead.
+func (*SubscribeHoldEventsRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{16}
+}
+
+type HoldEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// held, released, resumed, failed.
+	Kind            string    `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Htlc            *HeldHtlc `protobuf:"bytes,2,opt,name=htlc,proto3" json:"htlc,omitempty"`
+	TimestampUnixNs int64     `protobuf:"varint,3,opt,name=timestamp_unix_ns,json=timestampUnixNs,proto3" json:"timestamp_unix_ns,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HoldEvent) Reset() {
+	*x = HoldEvent{}
+	mi := &file_holdrpc_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldEvent) ProtoMessage() {}
+
+func (x *HoldEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldEvent.ProtoReflect.Descriptor instead.
+func (*HoldEvent) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HoldEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *HoldEvent) GetHtlc() *HeldHtlc {
+	if x != nil {
+		return x.Htlc
+	}
+	return nil
+}
+
+func (x *HoldEvent) GetTimestampUnixNs() int64 {
+	if x != nil {
+		return x.TimestampUnixNs
+	}
+	return 0
+}
+
 var File_holdrpc_proto protoreflect.FileDescriptor
 
 const file_holdrpc_proto_rawDesc = "" +
@@ -750,12 +1241,47 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x05paths\x18\x01 \x03(\fR\x05paths\x12&\n" +
 	"\x0fexpires_at_unix\x18\x02 \x01(\x03R\rexpiresAtUnix\x12*\n" +
 	"\x11delivery_msg_type\x18\x03 \x01(\rR\x0fdeliveryMsgType\x12!\n" +
-	"\fdelivery_msg\x18\x04 \x01(\fR\vdeliveryMsg2\x92\x02\n" +
+	"\fdelivery_msg\x18\x04 \x01(\fR\vdeliveryMsg\"]\n" +
+	"\x12ReleaseHeldRequest\x12/\n" +
+	"\bincoming\x18\x01 \x01(\v2\x13.holdrpc.CircuitKeyR\bincoming\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"V\n" +
+	"\x13ReleaseHeldResponse\x12\x18\n" +
+	"\aoutcome\x18\x01 \x01(\tR\aoutcome\x12%\n" +
+	"\x04htlc\x18\x02 \x01(\v2\x11.holdrpc.HeldHtlcR\x04htlc\"Z\n" +
+	"\x0fFailHeldRequest\x12/\n" +
+	"\bincoming\x18\x01 \x01(\v2\x13.holdrpc.CircuitKeyR\bincoming\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"9\n" +
+	"\x10FailHeldResponse\x12%\n" +
+	"\x04htlc\x18\x01 \x01(\v2\x11.holdrpc.HeldHtlcR\x04htlc\"\x12\n" +
+	"\x10GetPolicyRequest\"\xf6\x02\n" +
+	"\x06Policy\x12\x1d\n" +
+	"\n" +
+	"hold_types\x18\x01 \x03(\x04R\tholdTypes\x12'\n" +
+	"\x0ffailback_margin\x18\x02 \x01(\x05R\x0efailbackMargin\x121\n" +
+	"\x15max_hold_time_seconds\x18\x03 \x01(\x03R\x12maxHoldTimeSeconds\x12)\n" +
+	"\x11max_held_per_peer\x18\x04 \x01(\rR\x0emaxHeldPerPeer\x122\n" +
+	"\x16max_held_msat_per_peer\x18\x05 \x01(\x04R\x12maxHeldMsatPerPeer\x12$\n" +
+	"\x0emax_held_total\x18\x06 \x01(\rR\fmaxHeldTotal\x12-\n" +
+	"\x13max_held_msat_total\x18\a \x01(\x04R\x10maxHeldMsatTotal\x12=\n" +
+	"\x1bpending_release_ttl_seconds\x18\b \x01(\x03R\x18pendingReleaseTtlSeconds\"Q\n" +
+	"\x10SetPolicyRequest\x12'\n" +
+	"\x06policy\x18\x01 \x01(\v2\x0f.holdrpc.PolicyR\x06policy\x12\x14\n" +
+	"\x05reset\x18\x02 \x01(\bR\x05reset\"\x1c\n" +
+	"\x1aSubscribeHoldEventsRequest\"r\n" +
+	"\tHoldEvent\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12%\n" +
+	"\x04htlc\x18\x02 \x01(\v2\x11.holdrpc.HeldHtlcR\x04htlc\x12*\n" +
+	"\x11timestamp_unix_ns\x18\x03 \x01(\x03R\x0ftimestampUnixNs2\xe1\x04\n" +
 	"\x04Hold\x12<\n" +
 	"\aGetInfo\x12\x17.holdrpc.GetInfoRequest\x1a\x18.holdrpc.GetInfoResponse\x12?\n" +
 	"\bListHeld\x12\x18.holdrpc.ListHeldRequest\x1a\x19.holdrpc.ListHeldResponse\x125\n" +
 	"\aGetHeld\x12\x17.holdrpc.GetHeldRequest\x1a\x11.holdrpc.HeldHtlc\x12T\n" +
-	"\x0fGetReleasePaths\x12\x1f.holdrpc.GetReleasePathsRequest\x1a .holdrpc.GetReleasePathsResponseB Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
+	"\x0fGetReleasePaths\x12\x1f.holdrpc.GetReleasePathsRequest\x1a .holdrpc.GetReleasePathsResponse\x12H\n" +
+	"\vReleaseHeld\x12\x1b.holdrpc.ReleaseHeldRequest\x1a\x1c.holdrpc.ReleaseHeldResponse\x12?\n" +
+	"\bFailHeld\x12\x18.holdrpc.FailHeldRequest\x1a\x19.holdrpc.FailHeldResponse\x127\n" +
+	"\tGetPolicy\x12\x19.holdrpc.GetPolicyRequest\x1a\x0f.holdrpc.Policy\x127\n" +
+	"\tSetPolicy\x12\x19.holdrpc.SetPolicyRequest\x1a\x0f.holdrpc.Policy\x12P\n" +
+	"\x13SubscribeHoldEvents\x12#.holdrpc.SubscribeHoldEventsRequest\x1a\x12.holdrpc.HoldEvent0\x01B Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
 
 var (
 	file_holdrpc_proto_rawDescOnce sync.Once
@@ -769,40 +1295,65 @@ func file_holdrpc_proto_rawDescGZIP() []byte {
 	return file_holdrpc_proto_rawDescData
 }
 
-var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_holdrpc_proto_goTypes = []any{
-	(*CircuitKey)(nil),              // 0: holdrpc.CircuitKey
-	(*GetInfoRequest)(nil),          // 1: holdrpc.GetInfoRequest
-	(*GetInfoResponse)(nil),         // 2: holdrpc.GetInfoResponse
-	(*ListHeldRequest)(nil),         // 3: holdrpc.ListHeldRequest
-	(*ListHeldResponse)(nil),        // 4: holdrpc.ListHeldResponse
-	(*GetHeldRequest)(nil),          // 5: holdrpc.GetHeldRequest
-	(*HeldHtlc)(nil),                // 6: holdrpc.HeldHtlc
-	(*GetReleasePathsRequest)(nil),  // 7: holdrpc.GetReleasePathsRequest
-	(*GetReleasePathsResponse)(nil), // 8: holdrpc.GetReleasePathsResponse
-	nil,                             // 9: holdrpc.GetInfoResponse.ReleasesEntry
-	nil,                             // 10: holdrpc.GetInfoResponse.DecisionsEntry
+	(*CircuitKey)(nil),                 // 0: holdrpc.CircuitKey
+	(*GetInfoRequest)(nil),             // 1: holdrpc.GetInfoRequest
+	(*GetInfoResponse)(nil),            // 2: holdrpc.GetInfoResponse
+	(*ListHeldRequest)(nil),            // 3: holdrpc.ListHeldRequest
+	(*ListHeldResponse)(nil),           // 4: holdrpc.ListHeldResponse
+	(*GetHeldRequest)(nil),             // 5: holdrpc.GetHeldRequest
+	(*HeldHtlc)(nil),                   // 6: holdrpc.HeldHtlc
+	(*GetReleasePathsRequest)(nil),     // 7: holdrpc.GetReleasePathsRequest
+	(*GetReleasePathsResponse)(nil),    // 8: holdrpc.GetReleasePathsResponse
+	(*ReleaseHeldRequest)(nil),         // 9: holdrpc.ReleaseHeldRequest
+	(*ReleaseHeldResponse)(nil),        // 10: holdrpc.ReleaseHeldResponse
+	(*FailHeldRequest)(nil),            // 11: holdrpc.FailHeldRequest
+	(*FailHeldResponse)(nil),           // 12: holdrpc.FailHeldResponse
+	(*GetPolicyRequest)(nil),           // 13: holdrpc.GetPolicyRequest
+	(*Policy)(nil),                     // 14: holdrpc.Policy
+	(*SetPolicyRequest)(nil),           // 15: holdrpc.SetPolicyRequest
+	(*SubscribeHoldEventsRequest)(nil), // 16: holdrpc.SubscribeHoldEventsRequest
+	(*HoldEvent)(nil),                  // 17: holdrpc.HoldEvent
+	nil,                                // 18: holdrpc.GetInfoResponse.ReleasesEntry
+	nil,                                // 19: holdrpc.GetInfoResponse.DecisionsEntry
 }
 var file_holdrpc_proto_depIdxs = []int32{
-	9,  // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
-	10, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
+	18, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
+	19, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
 	6,  // 2: holdrpc.ListHeldResponse.htlcs:type_name -> holdrpc.HeldHtlc
 	0,  // 3: holdrpc.GetHeldRequest.incoming:type_name -> holdrpc.CircuitKey
 	0,  // 4: holdrpc.HeldHtlc.incoming:type_name -> holdrpc.CircuitKey
 	0,  // 5: holdrpc.GetReleasePathsRequest.incoming:type_name -> holdrpc.CircuitKey
-	1,  // 6: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
-	3,  // 7: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
-	5,  // 8: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
-	7,  // 9: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
-	2,  // 10: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
-	4,  // 11: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
-	6,  // 12: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
-	8,  // 13: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	0,  // 6: holdrpc.ReleaseHeldRequest.incoming:type_name -> holdrpc.CircuitKey
+	6,  // 7: holdrpc.ReleaseHeldResponse.htlc:type_name -> holdrpc.HeldHtlc
+	0,  // 8: holdrpc.FailHeldRequest.incoming:type_name -> holdrpc.CircuitKey
+	6,  // 9: holdrpc.FailHeldResponse.htlc:type_name -> holdrpc.HeldHtlc
+	14, // 10: holdrpc.SetPolicyRequest.policy:type_name -> holdrpc.Policy
+	6,  // 11: holdrpc.HoldEvent.htlc:type_name -> holdrpc.HeldHtlc
+	1,  // 12: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
+	3,  // 13: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
+	5,  // 14: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
+	7,  // 15: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
+	9,  // 16: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
+	11, // 17: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
+	13, // 18: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
+	15, // 19: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
+	16, // 20: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
+	2,  // 21: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
+	4,  // 22: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
+	6,  // 23: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
+	8,  // 24: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
+	10, // 25: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
+	12, // 26: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
+	14, // 27: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
+	14, // 28: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
+	17, // 29: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_holdrpc_proto_init() }
@@ -816,7 +1367,7 @@ func file_holdrpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdrpc_proto_rawDesc), len(file_holdrpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

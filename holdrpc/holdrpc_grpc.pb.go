@@ -19,10 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Hold_GetInfo_FullMethodName         = "/holdrpc.Hold/GetInfo"
-	Hold_ListHeld_FullMethodName        = "/holdrpc.Hold/ListHeld"
-	Hold_GetHeld_FullMethodName         = "/holdrpc.Hold/GetHeld"
-	Hold_GetReleasePaths_FullMethodName = "/holdrpc.Hold/GetReleasePaths"
+	Hold_GetInfo_FullMethodName             = "/holdrpc.Hold/GetInfo"
+	Hold_ListHeld_FullMethodName            = "/holdrpc.Hold/ListHeld"
+	Hold_GetHeld_FullMethodName             = "/holdrpc.Hold/GetHeld"
+	Hold_GetReleasePaths_FullMethodName     = "/holdrpc.Hold/GetReleasePaths"
+	Hold_ReleaseHeld_FullMethodName         = "/holdrpc.Hold/ReleaseHeld"
+	Hold_FailHeld_FullMethodName            = "/holdrpc.Hold/FailHeld"
+	Hold_GetPolicy_FullMethodName           = "/holdrpc.Hold/GetPolicy"
+	Hold_SetPolicy_FullMethodName           = "/holdrpc.Hold/SetPolicy"
+	Hold_SubscribeHoldEvents_FullMethodName = "/holdrpc.Hold/SubscribeHoldEvents"
 )
 
 // HoldClient is the client API for Hold service.
@@ -41,6 +46,19 @@ type HoldClient interface {
 	// GetReleasePaths returns the release paths minted for one held HTLC, and
 	// the path-delivery message holdd sends to the HTLC's sender.
 	GetReleasePaths(ctx context.Context, in *GetReleasePathsRequest, opts ...grpc.CallOption) (*GetReleasePathsResponse, error)
+	// ReleaseHeld releases a held HTLC by hand, as if its
+	// release_held_htlc had arrived. The reason is logged.
+	ReleaseHeld(ctx context.Context, in *ReleaseHeldRequest, opts ...grpc.CallOption) (*ReleaseHeldResponse, error)
+	// FailHeld fails a held HTLC back by hand. The reason is logged.
+	FailHeld(ctx context.Context, in *FailHeldRequest, opts ...grpc.CallOption) (*FailHeldResponse, error)
+	// GetPolicy returns the hold policy in force.
+	GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*Policy, error)
+	// SetPolicy replaces the hold policy and persists it; it applies to
+	// decisions made from now on and survives restarts.
+	SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*Policy, error)
+	// SubscribeHoldEvents streams held, released, resumed and failed
+	// events as they happen.
+	SubscribeHoldEvents(ctx context.Context, in *SubscribeHoldEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HoldEvent], error)
 }
 
 type holdClient struct {
@@ -91,6 +109,65 @@ func (c *holdClient) GetReleasePaths(ctx context.Context, in *GetReleasePathsReq
 	return out, nil
 }
 
+func (c *holdClient) ReleaseHeld(ctx context.Context, in *ReleaseHeldRequest, opts ...grpc.CallOption) (*ReleaseHeldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseHeldResponse)
+	err := c.cc.Invoke(ctx, Hold_ReleaseHeld_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *holdClient) FailHeld(ctx context.Context, in *FailHeldRequest, opts ...grpc.CallOption) (*FailHeldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FailHeldResponse)
+	err := c.cc.Invoke(ctx, Hold_FailHeld_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *holdClient) GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*Policy, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Policy)
+	err := c.cc.Invoke(ctx, Hold_GetPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *holdClient) SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*Policy, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Policy)
+	err := c.cc.Invoke(ctx, Hold_SetPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *holdClient) SubscribeHoldEvents(ctx context.Context, in *SubscribeHoldEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HoldEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Hold_ServiceDesc.Streams[0], Hold_SubscribeHoldEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SubscribeHoldEventsRequest, HoldEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Hold_SubscribeHoldEventsClient = grpc.ServerStreamingClient[HoldEvent]
+
 // HoldServer is the server API for Hold service.
 // All implementations must embed UnimplementedHoldServer
 // for forward compatibility.
@@ -107,6 +184,19 @@ type HoldServer interface {
 	// GetReleasePaths returns the release paths minted for one held HTLC, and
 	// the path-delivery message holdd sends to the HTLC's sender.
 	GetReleasePaths(context.Context, *GetReleasePathsRequest) (*GetReleasePathsResponse, error)
+	// ReleaseHeld releases a held HTLC by hand, as if its
+	// release_held_htlc had arrived. The reason is logged.
+	ReleaseHeld(context.Context, *ReleaseHeldRequest) (*ReleaseHeldResponse, error)
+	// FailHeld fails a held HTLC back by hand. The reason is logged.
+	FailHeld(context.Context, *FailHeldRequest) (*FailHeldResponse, error)
+	// GetPolicy returns the hold policy in force.
+	GetPolicy(context.Context, *GetPolicyRequest) (*Policy, error)
+	// SetPolicy replaces the hold policy and persists it; it applies to
+	// decisions made from now on and survives restarts.
+	SetPolicy(context.Context, *SetPolicyRequest) (*Policy, error)
+	// SubscribeHoldEvents streams held, released, resumed and failed
+	// events as they happen.
+	SubscribeHoldEvents(*SubscribeHoldEventsRequest, grpc.ServerStreamingServer[HoldEvent]) error
 	mustEmbedUnimplementedHoldServer()
 }
 
@@ -128,6 +218,21 @@ func (UnimplementedHoldServer) GetHeld(context.Context, *GetHeldRequest) (*HeldH
 }
 func (UnimplementedHoldServer) GetReleasePaths(context.Context, *GetReleasePathsRequest) (*GetReleasePathsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetReleasePaths not implemented")
+}
+func (UnimplementedHoldServer) ReleaseHeld(context.Context, *ReleaseHeldRequest) (*ReleaseHeldResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReleaseHeld not implemented")
+}
+func (UnimplementedHoldServer) FailHeld(context.Context, *FailHeldRequest) (*FailHeldResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FailHeld not implemented")
+}
+func (UnimplementedHoldServer) GetPolicy(context.Context, *GetPolicyRequest) (*Policy, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetPolicy not implemented")
+}
+func (UnimplementedHoldServer) SetPolicy(context.Context, *SetPolicyRequest) (*Policy, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetPolicy not implemented")
+}
+func (UnimplementedHoldServer) SubscribeHoldEvents(*SubscribeHoldEventsRequest, grpc.ServerStreamingServer[HoldEvent]) error {
+	return status.Errorf(codes.Unimplemented, "method SubscribeHoldEvents not implemented")
 }
 func (UnimplementedHoldServer) mustEmbedUnimplementedHoldServer() {}
 func (UnimplementedHoldServer) testEmbeddedByValue()              {}
@@ -222,6 +327,89 @@ func _Hold_GetReleasePaths_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Hold_ReleaseHeld_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseHeldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).ReleaseHeld(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_ReleaseHeld_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).ReleaseHeld(ctx, req.(*ReleaseHeldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Hold_FailHeld_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FailHeldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).FailHeld(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_FailHeld_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).FailHeld(ctx, req.(*FailHeldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Hold_GetPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).GetPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_GetPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).GetPolicy(ctx, req.(*GetPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Hold_SetPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).SetPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_SetPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).SetPolicy(ctx, req.(*SetPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Hold_SubscribeHoldEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SubscribeHoldEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HoldServer).SubscribeHoldEvents(m, &grpc.GenericServerStream[SubscribeHoldEventsRequest, HoldEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Hold_SubscribeHoldEventsServer = grpc.ServerStreamingServer[HoldEvent]
+
 // Hold_ServiceDesc is the grpc.ServiceDesc for Hold service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -245,7 +433,29 @@ var Hold_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetReleasePaths",
 			Handler:    _Hold_GetReleasePaths_Handler,
 		},
+		{
+			MethodName: "ReleaseHeld",
+			Handler:    _Hold_ReleaseHeld_Handler,
+		},
+		{
+			MethodName: "FailHeld",
+			Handler:    _Hold_FailHeld_Handler,
+		},
+		{
+			MethodName: "GetPolicy",
+			Handler:    _Hold_GetPolicy_Handler,
+		},
+		{
+			MethodName: "SetPolicy",
+			Handler:    _Hold_SetPolicy_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SubscribeHoldEvents",
+			Handler:       _Hold_SubscribeHoldEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "holdrpc.proto",
 }

@@ -4,18 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/store"
+	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// Engine is what the server reads from the hold engine.
+// Engine is the part of the hold engine the server uses.
 type Engine interface {
 	Stats() plugin.Stats
 	Height() int32
+	Release(ctx context.Context, key store.CircuitKey, hash [32]byte,
+		source string) (plugin.ReleaseOutcome, error)
+	Fail(ctx context.Context, key store.CircuitKey) error
+	Policy() plugin.Policy
+	SetPolicy(p plugin.Policy) error
+}
+
+// Events is the engine's event feed.
+type Events interface {
+	Subscribe(buffer int) (<-chan plugin.Event, func())
+}
+
+// PolicyStore persists a policy set through the API.
+type PolicyStore interface {
+	SavePolicy(ctx context.Context, p *plugin.Policy) error
 }
 
 // Store is what the server reads from the store.
@@ -46,10 +63,17 @@ type ServerConfig struct {
 	LndPubKey  []byte
 	NodeKey    []byte
 
-	Engine Engine
-	Store  Store
-	Paths  Paths
-	Status Status
+	Engine   Engine
+	Store    Store
+	Paths    Paths
+	Status   Status
+	Events   Events
+	Policies PolicyStore
+
+	// ConfigPolicy is the policy from holdd.conf, restored by a reset.
+	ConfigPolicy plugin.Policy
+
+	Logger logrus.FieldLogger
 }
 
 // Server implements HoldServer.
@@ -60,6 +84,9 @@ type Server struct {
 
 // NewServer creates a Server.
 func NewServer(cfg ServerConfig) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
 	return &Server{cfg: cfg}
 }
 
@@ -230,4 +257,156 @@ func marshalHTLC(rec store.HeldHTLC) *HeldHtlc {
 		h.IncomingPeer = rec.IncomingPeer[:]
 	}
 	return h
+}
+
+// ReleaseHeld releases a held HTLC by hand.
+func (s *Server) ReleaseHeld(ctx context.Context, req *ReleaseHeldRequest) (
+	*ReleaseHeldResponse, error) {
+
+	rec, err := s.lookup(ctx, req.Incoming)
+	if err != nil {
+		return nil, err
+	}
+	if !rec.State.Active() {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"HTLC %v is %s, not held", rec.Key, rec.State)
+	}
+	s.cfg.Logger.Infof("Manual release of %v requested: %q", rec.Key,
+		req.Reason)
+	out, err := s.cfg.Engine.Release(ctx, rec.Key, rec.PaymentHash,
+		"manual")
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "release: %v", err)
+	}
+	rec, err = s.cfg.Store.GetHeld(ctx, rec.Key)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "lookup: %v", err)
+	}
+	return &ReleaseHeldResponse{Outcome: string(out),
+		Htlc: marshalHTLC(rec)}, nil
+}
+
+// FailHeld fails a held HTLC back by hand.
+func (s *Server) FailHeld(ctx context.Context, req *FailHeldRequest) (
+	*FailHeldResponse, error) {
+
+	rec, err := s.lookup(ctx, req.Incoming)
+	if err != nil {
+		return nil, err
+	}
+	if !rec.State.Active() {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"HTLC %v is %s, not held", rec.Key, rec.State)
+	}
+	s.cfg.Logger.Infof("Manual fail of %v requested: %q", rec.Key,
+		req.Reason)
+	err = s.cfg.Engine.Fail(ctx, rec.Key)
+	switch {
+	case errors.Is(err, plugin.ErrUnknownHTLC),
+		errors.Is(err, plugin.ErrNotHeld):
+		return nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+	case err != nil:
+		return nil, status.Errorf(codes.Internal, "fail: %v", err)
+	}
+	rec, err = s.cfg.Store.GetHeld(ctx, rec.Key)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "lookup: %v", err)
+	}
+	return &FailHeldResponse{Htlc: marshalHTLC(rec)}, nil
+}
+
+// GetPolicy returns the policy in force.
+func (s *Server) GetPolicy(context.Context, *GetPolicyRequest) (*Policy,
+	error) {
+
+	return MarshalPolicy(s.cfg.Engine.Policy()), nil
+}
+
+// SetPolicy validates, persists, then applies a policy.
+func (s *Server) SetPolicy(ctx context.Context, req *SetPolicyRequest) (
+	*Policy, error) {
+
+	var p plugin.Policy
+	switch {
+	case req.Reset_:
+		p = s.cfg.ConfigPolicy
+	case req.Policy == nil:
+		return nil, status.Error(codes.InvalidArgument,
+			"policy or reset is required")
+	default:
+		p = UnmarshalPolicy(req.Policy)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+
+	var persisted *plugin.Policy
+	if !req.Reset_ {
+		persisted = &p
+	}
+	if err := s.cfg.Policies.SavePolicy(ctx, persisted); err != nil {
+		return nil, status.Errorf(codes.Internal, "persist policy: %v",
+			err)
+	}
+	if err := s.cfg.Engine.SetPolicy(p); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	s.cfg.Logger.Infof("Policy set through the API (reset=%v): %+v",
+		req.Reset_, p)
+	return MarshalPolicy(p), nil
+}
+
+// SubscribeHoldEvents streams hold events until the client goes away.
+func (s *Server) SubscribeHoldEvents(_ *SubscribeHoldEventsRequest,
+	stream Hold_SubscribeHoldEventsServer) error {
+
+	events, cancel := s.cfg.Events.Subscribe(256)
+	defer cancel()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			err := stream.Send(&HoldEvent{
+				Kind:            string(ev.Kind),
+				Htlc:            marshalHTLC(ev.HTLC),
+				TimestampUnixNs: ev.HTLC.UpdatedAt.UnixNano(),
+			})
+			if err != nil {
+				return err
+			}
+		case <-stream.Context().Done():
+			return nil
+		}
+	}
+}
+
+// MarshalPolicy converts an engine policy to its RPC form.
+func MarshalPolicy(p plugin.Policy) *Policy {
+	return &Policy{
+		HoldTypes:                append([]uint64(nil), p.HoldTypes...),
+		FailbackMargin:           p.FailbackMargin,
+		MaxHoldTimeSeconds:       int64(p.MaxHoldTime / time.Second),
+		MaxHeldPerPeer:           uint32(p.MaxHeldPerPeer),
+		MaxHeldMsatPerPeer:       p.MaxHeldMsatPerPeer,
+		MaxHeldTotal:             uint32(p.MaxHeldTotal),
+		MaxHeldMsatTotal:         p.MaxHeldMsatTotal,
+		PendingReleaseTtlSeconds: int64(p.PendingReleaseTTL / time.Second),
+	}
+}
+
+// UnmarshalPolicy converts an RPC policy to the engine's form.
+func UnmarshalPolicy(p *Policy) plugin.Policy {
+	return plugin.Policy{
+		HoldTypes:          append([]uint64(nil), p.HoldTypes...),
+		FailbackMargin:     p.FailbackMargin,
+		MaxHoldTime:        time.Duration(p.MaxHoldTimeSeconds) * time.Second,
+		MaxHeldPerPeer:     int(p.MaxHeldPerPeer),
+		MaxHeldMsatPerPeer: p.MaxHeldMsatPerPeer,
+		MaxHeldTotal:       int(p.MaxHeldTotal),
+		MaxHeldMsatTotal:   p.MaxHeldMsatTotal,
+		PendingReleaseTTL: time.Duration(p.PendingReleaseTtlSeconds) *
+			time.Second,
+	}
 }

@@ -101,10 +101,23 @@ func run(ctx context.Context, cfg *config) error {
 	log.Infof("holdd node key %x: release paths end here",
 		nodeKey.PubKey().SerializeCompressed())
 
-	policy, err := cfg.policy()
+	configPolicy, err := cfg.policy()
 	if err != nil {
 		return err
 	}
+	policies := policyStore{db: db}
+	policy := configPolicy
+	saved, err := policies.load(ctx)
+	if err != nil {
+		return fmt.Errorf("load persisted policy: %w", err)
+	}
+	if saved != nil {
+		log.Warnf("Using the policy set through the API, not "+
+			"holdd.conf's (holdcli setpolicy --reset drops it): %+v",
+			*saved)
+		policy = *saved
+	}
+	events := plugin.NewBroadcaster()
 	clk := clock.NewDefaultClock()
 	deliverer := release.NewDeliverer(release.DelivererConfig{
 		Minter:    minter,
@@ -126,7 +139,7 @@ func run(ctx context.Context, cfg *config) error {
 		Blocks: rpcclient.NewBlockWatcher(lnd.Lightning, lnd.Chain,
 			root.WithField("sub", "BLKS")),
 		Clock:    clk,
-		Observer: deliverer,
+		Observer: plugin.Observers{deliverer, events},
 		Logger:   root.WithField("sub", "ENGN"),
 	})
 	if err != nil {
@@ -184,14 +197,18 @@ func run(ctx context.Context, cfg *config) error {
 	defer link.Stop()
 
 	grpcServer, lis, err := startRPCServer(cfg, holdrpc.ServerConfig{
-		Version:    Version,
-		Network:    cfg.Network,
-		LndVersion: lnd.VersionString,
-		LndPubKey:  lnd.IdentityKey.SerializeCompressed(),
-		NodeKey:    nodeKey.PubKey().SerializeCompressed(),
-		Engine:     engine,
-		Store:      db,
-		Paths:      deliverer,
+		Version:      Version,
+		Network:      cfg.Network,
+		LndVersion:   lnd.VersionString,
+		LndPubKey:    lnd.IdentityKey.SerializeCompressed(),
+		NodeKey:      nodeKey.PubKey().SerializeCompressed(),
+		Engine:       engine,
+		Store:        db,
+		Paths:        deliverer,
+		Events:       events,
+		Policies:     policies,
+		ConfigPolicy: configPolicy,
+		Logger:       root.WithField("sub", "RPCS"),
 		Status: &status{
 			interceptorUp: &interceptorUp,
 			linkState:     &linkState,
