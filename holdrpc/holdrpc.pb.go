@@ -424,6 +424,11 @@ type HeldHtlc struct {
 	FailReason string `protobuf:"bytes,15,opt,name=fail_reason,json=failReason,proto3" json:"fail_reason,omitempty"`
 	// What released it: onion, manual.
 	ReleaseSource string `protobuf:"bytes,16,opt,name=release_source,json=releaseSource,proto3" json:"release_source,omitempty"`
+	// The incoming peer's alias from lnd's graph, when known.
+	IncomingPeerAlias string `protobuf:"bytes,17,opt,name=incoming_peer_alias,json=incomingPeerAlias,proto3" json:"incoming_peer_alias,omitempty"`
+	// The best block height when this record was read, so clients can show
+	// blocks left until failback_height.
+	CurrentHeight uint32 `protobuf:"varint,18,opt,name=current_height,json=currentHeight,proto3" json:"current_height,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -568,6 +573,20 @@ func (x *HeldHtlc) GetReleaseSource() string {
 		return x.ReleaseSource
 	}
 	return ""
+}
+
+func (x *HeldHtlc) GetIncomingPeerAlias() string {
+	if x != nil {
+		return x.IncomingPeerAlias
+	}
+	return ""
+}
+
+func (x *HeldHtlc) GetCurrentHeight() uint32 {
+	if x != nil {
+		return x.CurrentHeight
+	}
+	return 0
 }
 
 type GetReleasePathsRequest struct {
@@ -1215,7 +1234,7 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x10ListHeldResponse\x12'\n" +
 	"\x05htlcs\x18\x01 \x03(\v2\x11.holdrpc.HeldHtlcR\x05htlcs\"A\n" +
 	"\x0eGetHeldRequest\x12/\n" +
-	"\bincoming\x18\x01 \x01(\v2\x13.holdrpc.CircuitKeyR\bincoming\"\x8d\x05\n" +
+	"\bincoming\x18\x01 \x01(\v2\x13.holdrpc.CircuitKeyR\bincoming\"\xe4\x05\n" +
 	"\bHeldHtlc\x12/\n" +
 	"\bincoming\x18\x01 \x01(\v2\x13.holdrpc.CircuitKeyR\bincoming\x12!\n" +
 	"\fpayment_hash\x18\x02 \x01(\fR\vpaymentHash\x12\x14\n" +
@@ -1234,7 +1253,9 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x13resolved_at_unix_ns\x18\x0e \x01(\x03R\x10resolvedAtUnixNs\x12\x1f\n" +
 	"\vfail_reason\x18\x0f \x01(\tR\n" +
 	"failReason\x12%\n" +
-	"\x0erelease_source\x18\x10 \x01(\tR\rreleaseSource\"I\n" +
+	"\x0erelease_source\x18\x10 \x01(\tR\rreleaseSource\x12.\n" +
+	"\x13incoming_peer_alias\x18\x11 \x01(\tR\x11incomingPeerAlias\x12%\n" +
+	"\x0ecurrent_height\x18\x12 \x01(\rR\rcurrentHeight\"I\n" +
 	"\x16GetReleasePathsRequest\x12/\n" +
 	"\bincoming\x18\x01 \x01(\v2\x13.holdrpc.CircuitKeyR\bincoming\"\xa6\x01\n" +
 	"\x17GetReleasePathsResponse\x12\x14\n" +
