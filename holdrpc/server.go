@@ -48,6 +48,11 @@ type Paths interface {
 	Delivery(rec store.HeldHTLC) (*release.PathDelivery, error)
 }
 
+// Aliases names nodes.
+type Aliases interface {
+	Alias(ctx context.Context, node [33]byte) string
+}
+
 // Status reports holdd's connections.
 type Status interface {
 	InterceptorConnected() bool
@@ -69,6 +74,7 @@ type ServerConfig struct {
 	Status   Status
 	Events   Events
 	Policies PolicyStore
+	Aliases  Aliases
 
 	// ConfigPolicy is the policy from holdd.conf, restored by a reset.
 	ConfigPolicy plugin.Policy
@@ -143,7 +149,7 @@ func (s *Server) ListHeld(ctx context.Context, req *ListHeldRequest) (
 	}
 	resp := &ListHeldResponse{Htlcs: make([]*HeldHtlc, 0, len(recs))}
 	for _, rec := range recs {
-		resp.Htlcs = append(resp.Htlcs, marshalHTLC(rec))
+		resp.Htlcs = append(resp.Htlcs, s.describe(ctx, rec))
 	}
 	return resp, nil
 }
@@ -156,7 +162,17 @@ func (s *Server) GetHeld(ctx context.Context, req *GetHeldRequest) (
 	if err != nil {
 		return nil, err
 	}
-	return marshalHTLC(rec), nil
+	return s.describe(ctx, rec), nil
+}
+
+// describe adds what only the running daemon knows to a stored record.
+func (s *Server) describe(ctx context.Context, rec store.HeldHTLC) *HeldHtlc {
+	h := marshalHTLC(rec)
+	h.CurrentHeight = uint32(s.cfg.Engine.Height())
+	if s.cfg.Aliases != nil && rec.IncomingPeer != ([33]byte{}) {
+		h.IncomingPeerAlias = s.cfg.Aliases.Alias(ctx, rec.IncomingPeer)
+	}
+	return h
 }
 
 // GetReleasePaths returns the release paths of a held HTLC.

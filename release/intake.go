@@ -87,44 +87,49 @@ func (in *Intake) HandleOnionMessage(ctx context.Context,
 	msg *lnwire.OnionMessage) {
 
 	start := in.clock.Now()
-	outcome := in.handle(ctx, msg)
-	in.count(outcome)
+	outcome, counted := in.handle(ctx, msg)
+	if !counted {
+		in.count(outcome)
+	}
 	in.log.Debugf("Onion message handled in %v: %s",
 		in.clock.Now().Sub(start), outcome)
 }
 
-func (in *Intake) handle(ctx context.Context, msg *lnwire.OnionMessage) string {
+// handle returns the message's outcome, and whether the engine already
+// counted it (its release outcomes are the engine's to count).
+func (in *Intake) handle(ctx context.Context,
+	msg *lnwire.OnionMessage) (string, bool) {
 	peeled, err := in.peeler.Peel(msg)
 	if err != nil {
 		in.log.Infof("Dropping onion message that does not peel: %v",
 			err)
-		return OutcomeUndecodable
+		return OutcomeUndecodable, false
 	}
 	if !peeled.Final {
 		// holdd is only ever a path's final hop; it relays nothing.
 		in.log.Infof("Dropping onion message with a next hop: holdd " +
 			"does not forward")
-		return OutcomeNotForUs
+		return OutcomeNotForUs, false
 	}
 	value, ok := peeled.FinalTLVs[ReleaseHeldHTLCType]
 	if !ok {
 		in.log.Infof("Dropping onion message without "+
 			"release_held_htlc (types %v)", tlvTypes(peeled))
-		return OutcomeNoRelease
+		return OutcomeNoRelease, false
 	}
 	// LDK writes the empty TLV stream as its length byte 00; the draft
 	// spec's empty value is accepted too.
 	if len(value) > 1 || (len(value) == 1 && value[0] != 0) {
 		in.log.Infof("Dropping release_held_htlc with value %x", value)
-		return OutcomeBadValue
+		return OutcomeBadValue, false
 	}
 	if peeled.Data == nil {
-		return OutcomeNoPathID
+		return OutcomeNoPathID, false
 	}
 	pathIDOpt := peeled.Data.PathID.ValOpt()
 	if pathIDOpt.IsNone() {
 		in.log.Infof("Dropping release without path_id")
-		return OutcomeNoPathID
+		return OutcomeNoPathID, false
 	}
 	pathID := pathIDOpt.UnwrapOr(nil)
 
@@ -132,24 +137,24 @@ func (in *Intake) handle(ctx context.Context, msg *lnwire.OnionMessage) string {
 	switch {
 	case errors.Is(err, ErrForgedPathID):
 		in.log.Warnf("Dropping release with a forged path_id")
-		return OutcomeForged
+		return OutcomeForged, false
 	case errors.Is(err, ErrExpiredPathID):
 		in.log.Infof("Dropping release for %v: path expired at %v",
 			claim.Key, claim.ExpiresAt.UTC())
-		return OutcomeExpired
+		return OutcomeExpired, false
 	case err != nil:
 		in.log.Infof("Dropping release: %v", err)
-		return OutcomeMalformed
+		return OutcomeMalformed, false
 	}
 
 	outcome, err := in.releaser.Release(ctx, claim.Key,
 		claim.PaymentHash, "onion")
 	if err != nil {
 		in.log.Errorf("Release of %v failed: %v", claim.Key, err)
-		return OutcomeEngineError
+		return OutcomeEngineError, false
 	}
 	in.log.Infof("release_held_htlc for %v: %s", claim.Key, outcome)
-	return string(outcome)
+	return string(outcome), true
 }
 
 func (in *Intake) count(outcome string) {

@@ -186,3 +186,44 @@ func (m *CustomMessenger) SendCustomMessage(ctx context.Context,
 		})
 	return err
 }
+
+// NodeInfoClient is the part of lnd's Lightning service NodeAliases uses.
+type NodeInfoClient interface {
+	GetNodeInfo(ctx context.Context, in *lnrpc.NodeInfoRequest,
+		opts ...grpc.CallOption) (*lnrpc.NodeInfo, error)
+}
+
+// NodeAliases looks up node aliases in lnd's graph and remembers them; an
+// alias is cosmetic, so a failed lookup just yields "".
+type NodeAliases struct {
+	client NodeInfoClient
+
+	mu      sync.Mutex
+	aliases map[[33]byte]string
+}
+
+// NewNodeAliases creates a NodeAliases over lnd.
+func NewNodeAliases(client NodeInfoClient) *NodeAliases {
+	return &NodeAliases{client: client,
+		aliases: make(map[[33]byte]string)}
+}
+
+// Alias returns the alias of node, or "" when lnd does not know it.
+func (a *NodeAliases) Alias(ctx context.Context, node [33]byte) string {
+	a.mu.Lock()
+	alias, ok := a.aliases[node]
+	a.mu.Unlock()
+	if ok {
+		return alias
+	}
+	info, err := a.client.GetNodeInfo(ctx, &lnrpc.NodeInfoRequest{
+		PubKey: fmt.Sprintf("%x", node[:]),
+	})
+	if err != nil || info.Node == nil {
+		return ""
+	}
+	a.mu.Lock()
+	a.aliases[node] = info.Node.Alias
+	a.mu.Unlock()
+	return info.Node.Alias
+}

@@ -26,16 +26,19 @@ import (
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/keychain"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/macaroons"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
 
 const (
-	nodeKeySecret   = "peer_node_key"
-	pathIDSecret    = "release_path_id_hmac"
-	tlsCertFilename = "tls.cert"
-	tlsKeyFilename  = "tls.key"
+	nodeKeySecret = "peer_node_key"
+	pathIDSecret  = "release_path_id_hmac"
+
+	macaroonRootKeySecret = "macaroon_root_key"
+	tlsCertFilename       = "tls.cert"
+	tlsKeyFilename        = "tls.key"
 
 	// tlsCertValidity matches lnd's auto-generated certificates.
 	tlsCertValidity = 14 * 30 * 24 * time.Hour
@@ -196,7 +199,20 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	defer link.Stop()
 
-	grpcServer, lis, err := startRPCServer(cfg, holdrpc.ServerConfig{
+	macRootKey, err := db.Secret(ctx, macaroonRootKeySecret, randomSecret)
+	if err != nil {
+		return fmt.Errorf("macaroon root key: %w", err)
+	}
+	macService, err := holdrpc.NewMacaroonService(macRootKey)
+	if err != nil {
+		return err
+	}
+	if err := holdrpc.BakeDefaultMacaroons(ctx, macService,
+		cfg.dataDir()); err != nil {
+		return fmt.Errorf("bake macaroons: %w", err)
+	}
+
+	grpcServer, lis, err := startRPCServer(cfg, macService, holdrpc.ServerConfig{
 		Version:      Version,
 		Network:      cfg.Network,
 		LndVersion:   lnd.VersionString,
@@ -206,6 +222,7 @@ func run(ctx context.Context, cfg *config) error {
 		Store:        db,
 		Paths:        deliverer,
 		Events:       events,
+		Aliases:      rpcclient.NewNodeAliases(lnd.Lightning),
 		Policies:     policies,
 		ConfigPolicy: configPolicy,
 		Logger:       root.WithField("sub", "RPCS"),
@@ -336,8 +353,8 @@ func lastPart(k string) string {
 
 // startRPCServer serves holdrpc over TLS with a self-signed certificate
 // that holdd creates on first start.
-func startRPCServer(cfg *config, scfg holdrpc.ServerConfig) (*grpc.Server,
-	net.Listener, error) {
+func startRPCServer(cfg *config, macService *macaroons.Service,
+	scfg holdrpc.ServerConfig) (*grpc.Server, net.Listener, error) {
 
 	certPath := filepath.Join(cfg.HoldDir, tlsCertFilename)
 	keyPath := filepath.Join(cfg.HoldDir, tlsKeyFilename)
@@ -361,7 +378,9 @@ func startRPCServer(cfg *config, scfg holdrpc.ServerConfig) (*grpc.Server,
 		return nil, nil, fmt.Errorf("rpclisten %s: %w", cfg.RPCListen,
 			err)
 	}
-	srv := grpc.NewServer(grpc.Creds(creds))
+	unary, stream := holdrpc.MacaroonInterceptors(macService)
+	srv := grpc.NewServer(grpc.Creds(creds),
+		grpc.UnaryInterceptor(unary), grpc.StreamInterceptor(stream))
 	holdrpc.RegisterHoldServer(srv, holdrpc.NewServer(scfg))
 	return srv, lis, nil
 }
