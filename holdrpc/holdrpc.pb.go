@@ -138,7 +138,11 @@ type GetInfoResponse struct {
 	// HTLC decisions by kind: pass, hold, fail_<reason>.
 	Decisions map[string]uint64 `protobuf:"bytes,11,rep,name=decisions,proto3" json:"decisions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// The network holdd runs on.
-	Network       string `protobuf:"bytes,12,opt,name=network,proto3" json:"network,omitempty"`
+	Network string `protobuf:"bytes,12,opt,name=network,proto3" json:"network,omitempty"`
+	// How release messages reach holdd: peer (holdd's own peer link to
+	// lnd, lnd 0.21+) or custommsg (lnd's custom-message API, lnd
+	// 0.18-0.20). peer_link_state is that transport's state.
+	Transport     string `protobuf:"bytes,13,opt,name=transport,proto3" json:"transport,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +257,13 @@ func (x *GetInfoResponse) GetDecisions() map[string]uint64 {
 func (x *GetInfoResponse) GetNetwork() string {
 	if x != nil {
 		return x.Network
+	}
+	return ""
+}
+
+func (x *GetInfoResponse) GetTransport() string {
+	if x != nil {
+		return x.Transport
 	}
 	return ""
 }
@@ -1204,7 +1215,7 @@ const file_holdrpc_proto_rawDesc = "" +
 	"CircuitKey\x12\x17\n" +
 	"\achan_id\x18\x01 \x01(\x04R\x06chanId\x12\x17\n" +
 	"\ahtlc_id\x18\x02 \x01(\x04R\x06htlcId\"\x10\n" +
-	"\x0eGetInfoRequest\"\xe2\x04\n" +
+	"\x0eGetInfoRequest\"\x80\x05\n" +
 	"\x0fGetInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1f\n" +
 	"\vlnd_version\x18\x02 \x01(\tR\n" +
@@ -1221,7 +1232,8 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\breleases\x18\n" +
 	" \x03(\v2&.holdrpc.GetInfoResponse.ReleasesEntryR\breleases\x12E\n" +
 	"\tdecisions\x18\v \x03(\v2'.holdrpc.GetInfoResponse.DecisionsEntryR\tdecisions\x12\x18\n" +
-	"\anetwork\x18\f \x01(\tR\anetwork\x1a;\n" +
+	"\anetwork\x18\f \x01(\tR\anetwork\x12\x1c\n" +
+	"\ttransport\x18\r \x01(\tR\ttransport\x1a;\n" +
 	"\rReleasesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a<\n" +

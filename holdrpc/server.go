@@ -64,6 +64,7 @@ type Status interface {
 type ServerConfig struct {
 	Version    string
 	Network    string
+	Transport  string
 	LndVersion string
 	LndPubKey  []byte
 	NodeKey    []byte
@@ -108,6 +109,7 @@ func (s *Server) GetInfo(_ context.Context, _ *GetInfoRequest) (
 	return &GetInfoResponse{
 		Version:              s.cfg.Version,
 		Network:              s.cfg.Network,
+		Transport:            s.cfg.Transport,
 		LndVersion:           s.cfg.LndVersion,
 		LndPubkey:            s.cfg.LndPubKey,
 		NodeKey:              s.cfg.NodeKey,

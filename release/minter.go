@@ -25,13 +25,16 @@ type Minter struct {
 	newSessionKey func() (*btcec.PrivateKey, error)
 }
 
-// NewMinter returns a Minter for paths through lndKey to holddKey.
+// NewMinter returns a Minter for paths through lndKey to holddKey. With a
+// nil holddKey it mints one-hop paths [lnd: path_id], for lnd releases
+// before 0.21 where holdd reads lnd's own final hop through the
+// custom-message API.
 func NewMinter(auth *Authenticator, lndKey,
 	holddKey *btcec.PublicKey) (*Minter, error) {
 
-	if auth == nil || lndKey == nil || holddKey == nil {
+	if auth == nil || lndKey == nil {
 		return nil, errors.New("release: minter needs an authenticator " +
-			"and both node keys")
+			"and lnd's node key")
 	}
 	return &Minter{
 		auth:          auth,
@@ -54,19 +57,23 @@ func (m *Minter) Mint(c Claim, n int) ([]*onionmsg.BlindedPath, error) {
 		if err != nil {
 			return nil, err
 		}
-		hops := []onionmsg.Hop{
-			{
+		hops := []onionmsg.Hop{{
+			NodeID: m.lndKey,
+			Data:   record.NewFinalHopBlindedRouteData(nil, pathID),
+		}}
+		if m.holddKey != nil {
+			hops = []onionmsg.Hop{{
 				NodeID: m.lndKey,
 				Data: record.NewNonFinalBlindedRouteDataOnionMessage(
 					fn.NewLeft[*btcec.PublicKey,
 						lnwire.ShortChannelID](m.holddKey),
 					nil, nil,
 				),
-			},
-			{
+			}, {
 				NodeID: m.holddKey,
-				Data:   record.NewFinalHopBlindedRouteData(nil, pathID),
-			},
+				Data: record.NewFinalHopBlindedRouteData(nil,
+					pathID),
+			}}
 		}
 		path, err := onionmsg.BuildBlindedPath(sessionKey, hops, true)
 		if err != nil {

@@ -43,6 +43,7 @@ func testFake(t *testing.T) *fakeHold {
 			Releases:             map[string]uint64{"matched": 4, "expired": 1},
 			Decisions:            map[string]uint64{"pass": 10, "hold": 6},
 			Network:              "regtest",
+			Transport:            "peer",
 		},
 		htlcs: []*holdrpc.HeldHtlc{{
 			Incoming: &holdrpc.CircuitKey{
@@ -127,7 +128,8 @@ func TestGetInfo(t *testing.T) {
         "hold": "6",
         "pass": "10"
     },
-    "network": "regtest"
+    "network": "regtest",
+    "transport": "peer"
 }
 `, out)
 }

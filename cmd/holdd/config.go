@@ -58,6 +58,8 @@ type config struct {
 	DebugLevel  string `long:"debuglevel" description:"Log level: trace, debug, info, warn, error"`
 	RPCListen   string `long:"rpclisten" description:"Address holdd's gRPC API listens on"`
 
+	Transport string `long:"transport" description:"How release messages reach holdd: peer (lnd 0.21+: holdd connects to lnd's p2p port), custommsg (lnd 0.18-0.20: protocol.custom-message=513), or auto (by lnd's version)" choice:"auto" choice:"peer" choice:"custommsg"`
+
 	UnsafeAllowNoRequireInterceptor bool `long:"unsafe-allow-no-requireinterceptor" description:"Run even though lnd reports requireinterceptor off (a dropped stream then releases every held HTLC)"`
 
 	Lnd     *lndConfig     `group:"lnd" namespace:"lnd"`
@@ -71,6 +73,7 @@ func defaultConfig() *config {
 		HoldDir:    defaultHoldDir,
 		Network:    defaultNetwork,
 		DebugLevel: "info",
+		Transport:  transportAuto,
 		RPCListen:  defaultRPCListen,
 		Lnd: &lndConfig{
 			Host:    defaultLndHost,

@@ -18,13 +18,10 @@ import (
 	"github.com/holdd/holdd/interceptor"
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
-	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/release/peerlink"
 	"github.com/holdd/holdd/rpcclient"
 	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/cert"
 	"github.com/lightningnetwork/lnd/clock"
-	"github.com/lightningnetwork/lnd/keychain"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/macaroons"
 	"github.com/sirupsen/logrus"
@@ -76,13 +73,20 @@ func run(ctx context.Context, cfg *config) error {
 	defer lnd.Close()
 	log.Infof("Connected to lnd %s (%x) at %s", lnd.VersionString,
 		lnd.IdentityKey.SerializeCompressed(), cfg.Lnd.Host)
-	if err := checkLndSettings(ctx, lnd, log); err != nil {
+	lndConfig := readLndConfig(ctx, lnd, log)
+	if err := checkRequireInterceptor(lndConfig, log); err != nil {
 		if !cfg.UnsafeAllowNoRequireInterceptor {
 			return err
 		}
 		log.Errorf("%v; continuing because of "+
 			"unsafe-allow-no-requireinterceptor", err)
 	}
+	transport, why, err := chooseTransport(cfg.Transport, lnd.Version,
+		lndConfig)
+	if err != nil {
+		return err
+	}
+	log.Infof("Release transport: %s (%s)", transport, why)
 
 	nodeKey, err := loadNodeKey(ctx, db)
 	if err != nil {
@@ -96,13 +100,20 @@ func run(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	minter, err := release.NewMinter(auth, lnd.IdentityKey,
-		nodeKey.PubKey())
+	// With the peer link, release paths end at holdd's own key; with the
+	// custom-message API they end at lnd, whose final hop holdd reads.
+	finalHop := nodeKey.PubKey()
+	if transport == transportCustomMsg {
+		finalHop = nil
+	}
+	minter, err := release.NewMinter(auth, lnd.IdentityKey, finalHop)
 	if err != nil {
 		return err
 	}
-	log.Infof("holdd node key %x: release paths end here",
-		nodeKey.PubKey().SerializeCompressed())
+	if finalHop != nil {
+		log.Infof("holdd node key %x: release paths end here",
+			nodeKey.PubKey().SerializeCompressed())
+	}
 
 	configPolicy, err := cfg.policy()
 	if err != nil {
@@ -174,30 +185,14 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	defer icpt.Stop()
 
-	intake := release.NewIntake(
-		onionmsg.NewPeeler(&keychain.PrivKeyECDH{PrivKey: nodeKey}),
-		auth, engine, clk, root.WithField("sub", "RLSE"),
-	)
 	var linkState atomic.Value
-	linkState.Store(peerlink.StateDisconnected.String())
-	link, err := peerlink.New(peerlink.Config{
-		NodeKey:    nodeKey,
-		PeerPubKey: lnd.IdentityKey,
-		PeerAddr:   cfg.Lnd.P2PAddr,
-		OnMessage:  intake.HandleOnionMessage,
-		Clock:      clk,
-		Logger:     root.WithField("sub", "PLNK"),
-		OnStateChange: func(s peerlink.State) {
-			linkState.Store(s.String())
-		},
-	})
+	linkState.Store("disconnected")
+	stopTransport, err := startTransport(transport, lnd, nodeKey, auth,
+		engine, clk, root, cfg, &linkState)
 	if err != nil {
 		return err
 	}
-	if err := link.Start(); err != nil {
-		return err
-	}
-	defer link.Stop()
+	defer stopTransport()
 
 	macRootKey, err := db.Secret(ctx, macaroonRootKeySecret, randomSecret)
 	if err != nil {
@@ -229,7 +224,7 @@ func run(ctx context.Context, cfg *config) error {
 		Status: &status{
 			interceptorUp: &interceptorUp,
 			linkState:     &linkState,
-			intake:        intake,
+			intake:        intakeCounts,
 		},
 	})
 	if err != nil {
@@ -273,7 +268,7 @@ func (l *lateResolver) Fail(ctx context.Context, key store.CircuitKey) error {
 type status struct {
 	interceptorUp *atomic.Bool
 	linkState     *atomic.Value
-	intake        *release.Intake
+	intake        interface{ Counts() map[string]uint64 }
 }
 
 func (s *status) InterceptorConnected() bool { return s.interceptorUp.Load() }
@@ -318,19 +313,32 @@ var errNoRequireInterceptor = errors.New("lnd runs without " +
 	"requireinterceptor: if holdd's interceptor stream drops, lnd " +
 	"releases every held HTLC; add requireinterceptor=true to lnd.conf")
 
-// checkLndSettings refuses an lnd that reports requireinterceptor off and
-// warns when it cannot tell.
-func checkLndSettings(ctx context.Context, lnd *rpcclient.Client,
-	log logrus.FieldLogger) error {
+// readLndConfig returns lnd's flattened config, or nil when the macaroon
+// does not allow GetDebugInfo.
+func readLndConfig(ctx context.Context, lnd *rpcclient.Client,
+	log logrus.FieldLogger) map[string]string {
 
 	resp, err := lnd.Lightning.GetDebugInfo(ctx,
 		&lnrpc.GetDebugInfoRequest{})
 	if err != nil {
-		log.Warnf("Cannot read lnd's config (GetDebugInfo: %v); make "+
-			"sure lnd runs with requireinterceptor=true", err)
+		log.Warnf("Cannot read lnd's config (GetDebugInfo: %v); holdd "+
+			"cannot check requireinterceptor and the onion-message "+
+			"settings", err)
 		return nil
 	}
-	for k, v := range resp.Config {
+	return resp.Config
+}
+
+// checkRequireInterceptor refuses an lnd that reports requireinterceptor
+// off and warns when it cannot tell.
+func checkRequireInterceptor(lndConfig map[string]string,
+	log logrus.FieldLogger) error {
+
+	if lndConfig == nil {
+		log.Warnf("Make sure lnd runs with requireinterceptor=true")
+		return nil
+	}
+	for k, v := range lndConfig {
 		if strings.EqualFold(lastPart(k), "requireinterceptor") {
 			if v != "true" {
 				return errNoRequireInterceptor

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/plugin"
+	"github.com/holdd/holdd/release"
+	"github.com/holdd/holdd/release/custommsg"
+	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/holdd/holdd/release/peerlink"
+	"github.com/holdd/holdd/rpcclient"
+	sphinx "github.com/lightningnetwork/lightning-onion"
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/keychain"
+	"github.com/sirupsen/logrus"
+)
+
+// ecdhTimeout bounds one DeriveSharedKey call in custom-message mode.
+const ecdhTimeout = 10 * time.Second
+
+// intakeCounts is set by startTransport; the RPC status reads it.
+var intakeCounts interface{ Counts() map[string]uint64 }
+
+// startTransport starts the release intake on the chosen transport and
+// returns its stop function. state is kept as "<transport>:<state>".
+func startTransport(transport string, lnd *rpcclient.Client,
+	nodeKey *btcec.PrivateKey, auth *release.Authenticator,
+	engine *plugin.Engine, clk clock.Clock, root *logrus.Logger,
+	cfg *config, state *atomic.Value) (func(), error) {
+
+	var ecdh sphinx.SingleKeyECDH = &keychain.PrivKeyECDH{PrivKey: nodeKey}
+	if transport == transportCustomMsg {
+		// Release paths end at lnd, so the final hop is peeled with
+		// lnd's node key, which never leaves lnd.
+		ecdh = custommsg.NewNodeKeyECDH(lnd.Signer, lnd.IdentityKey,
+			ecdhTimeout)
+	}
+	intake := release.NewIntake(onionmsg.NewPeeler(ecdh), auth, engine,
+		clk, root.WithField("sub", "RLSE"))
+	intakeCounts = intake
+
+	switch transport {
+	case transportPeer:
+		link, err := peerlink.New(peerlink.Config{
+			NodeKey:    nodeKey,
+			PeerPubKey: lnd.IdentityKey,
+			PeerAddr:   cfg.Lnd.P2PAddr,
+			OnMessage:  intake.HandleOnionMessage,
+			Clock:      clk,
+			Logger:     root.WithField("sub", "PLNK"),
+			OnStateChange: func(s peerlink.State) {
+				state.Store(s.String())
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := link.Start(); err != nil {
+			return nil, err
+		}
+		return func() { _ = link.Stop() }, nil
+
+	case transportCustomMsg:
+		tr, err := custommsg.New(custommsg.Config{
+			Client:    lnd.Lightning,
+			OnMessage: intake.HandleOnionMessage,
+			Clock:     clk,
+			Logger:    root.WithField("sub", "CMSG"),
+			OnStateChange: func(up bool) {
+				if up {
+					state.Store("connected")
+				} else {
+					state.Store("disconnected")
+				}
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := tr.Start(); err != nil {
+			return nil, err
+		}
+		return func() { _ = tr.Stop() }, nil
+	}
+	return nil, fmt.Errorf("unknown transport %q", transport)
+}

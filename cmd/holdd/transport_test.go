@@ -1,0 +1,59 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/holdd/holdd/rpcclient"
+	"github.com/stretchr/testify/require"
+)
+
+func TestChooseTransport(t *testing.T) {
+	v21 := rpcclient.Version{Major: 0, Minor: 21, Patch: 2}
+	v20 := rpcclient.Version{Major: 0, Minor: 20, Patch: 2}
+	with513 := map[string]string{"protocol.custom-message": "[513]"}
+	without := map[string]string{"protocol.custom-message": "[]"}
+	other := map[string]string{"protocol.custom-message": "[5130]"}
+	silent := map[string]string{"requireinterceptor": "true"}
+
+	tests := []struct {
+		name    string
+		want    string
+		version rpcclient.Version
+		config  map[string]string
+		got     string
+		errLike string
+	}{
+		{"auto on 0.21", "auto", v21, silent, transportPeer, ""},
+		{"auto on 0.20 with 513", "auto", v20, with513,
+			transportCustomMsg, ""},
+		{"auto on 0.20 without 513", "auto", v20, without, "",
+			"protocol.custom-message=513"},
+		{"auto on 0.20, 5130 is not 513", "auto", v20, other, "",
+			"protocol.custom-message=513"},
+		{"auto on 0.20, config unreadable", "auto", v20, nil,
+			transportCustomMsg, ""},
+		{"peer on 0.21", "peer", v21, nil, transportPeer, ""},
+		{"peer on 0.20", "peer", v20, with513, "", "transport=custommsg"},
+		{"custommsg on 0.20", "custommsg", v20, with513,
+			transportCustomMsg, ""},
+		{"custommsg on 0.20 without 513", "custommsg", v20, without, "",
+			"protocol.custom-message=513"},
+		{"custommsg on 0.21", "custommsg", v21, with513, "",
+			"transport=peer"},
+		{"unknown", "carrier-pigeon", v21, nil, "", "unknown transport"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, reason, err := chooseTransport(tc.want, tc.version,
+				tc.config)
+			if tc.errLike != "" {
+				require.ErrorIs(t, err, errConfig)
+				require.Contains(t, err.Error(), tc.errLike)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.got, got)
+			require.NotEmpty(t, reason)
+		})
+	}
+}
