@@ -62,9 +62,14 @@ type config struct {
 
 	UnsafeAllowNoRequireInterceptor bool `long:"unsafe-allow-no-requireinterceptor" description:"Run even though lnd reports requireinterceptor off (a dropped stream then releases every held HTLC)"`
 
-	Lnd     *lndConfig     `group:"lnd" namespace:"lnd"`
-	Hold    *holdConfig    `group:"hold" namespace:"hold"`
-	Release *releaseConfig `group:"release" namespace:"release"`
+	Lnd        *lndConfig        `group:"lnd" namespace:"lnd"`
+	Hold       *holdConfig       `group:"hold" namespace:"hold"`
+	Release    *releaseConfig    `group:"release" namespace:"release"`
+	Prometheus *prometheusConfig `group:"prometheus" namespace:"prometheus"`
+}
+
+type prometheusConfig struct {
+	Listen string `long:"listen" description:"Serve Prometheus metrics on this address (host:port) at /metrics; empty = off"`
 }
 
 func defaultConfig() *config {
@@ -84,6 +89,7 @@ func defaultConfig() *config {
 			MaxPerPeer:     p.MaxHeldPerPeer,
 			MaxTotal:       p.MaxHeldTotal,
 		},
+		Prometheus: &prometheusConfig{},
 		Release: &releaseConfig{
 			PathCount:  2,
 			PathExpiry: 7 * 24 * time.Hour,

@@ -16,6 +16,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/holdrpc"
 	"github.com/holdd/holdd/interceptor"
+	"github.com/holdd/holdd/metrics"
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/rpcclient"
@@ -132,6 +133,47 @@ func run(ctx context.Context, cfg *config) error {
 		policy = *saved
 	}
 	events := plugin.NewBroadcaster()
+
+	// The metrics read their sources at scrape time; the sources are
+	// filled in below as the subsystems start.
+	var (
+		interceptorUp   atomic.Bool
+		linkState       atomic.Value
+		icptRef         atomic.Pointer[interceptor.Interceptor]
+		engineRef       atomic.Pointer[plugin.Engine]
+		metricsObserver plugin.Observer = plugin.Observers{}
+		reg             *metrics.Metrics
+	)
+	linkState.Store("disconnected")
+	if cfg.Prometheus.Listen != "" {
+		reg = metrics.New(metrics.Sources{
+			Engine: engineStats{&engineRef},
+			Intake: func() map[string]uint64 {
+				if intakeCounts == nil {
+					return nil
+				}
+				return intakeCounts.Counts()
+			},
+			InterceptorConnected: interceptorUp.Load,
+			InterceptorReconnects: func() uint64 {
+				if i := icptRef.Load(); i != nil {
+					return i.Reconnects()
+				}
+				return 0
+			},
+			Transport: transport,
+			TransportState: func() string {
+				return linkState.Load().(string)
+			},
+		})
+		metricsObserver = reg
+		addr, err := reg.Serve(ctx, cfg.Prometheus.Listen)
+		if err != nil {
+			return fmt.Errorf("prometheus.listen %s: %w",
+				cfg.Prometheus.Listen, err)
+		}
+		log.Infof("Prometheus metrics on http://%s/metrics", addr)
+	}
 	clk := clock.NewDefaultClock()
 	deliverer := release.NewDeliverer(release.DelivererConfig{
 		Minter:    minter,
@@ -153,7 +195,7 @@ func run(ctx context.Context, cfg *config) error {
 		Blocks: rpcclient.NewBlockWatcher(lnd.Lightning, lnd.Chain,
 			root.WithField("sub", "BLKS")),
 		Clock:    clk,
-		Observer: plugin.Observers{deliverer, events},
+		Observer: plugin.Observers{deliverer, events, metricsObserver},
 		Logger:   root.WithField("sub", "ENGN"),
 	})
 	if err != nil {
@@ -166,10 +208,14 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	defer engine.Stop()
 
-	var interceptorUp atomic.Bool
+	engineRef.Store(engine)
+	var decide interceptor.Engine = engine
+	if reg != nil {
+		decide = metrics.TimedEngine{Engine: engine, Metrics: reg}
+	}
 	icpt, err := interceptor.New(interceptor.Config{
 		Router: lnd.Router,
-		Engine: engine,
+		Engine: decide,
 		Clock:  clk,
 		Logger: root.WithField("sub", "INTC"),
 		OnConnectionChange: func(up bool) {
@@ -180,13 +226,12 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	resolver.set(icpt)
+	icptRef.Store(icpt)
 	if err := icpt.Start(); err != nil {
 		return err
 	}
 	defer icpt.Stop()
 
-	var linkState atomic.Value
-	linkState.Store("disconnected")
 	stopTransport, err := startTransport(transport, lnd, nodeKey, auth,
 		engine, clk, root, cfg, &linkState)
 	if err != nil {
@@ -263,6 +308,18 @@ func (l *lateResolver) Fail(ctx context.Context, key store.CircuitKey) error {
 		return i.Fail(ctx, key)
 	}
 	return plugin.ErrNotOffered
+}
+
+// engineStats reads the engine once it exists.
+type engineStats struct {
+	e *atomic.Pointer[plugin.Engine]
+}
+
+func (s engineStats) Stats() plugin.Stats {
+	if e := s.e.Load(); e != nil {
+		return e.Stats()
+	}
+	return plugin.Stats{}
 }
 
 type status struct {

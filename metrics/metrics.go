@@ -1,0 +1,227 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/holdd/holdd/plugin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "holdd"
+
+// Sources are what the collector reads at scrape time. Any may be nil.
+type Sources struct {
+	// Engine reports held counts and decision and release counters.
+	Engine interface{ Stats() plugin.Stats }
+
+	// Intake reports release messages dropped before the engine.
+	Intake func() map[string]uint64
+
+	// InterceptorConnected and InterceptorReconnects describe the
+	// HtlcInterceptor stream.
+	InterceptorConnected  func() bool
+	InterceptorReconnects func() uint64
+
+	// Transport names the release transport; TransportState is its
+	// state ("connected" when up).
+	Transport      string
+	TransportState func() string
+}
+
+// Metrics is holdd's registry.
+type Metrics struct {
+	src             Sources
+	reg             *prometheus.Registry
+	holdDuration    *prometheus.HistogramVec
+	decisionLatency prometheus.Histogram
+
+	heldCount, heldMsat, decisions, releases, failbacks,
+	icptUp, icptReconnects, transportUp *prometheus.Desc
+}
+
+// New creates the registry over src.
+func New(src Sources) *Metrics {
+	m := &Metrics{
+		src: src,
+		reg: prometheus.NewRegistry(),
+		holdDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "hold_duration_seconds",
+			Help:      "How long HTLCs were held, by how the hold ended.",
+			// Holds last from seconds (recipient online) to days.
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}, []string{"outcome"}),
+		decisionLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "decision_latency_seconds",
+			Help:      "Time to decide on an intercepted HTLC.",
+			Buckets: prometheus.ExponentialBuckets(
+				10e-6, 4, 10),
+		}),
+		heldCount: desc("held_htlcs", "HTLCs held now (held or "+
+			"released, not yet resolved)."),
+		heldMsat: desc("held_msat", "Incoming msat of the HTLCs held "+
+			"now."),
+		decisions: desc("decisions_total", "Decisions on intercepted "+
+			"HTLCs.", "decision"),
+		releases: desc("releases_total", "Release messages and manual "+
+			"releases by outcome.", "outcome"),
+		failbacks: desc("failbacks_total", "Held or flagged HTLCs "+
+			"failed back, by reason.", "reason"),
+		icptUp: desc("interceptor_connected", "1 while the "+
+			"HtlcInterceptor stream is up."),
+		icptReconnects: desc("interceptor_reconnects_total",
+			"HtlcInterceptor stream re-opened after a drop."),
+		transportUp: desc("transport_connected", "1 while the release "+
+			"transport (peer link or custom-message stream) is up.",
+			"transport"),
+	}
+	m.reg.MustRegister(m, m.holdDuration, m.decisionLatency)
+	return m
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name),
+		help, labels, nil)
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.heldCount, m.heldMsat,
+		m.decisions, m.releases, m.failbacks, m.icptUp,
+		m.icptReconnects, m.transportUp} {
+
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	gauge := prometheus.GaugeValue
+	counter := prometheus.CounterValue
+	if m.src.Engine != nil {
+		s := m.src.Engine.Stats()
+		ch <- prometheus.MustNewConstMetric(m.heldCount, gauge,
+			float64(s.HeldCount))
+		ch <- prometheus.MustNewConstMetric(m.heldMsat, gauge,
+			float64(s.HeldMsat))
+		for name, n := range s.Decisions {
+			ch <- prometheus.MustNewConstMetric(m.decisions,
+				counter, float64(n), name)
+			if reason, ok := failReason(name); ok {
+				ch <- prometheus.MustNewConstMetric(m.failbacks,
+					counter, float64(n), reason)
+			}
+		}
+		releases := s.Releases
+		if m.src.Intake != nil {
+			for k, v := range m.src.Intake() {
+				releases[k] += v
+			}
+		}
+		for outcome, n := range releases {
+			ch <- prometheus.MustNewConstMetric(m.releases,
+				counter, float64(n), outcome)
+		}
+	}
+	if m.src.InterceptorConnected != nil {
+		ch <- prometheus.MustNewConstMetric(m.icptUp, gauge,
+			boolValue(m.src.InterceptorConnected()))
+	}
+	if m.src.InterceptorReconnects != nil {
+		ch <- prometheus.MustNewConstMetric(m.icptReconnects, counter,
+			float64(m.src.InterceptorReconnects()))
+	}
+	if m.src.TransportState != nil {
+		ch <- prometheus.MustNewConstMetric(m.transportUp, gauge,
+			boolValue(m.src.TransportState() == "connected"),
+			m.src.Transport)
+	}
+}
+
+// failReason maps the engine's "fail_<reason>" decisions to fail-back
+// reasons; replays of an earlier failure are not new fail-backs.
+func failReason(decision string) (string, bool) {
+	const prefix = "fail_"
+	if len(decision) <= len(prefix) || decision[:len(prefix)] != prefix ||
+		decision == "fail_replayed" {
+
+		return "", false
+	}
+	return decision[len(prefix):], true
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// HoldEvent observes how long each hold lasted when it ends.
+func (m *Metrics) HoldEvent(ev plugin.Event) {
+	if ev.Kind != plugin.EventResumed && ev.Kind != plugin.EventFailed {
+		return
+	}
+	d := ev.HTLC.UpdatedAt.Sub(ev.HTLC.HeldAt)
+	if d < 0 {
+		d = 0
+	}
+	m.holdDuration.WithLabelValues(string(ev.Kind)).Observe(d.Seconds())
+}
+
+// ObserveDecision records how long one intercept decision took.
+func (m *Metrics) ObserveDecision(d time.Duration) {
+	m.decisionLatency.Observe(d.Seconds())
+}
+
+// Handler serves the registry in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Serve serves /metrics on addr until ctx ends.
+func (m *Metrics) Serve(ctx context.Context, addr string) (net.Addr, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(lis); err != nil &&
+			!errors.Is(err, http.ErrServerClosed) {
+
+			_ = lis.Close()
+		}
+	}()
+	return lis.Addr(), nil
+}
+
+// TimedEngine measures every Intercept decision.
+type TimedEngine struct {
+	Engine interface {
+		Intercept(ctx context.Context, h plugin.HTLC) plugin.Decision
+	}
+	Metrics *Metrics
+}
+
+// Intercept implements the interceptor's Engine.
+func (t TimedEngine) Intercept(ctx context.Context,
+	h plugin.HTLC) plugin.Decision {
+
+	start := time.Now()
+	d := t.Engine.Intercept(ctx, h)
+	t.Metrics.ObserveDecision(time.Since(start))
+	return d
+}
