@@ -55,8 +55,14 @@ type config struct {
 	HoldDir     string `long:"holddir" description:"The base directory for holdd's data, config and logs"`
 	ConfigFile  string `long:"configfile" description:"Path to holdd.conf (default <holddir>/holdd.conf)"`
 	Network     string `long:"network" description:"The chain lnd runs on" choice:"mainnet" choice:"testnet" choice:"testnet4" choice:"signet" choice:"regtest" choice:"simnet"`
-	DebugLevel  string `long:"debuglevel" description:"Log level: trace, debug, info, warn, error"`
-	RPCListen   string `long:"rpclisten" description:"Address holdd's gRPC API listens on"`
+	DebugLevel  string `long:"debuglevel" description:"Log level for all subsystems (trace, debug, info, warn, error), optionally followed by per-subsystem levels: info,ENGN=debug,INTC=trace"`
+
+	MaxLogFiles    int `long:"maxlogfiles" description:"Rotated log files to keep (0 = all)"`
+	MaxLogFileSize int `long:"maxlogfilesize" description:"Rotate the log file at this size, in MB"`
+
+	TLSExtraIPs     []string `long:"tlsextraip" description:"Extra IP to add to holdd's TLS certificate; repeat for several"`
+	TLSExtraDomains []string `long:"tlsextradomain" description:"Extra domain to add to holdd's TLS certificate; repeat for several"`
+	RPCListen       string   `long:"rpclisten" description:"Address holdd's gRPC API listens on"`
 
 	Transport string `long:"transport" description:"How release messages reach holdd: peer (lnd 0.21+: holdd connects to lnd's p2p port), custommsg (lnd 0.18-0.20: protocol.custom-message=513), or auto (by lnd's version)" choice:"auto" choice:"peer" choice:"custommsg"`
 
@@ -75,11 +81,13 @@ type prometheusConfig struct {
 func defaultConfig() *config {
 	p := plugin.DefaultPolicy()
 	return &config{
-		HoldDir:    defaultHoldDir,
-		Network:    defaultNetwork,
-		DebugLevel: "info",
-		Transport:  transportAuto,
-		RPCListen:  defaultRPCListen,
+		HoldDir:        defaultHoldDir,
+		Network:        defaultNetwork,
+		DebugLevel:     "info",
+		MaxLogFiles:    3,
+		MaxLogFileSize: 10,
+		Transport:      transportAuto,
+		RPCListen:      defaultRPCListen,
 		Lnd: &lndConfig{
 			Host:    defaultLndHost,
 			P2PAddr: defaultLndP2PAddr,
@@ -157,6 +165,19 @@ func (c *config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Lnd.P2PAddr); err != nil {
 		return fmt.Errorf("%w: lnd.p2paddr %q: %v", errConfig,
 			c.Lnd.P2PAddr, err)
+	}
+	if _, _, err := parseDebugLevel(c.DebugLevel); err != nil {
+		return err
+	}
+	if c.MaxLogFileSize < 1 || c.MaxLogFiles < 0 {
+		return fmt.Errorf("%w: maxlogfilesize must be at least 1 (MB) "+
+			"and maxlogfiles at least 0", errConfig)
+	}
+	for _, ip := range c.TLSExtraIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("%w: tlsextraip %q is not an IP",
+				errConfig, ip)
+		}
 	}
 	if c.Release.PathCount < 1 || c.Release.PathCount > 8 {
 		return fmt.Errorf("%w: release.pathcount must be 1..8, got %d",

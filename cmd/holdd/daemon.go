@@ -48,12 +48,12 @@ func run(ctx context.Context, cfg *config) error {
 	if err := os.MkdirAll(cfg.dataDir(), 0o700); err != nil {
 		return err
 	}
-	root, closeLog, err := setupLogging(cfg)
+	logs, err := setupLogging(cfg)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	log := root.WithField("sub", "HOLD")
+	defer logs.close()
+	log := logs.sub("HOLD")
 	log.Infof("holdd version %s starting on %s", Version, cfg.Network)
 
 	db, err := store.Open(ctx, filepath.Join(cfg.dataDir(), "holdd.db"))
@@ -180,7 +180,7 @@ func run(ctx context.Context, cfg *config) error {
 		Sender:    rpcclient.NewCustomMessenger(lnd),
 		PathCount: cfg.Release.PathCount,
 		PathTTL:   cfg.Release.PathExpiry,
-		Logger:    root.WithField("sub", "DLVR"),
+		Logger:    logs.sub("DLVR"),
 	})
 	defer deliverer.Wait()
 
@@ -193,10 +193,10 @@ func run(ctx context.Context, cfg *config) error {
 		Resolver: resolver,
 		Peers:    rpcclient.NewChannelPeers(lnd.Lightning),
 		Blocks: rpcclient.NewBlockWatcher(lnd.Lightning, lnd.Chain,
-			root.WithField("sub", "BLKS")),
+			logs.sub("BLKS")),
 		Clock:    clk,
 		Observer: plugin.Observers{deliverer, events, metricsObserver},
-		Logger:   root.WithField("sub", "ENGN"),
+		Logger:   logs.sub("ENGN"),
 	})
 	if err != nil {
 		return err
@@ -217,7 +217,7 @@ func run(ctx context.Context, cfg *config) error {
 		Router: lnd.Router,
 		Engine: decide,
 		Clock:  clk,
-		Logger: root.WithField("sub", "INTC"),
+		Logger: logs.sub("INTC"),
 		OnConnectionChange: func(up bool) {
 			interceptorUp.Store(up)
 		},
@@ -233,7 +233,7 @@ func run(ctx context.Context, cfg *config) error {
 	defer icpt.Stop()
 
 	stopTransport, err := startTransport(transport, lnd, nodeKey, auth,
-		engine, clk, root, cfg, &linkState)
+		engine, clk, logs, cfg, &linkState)
 	if err != nil {
 		return err
 	}
@@ -265,7 +265,7 @@ func run(ctx context.Context, cfg *config) error {
 		Aliases:      rpcclient.NewNodeAliases(lnd.Lightning),
 		Policies:     policies,
 		ConfigPolicy: configPolicy,
-		Logger:       root.WithField("sub", "RPCS"),
+		Logger:       logs.sub("RPCS"),
 		Status: &status{
 			interceptorUp: &interceptorUp,
 			linkState:     &linkState,
@@ -423,16 +423,8 @@ func startRPCServer(cfg *config, macService *macaroons.Service,
 
 	certPath := filepath.Join(cfg.HoldDir, tlsCertFilename)
 	keyPath := filepath.Join(cfg.HoldDir, tlsKeyFilename)
-	if _, err := os.Stat(certPath); errors.Is(err, os.ErrNotExist) {
-		certBytes, keyBytes, err := cert.GenCertPair("holdd", nil, nil,
-			false, tlsCertValidity)
-		if err != nil {
-			return nil, nil, fmt.Errorf("generate TLS cert: %w", err)
-		}
-		if err := cert.WriteCertPair(certPath, keyPath, certBytes,
-			keyBytes); err != nil {
-			return nil, nil, fmt.Errorf("write TLS cert: %w", err)
-		}
+	if err := ensureTLSCert(cfg, certPath, keyPath); err != nil {
+		return nil, nil, err
 	}
 	creds, err := credentials.NewServerTLSFromFile(certPath, keyPath)
 	if err != nil {
@@ -448,4 +440,37 @@ func startRPCServer(cfg *config, macService *macaroons.Service,
 		grpc.UnaryInterceptor(unary), grpc.StreamInterceptor(stream))
 	holdrpc.RegisterHoldServer(srv, holdrpc.NewServer(scfg))
 	return srv, lis, nil
+}
+
+// ensureTLSCert creates holdd's self-signed certificate, and re-creates it
+// when tlsextraip or tlsextradomain no longer match it, as lnd does.
+func ensureTLSCert(cfg *config, certPath, keyPath string) error {
+	_, err := os.Stat(certPath)
+	switch {
+	case err == nil:
+		_, parsed, err := cert.LoadCert(certPath, keyPath)
+		if err != nil {
+			return fmt.Errorf("load TLS cert: %w", err)
+		}
+		outdated, err := cert.IsOutdated(parsed, cfg.TLSExtraIPs,
+			cfg.TLSExtraDomains, false)
+		if err != nil {
+			return err
+		}
+		if !outdated {
+			return nil
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	certBytes, keyBytes, err := cert.GenCertPair("holdd",
+		cfg.TLSExtraIPs, cfg.TLSExtraDomains, false, tlsCertValidity)
+	if err != nil {
+		return fmt.Errorf("generate TLS cert: %w", err)
+	}
+	if err := cert.WriteCertPair(certPath, keyPath, certBytes,
+		keyBytes); err != nil {
+		return fmt.Errorf("write TLS cert: %w", err)
+	}
+	return nil
 }

@@ -15,7 +15,6 @@ import (
 	sphinx "github.com/lightningnetwork/lightning-onion"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/keychain"
-	"github.com/sirupsen/logrus"
 )
 
 // ecdhTimeout bounds one DeriveSharedKey call in custom-message mode.
@@ -28,7 +27,7 @@ var intakeCounts interface{ Counts() map[string]uint64 }
 // returns its stop function. state is kept as "<transport>:<state>".
 func startTransport(transport string, lnd *rpcclient.Client,
 	nodeKey *btcec.PrivateKey, auth *release.Authenticator,
-	engine *plugin.Engine, clk clock.Clock, root *logrus.Logger,
+	engine *plugin.Engine, clk clock.Clock, logs *loggers,
 	cfg *config, state *atomic.Value) (func(), error) {
 
 	var ecdh sphinx.SingleKeyECDH = &keychain.PrivKeyECDH{PrivKey: nodeKey}
@@ -39,7 +38,7 @@ func startTransport(transport string, lnd *rpcclient.Client,
 			ecdhTimeout)
 	}
 	intake := release.NewIntake(onionmsg.NewPeeler(ecdh), auth, engine,
-		clk, root.WithField("sub", "RLSE"))
+		clk, logs.sub("RLSE"))
 	intakeCounts = intake
 
 	switch transport {
@@ -50,7 +49,7 @@ func startTransport(transport string, lnd *rpcclient.Client,
 			PeerAddr:   cfg.Lnd.P2PAddr,
 			OnMessage:  intake.HandleOnionMessage,
 			Clock:      clk,
-			Logger:     root.WithField("sub", "PLNK"),
+			Logger:     logs.sub("PLNK"),
 			OnStateChange: func(s peerlink.State) {
 				state.Store(s.String())
 			},
@@ -68,7 +67,7 @@ func startTransport(transport string, lnd *rpcclient.Client,
 			Client:    lnd.Lightning,
 			OnMessage: intake.HandleOnionMessage,
 			Clock:     clk,
-			Logger:    root.WithField("sub", "CMSG"),
+			Logger:    logs.sub("CMSG"),
 			OnStateChange: func(up bool) {
 				if up {
 					state.Store("connected")
