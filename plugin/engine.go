@@ -637,6 +637,13 @@ func (e *Engine) subUsage(peer [33]byte, amt uint64) {
 // blockLoop fails back every active HTLC that reached its fail-back height.
 func (e *Engine) blockLoop(blocks <-chan int32) {
 	defer e.wg.Done()
+
+	// HTLCs loaded from the store may have passed their fail-back height
+	// while holdd was down.
+	start := e.Height()
+	e.failDue(func(ent *entry) (FailReason, bool) {
+		return FailExpiry, ent.failbackHeight <= start
+	})
 	for {
 		select {
 		case h, ok := <-blocks:

@@ -541,3 +541,46 @@ func TestPolicyValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestStartFailsBackWhatExpiredWhileDown(t *testing.T) {
+	st := newFakeStore()
+	ctx := context.Background()
+	first := newTestEngineWith(t, st, func(p *Policy) {
+		p.FailbackMargin = 10
+	})
+	expired := flagged(key(9, 1), hashOf(1), 10_000)
+	expired.AutoFailHeight = startHeight + 20
+	alive := flagged(key(9, 2), hashOf(2), 10_000)
+	require.Equal(t, ActionHold, first.Intercept(ctx, expired).Action)
+	require.Equal(t, ActionHold, first.Intercept(ctx, alive).Action)
+
+	// holdd comes back 15 blocks later: the first HTLC's fail-back
+	// height (start+10) has passed.
+	second := &testEngine{
+		store:    st,
+		resolver: newFakeResolver(),
+		blocks:   newFakeBlocks(startHeight + 15),
+		clock:    clock.NewTestClock(testStart),
+		observer: &recordingObserver{},
+	}
+	second.resolver.setOffered(expired.Key, false)
+	e, err := New(Config{Policy: first.Policy(), Store: st,
+		Resolver: second.resolver, Blocks: second.blocks,
+		Clock: second.clock, Logger: logrus.New()})
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+	defer func() { require.NoError(t, e.Stop()) }()
+
+	require.Eventually(t, func() bool {
+		rec, _ := st.get(expired.Key)
+		return rec.State == store.StateFailed
+	}, 5*time.Second, time.Millisecond)
+	rec, _ := st.get(alive.Key)
+	require.Equal(t, store.StateHeld, rec.State)
+	require.Equal(t, 1, e.Stats().HeldCount)
+
+	// lnd replays the expired one: it gets the stored failure.
+	second.resolver.setOffered(expired.Key, true)
+	require.Equal(t, Decision{Action: ActionFail, Reason: FailExpiry},
+		e.Intercept(ctx, expired))
+}
