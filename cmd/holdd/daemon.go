@@ -255,6 +255,7 @@ func run(ctx context.Context, cfg *config) error {
 	grpcServer, lis, err := startRPCServer(cfg, macService, holdrpc.ServerConfig{
 		Version:      Version,
 		Network:      cfg.Network,
+		Transport:    transport,
 		LndVersion:   lnd.VersionString,
 		LndPubKey:    lnd.IdentityKey.SerializeCompressed(),
 		NodeKey:      nodeKey.PubKey().SerializeCompressed(),
