@@ -1,5 +1,9 @@
 GO ?= go
 LND_VERSION ?= v0.21.2-beta
+# The older lnd the core itests also run L (the LSP) on, through holdd's
+# custom-message transport.
+LSP_LND_OLD ?= v0.20.2-beta
+CORE_ITESTS := ^(TestSmoke|TestHoldAndRelease|TestPassThrough|TestForgedReleasesReleaseNothing|TestFailBackBeforeAutoFail)$$
 ITEST_TIMEOUT ?= 40m
 FUZZTIME ?= 30s
 HOLDD_CACHE ?= $(HOME)/.cache/holdd
@@ -21,15 +25,28 @@ build:
 unit:
 	$(GO) test -race -count=1 ./...
 
-# Builds (or reuses) the pinned lnd and btcd in $(HOLDD_CACHE).
+# Builds (or reuses) the pinned lnds and btcd in $(HOLDD_CACHE); btcd is the
+# one the first lnd's go.mod pins.
 deps:
-	scripts/build-deps.sh $(LND_VERSION)
+	scripts/build-deps.sh $(LND_VERSION) $(LSP_LND_OLD)
 
-# Integration tests against real btcd and lnd on regtest.
+# Integration tests against real btcd and lnd on regtest: the whole suite
+# with every node on $(LND_VERSION), then the core tests with L on
+# $(LSP_LND_OLD).
 itest: deps
 	$(GO) test -tags itest -count=1 -timeout $(ITEST_TIMEOUT) -v ./itest/...
+	HOLDD_ITEST_LSP_LND=$(LSP_LND_OLD) $(GO) test -tags itest -count=1 \
+		-timeout $(ITEST_TIMEOUT) -v -run '$(CORE_ITESTS)' ./itest
 
 test: unit itest
+
+# The README's main job: one async payment end to end on a private regtest
+# network (btcd, lnd S -> L -> P, holdd on L), printed as a timeline. The
+# first run compiles the demo and holdd (a minute or two) after deps.
+.PHONY: demo
+demo: deps
+	@echo "demo: compiling (the first run takes a minute or two)" >&2
+	$(GO) run -tags itest ./itest/demo
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then \

@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/holdd/holdd/rpcclient"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/invoicesrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
@@ -21,13 +24,53 @@ import (
 	"gopkg.in/macaroon.v2"
 )
 
-// lspArgs are the extra flags of L, the LSP holdd is attached to. The
-// relay-all flag is a bare bool: "=true" makes lnd exit on the command line.
-var lspArgs = []string{
-	"--requireinterceptor",
-	"--protocol.custom-init=153",
-	"--protocol.custom-nodeann=153",
-	"--protocol.onion-msg-relay-all",
+// nativeOnionMessages is the first lnd release that handles onion messages
+// itself; older ones pass type 513 to the custom-message API when told to.
+var nativeOnionMessages = rpcclient.Version{Major: 0, Minor: 21}
+
+// lspArgs are the extra flags of L, the LSP holdd is attached to, on lnd
+// version v.
+func lspArgs(v rpcclient.Version) []string {
+	args := []string{
+		"--requireinterceptor",
+		"--protocol.custom-init=153",
+		"--protocol.custom-nodeann=153",
+	}
+	if v.Less(nativeOnionMessages) {
+		// lnd 0.18-0.20 knows no onion messages: with the override,
+		// raw type 513 reaches holdd through SubscribeCustomMessages.
+		// There is no relay-all flag, and none is needed: nothing in
+		// lnd filters the unknown message by channel presence.
+		return append(args, "--protocol.custom-message=513")
+	}
+	// A bare bool: "=true" makes lnd exit on the command line.
+	return append(args, "--protocol.onion-msg-relay-all")
+}
+
+// parseLndVersion parses a release tag such as "v0.20.2-beta".
+func parseLndVersion(tag string) (rpcclient.Version, error) {
+	return rpcclient.ParseVersion(strings.TrimPrefix(tag, "v"))
+}
+
+// lndBinaryVersion asks an lnd binary its version ("lnd version 0.20.2-beta
+// commit=v0.20.2-beta"), so that L's flags fit the binary whatever path it
+// came from.
+func lndBinaryVersion(ctx context.Context, bin string) (rpcclient.Version,
+	error) {
+
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return rpcclient.Version{}, fmt.Errorf("%s --version: %w", bin,
+			err)
+	}
+	line := strings.TrimSpace(string(out))
+	v, err := rpcclient.ParseVersion(strings.TrimPrefix(line,
+		"lnd version "))
+	if err != nil {
+		return rpcclient.Version{}, fmt.Errorf("%s --version: %w", bin,
+			err)
+	}
+	return v, nil
 }
 
 // LndNode is one lnd process and gRPC clients to it.

@@ -18,12 +18,18 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
+	"github.com/holdd/holdd/rpcclient"
 	"github.com/lightningnetwork/lnd/lnrpc"
 )
 
 const (
 	// DefaultLndVersion is the lnd release the harness runs.
 	DefaultLndVersion = "v0.21.2-beta"
+
+	// TransportPeer and TransportCustomMsg are holdd's release
+	// transports as GetInfo names them.
+	TransportPeer      = "peer"
+	TransportCustomMsg = "custommsg"
 
 	// SegwitHeight is past btcd regtest's segwit activation (432); funds
 	// are not spent before it.
@@ -44,8 +50,17 @@ const (
 // Config says which binaries to run. Empty fields take defaults: binaries
 // from scripts/build-deps.sh's cache, holdd built from ./cmd/holdd.
 type Config struct {
+	// LndBin runs S and P, and L unless LSPLndBin is set.
 	LndBin  string
 	BtcdBin string
+
+	// LSPLndBin is L's lnd binary; empty means LndBin. Its --version
+	// picks L's flags and the transport holdd must choose.
+	LSPLndBin string
+
+	// LSPLndVersion, when set, is the release tag (such as
+	// "v0.20.2-beta") LSPLndBin must report; a mismatch fails setup.
+	LSPLndVersion string
 
 	// HolddBin, when set, is used instead of building ./cmd/holdd.
 	HolddBin string
@@ -65,10 +80,16 @@ type Network struct {
 	BaseDir string
 	LogDir  string
 
+	// L runs LSPVersion, S and P DefaultLndVersion.
 	Btcd *Btcd
 	S    *LndNode
 	L    *LndNode
 	P    *LndNode
+
+	// LndVersion is S's and P's lnd release, LSPVersion L's, as the
+	// binaries report them.
+	LndVersion rpcclient.Version
+	LSPVersion rpcclient.Version
 
 	// Holdd is the running holdd, nil while stopped.
 	Holdd *Holdd
@@ -105,20 +126,33 @@ func cacheDir() string {
 	return filepath.Join(home, ".cache", "holdd")
 }
 
+// lndBin is where scripts/build-deps.sh puts the lnd of release tag.
+func lndBin(tag string) string {
+	return filepath.Join(cacheDir(), "lnd-"+tag, "lnd")
+}
+
 // DefaultConfig locates the binaries built by scripts/build-deps.sh.
-// HOLDD_ITEST_LND and HOLDD_ITEST_BTCD override the paths.
+// HOLDD_ITEST_LND and HOLDD_ITEST_BTCD override the paths, HOLDD_ITEST_HOLDD
+// runs a prebuilt holdd instead of building ./cmd/holdd.
+// HOLDD_ITEST_LSP_LND (a release tag such as v0.20.2-beta) runs L alone on
+// that release, from the same cache.
 func DefaultConfig() Config {
 	cfg := Config{
-		LndBin: filepath.Join(
-			cacheDir(), "lnd-"+DefaultLndVersion, "lnd",
-		),
+		LndBin:  lndBin(DefaultLndVersion),
 		BtcdBin: filepath.Join(cacheDir(), "btcd-current", "btcd"),
 	}
 	if bin := os.Getenv("HOLDD_ITEST_LND"); bin != "" {
 		cfg.LndBin = bin
 	}
+	if tag := os.Getenv("HOLDD_ITEST_LSP_LND"); tag != "" {
+		cfg.LSPLndVersion = tag
+		cfg.LSPLndBin = lndBin(tag)
+	}
 	if bin := os.Getenv("HOLDD_ITEST_BTCD"); bin != "" {
 		cfg.BtcdBin = bin
+	}
+	if bin := os.Getenv("HOLDD_ITEST_HOLDD"); bin != "" {
+		cfg.HolddBin = bin
 	}
 	return cfg
 }
@@ -130,9 +164,30 @@ func DefaultConfig() Config {
 func NewNetwork(ctx context.Context, cfg Config) (*Network, error) {
 	start := time.Now()
 
-	for _, bin := range []string{cfg.LndBin, cfg.BtcdBin} {
+	if cfg.LSPLndBin == "" {
+		cfg.LSPLndBin = cfg.LndBin
+	}
+	for _, bin := range []string{cfg.LndBin, cfg.LSPLndBin, cfg.BtcdBin} {
 		if _, err := os.Stat(bin); err != nil {
 			return nil, fmt.Errorf("%w: %s", errNoBinary, bin)
+		}
+	}
+	lndVersion, err := lndBinaryVersion(ctx, cfg.LndBin)
+	if err != nil {
+		return nil, err
+	}
+	lspVersion, err := lndBinaryVersion(ctx, cfg.LSPLndBin)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.LSPLndVersion != "" {
+		want, err := parseLndVersion(cfg.LSPLndVersion)
+		if err != nil {
+			return nil, fmt.Errorf("L's lnd version: %w", err)
+		}
+		if want != lspVersion {
+			return nil, fmt.Errorf("%s reports lnd %s, want %s",
+				cfg.LSPLndBin, lspVersion, want)
 		}
 	}
 
@@ -141,14 +196,18 @@ func NewNetwork(ctx context.Context, cfg Config) (*Network, error) {
 		return nil, err
 	}
 	n := &Network{
-		BaseDir:  base,
-		LogDir:   filepath.Join(base, "logs"),
-		holddDir: filepath.Join(base, "holdd"),
+		BaseDir:    base,
+		LndVersion: lndVersion,
+		LSPVersion: lspVersion,
+		LogDir:     filepath.Join(base, "logs"),
+		holddDir:   filepath.Join(base, "holdd"),
 	}
 	if err := os.MkdirAll(n.LogDir, 0o755); err != nil {
 		return n, err
 	}
 	fmt.Printf("itest: data and logs in %s (logs: %s)\n", base, n.LogDir)
+	fmt.Printf("itest: L runs lnd %s (%s), S and P lnd %s (%s)\n",
+		lspVersion, cfg.LSPLndBin, lndVersion, cfg.LndBin)
 
 	// holdd compiles while the chain and the nodes come up.
 	var (
@@ -213,8 +272,8 @@ func (n *Network) setupChain(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	n.L, err = newLndNode("L", cfg.LndBin, n.BaseDir, n.LogDir, n.Btcd,
-		lspArgs...)
+	n.L, err = newLndNode("L", cfg.LSPLndBin, n.BaseDir, n.LogDir, n.Btcd,
+		lspArgs(n.LSPVersion)...)
 	if err != nil {
 		return err
 	}
@@ -347,6 +406,15 @@ func (n *Network) setupChannels(ctx context.Context) error {
 			}
 			return len(resp.Routes) > 0, nil
 		})
+}
+
+// Transport is the release transport holdd must pick for L's lnd: its own
+// peer link from 0.21 on, lnd's custom-message API before.
+func (n *Network) Transport() string {
+	if n.LSPVersion.Less(nativeOnionMessages) {
+		return TransportCustomMsg
+	}
+	return TransportPeer
 }
 
 // Nodes returns S, L and P.

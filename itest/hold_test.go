@@ -148,6 +148,21 @@ func decodePath(t *testing.T, raw []byte) *onionmsg.BlindedPath {
 	return p
 }
 
+// releaseHops is how many hops holdd's release paths have on transport:
+// [L: next_node_id=holdd] -> [holdd: path_id] over holdd's peer link, one hop
+// [L: path_id] over lnd's custom-message API, where holdd reads L's final hop.
+func releaseHops(t *testing.T, transport string) int {
+	t.Helper()
+	switch transport {
+	case TransportPeer:
+		return 2
+	case TransportCustomMsg:
+		return 1
+	}
+	t.Fatalf("holdd reports unknown transport %q", transport)
+	return 0
+}
+
 // releaseMsg is the final-hop payload of a release_held_htlc as LDK writes
 // it.
 var releaseMsg = map[uint64][]byte{release.ReleaseHeldHTLCType: {0x00}}
@@ -191,13 +206,14 @@ func TestHoldAndRelease(t *testing.T) {
 	apiPaths := releasePaths(t, net, h)
 	require.Equal(t, msg.Data, apiPaths.DeliveryMsg)
 	info := holddInfo(t, net)
+	require.Equal(t, net.Transport(), info.Transport)
 	for i, p := range delivery.Paths {
 		raw, err := p.Bytes()
 		require.NoError(t, err)
 		require.Equal(t, apiPaths.Paths[i], raw)
 		require.Equal(t, net.L.PubKey,
 			p.IntroNode.SerializeCompressed())
-		require.Len(t, p.Hops, 2)
+		require.Len(t, p.Hops, releaseHops(t, info.Transport))
 	}
 	require.Equal(t, info.LndPubkey, net.L.PubKey)
 
@@ -282,7 +298,8 @@ func TestForgedReleasesReleaseNothing(t *testing.T) {
 	require.NoError(t, err)
 
 	// A path built like holdd's, for A, with a path_id under another
-	// secret: it decrypts at holdd but its MAC does not verify.
+	// secret: its final hop decrypts (at holdd, or at L whose key holdd
+	// uses) but the path_id's MAC does not verify.
 	var secret [32]byte
 	_, err = rand.Read(secret[:])
 	require.NoError(t, err)
@@ -296,15 +313,33 @@ func TestForgedReleasesReleaseNothing(t *testing.T) {
 		PaymentHash: hashA,
 		ExpiresAt:   time.Now().Add(time.Hour),
 	})
+	final := onionmsg.Hop{
+		NodeID: holddKey,
+		Data:   record.NewFinalHopBlindedRouteData(nil, forgedID),
+	}
+	var hops []onionmsg.Hop
+	switch before.Transport {
+	case TransportPeer:
+		toHoldd := fn.NewLeft[*btcec.PublicKey, lnwire.ShortChannelID](
+			holddKey)
+		hops = []onionmsg.Hop{{
+			NodeID: lndKey,
+			Data: record.NewNonFinalBlindedRouteDataOnionMessage(
+				toHoldd, nil, nil),
+		}, final}
+
+	case TransportCustomMsg:
+		// L is introduction and final node.
+		final.NodeID = lndKey
+		hops = []onionmsg.Hop{final}
+
+	default:
+		t.Fatalf("holdd reports unknown transport %q", before.Transport)
+	}
+	require.Len(t, decodePath(t, pathsA.Paths[0]).Hops, len(hops))
 	sessionKey, err := btcec.NewPrivateKey()
 	require.NoError(t, err)
-	forged, err := onionmsg.BuildBlindedPath(sessionKey, []onionmsg.Hop{
-		{NodeID: lndKey, Data: record.NewNonFinalBlindedRouteDataOnionMessage(
-			fn.NewLeft[*btcec.PublicKey, lnwire.ShortChannelID](
-				holddKey), nil, nil)},
-		{NodeID: holddKey, Data: record.NewFinalHopBlindedRouteData(
-			nil, forgedID)},
-	}, true)
+	forged, err := onionmsg.BuildBlindedPath(sessionKey, hops, true)
 	require.NoError(t, err)
 	sendOverPath(t, net.P, forged, releaseMsg)
 	waitReleaseCount(t, net, release.OutcomeForged,

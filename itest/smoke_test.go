@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/holdd/holdd/holdrpc"
+	"github.com/holdd/holdd/rpcclient"
 )
 
 // lspFeatureBit is the experimental hold_htlc feature bit L advertises.
@@ -32,6 +34,14 @@ func TestSmoke(t *testing.T) {
 		require.GreaterOrEqual(t, height,
 			int32(SegwitHeight+announceConfs))
 
+		// Each node runs the release the harness meant:
+		// HOLDD_ITEST_LSP_LND changes L alone.
+		wantL := net.LSPVersion
+		if tag := os.Getenv("HOLDD_ITEST_LSP_LND"); tag != "" {
+			v, err := parseLndVersion(tag)
+			require.NoError(t, err)
+			wantL = v
+		}
 		for _, node := range net.Nodes() {
 			info, err := node.Lightning.GetInfo(ctx,
 				&lnrpc.GetInfoRequest{})
@@ -40,6 +50,14 @@ func TestSmoke(t *testing.T) {
 				node.Name)
 			require.True(t, info.SyncedToChain, node.Name)
 			require.Equal(t, "regtest", info.Chains[0].Network)
+
+			want := net.LndVersion
+			if node == net.L {
+				want = wantL
+			}
+			got, err := rpcclient.ParseVersion(info.Version)
+			require.NoError(t, err, node.Name)
+			require.Equal(t, want, got, node.Name)
 		}
 	})
 
@@ -168,10 +186,17 @@ func TestSmoke(t *testing.T) {
 		require.Zero(t, info.HeldCount)
 		require.Len(t, info.NodeKey, 33)
 
-		// The peer link, as L sees it.
+		// holdd picks the transport by L's version: its own peer
+		// link from lnd 0.21, lnd's custom-message API before.
+		want := net.Transport()
+		require.Equal(t, want, info.Transport)
+
+		// The peer link, as L sees it: only the peer transport
+		// connects to L's p2p port.
 		ok, err := net.L.HasPeer(ctx, hex.EncodeToString(info.NodeKey))
 		require.NoError(t, err)
-		require.True(t, ok, "holdd's node key is not L's peer")
+		require.Equal(t, want == TransportPeer, ok,
+			"holdd's node key as L's peer")
 	})
 
 	t.Run("plain payment through L", func(t *testing.T) {

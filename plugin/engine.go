@@ -84,8 +84,9 @@ type Engine struct {
 
 	stats *counters
 
-	quit chan struct{}
-	wg   sync.WaitGroup
+	quit     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 }
 
 // New creates an engine; Start loads its state.
@@ -161,7 +162,7 @@ func (e *Engine) Start(ctx context.Context) error {
 
 // Stop ends the engine's goroutines.
 func (e *Engine) Stop() error {
-	close(e.quit)
+	e.stopOnce.Do(func() { close(e.quit) })
 	e.wg.Wait()
 	return nil
 }
