@@ -42,9 +42,11 @@ test: unit itest
 
 # The README's main job: one async payment end to end on a private regtest
 # network (btcd, lnd S -> L -> P, holdd on L), printed as a timeline. The
-# first run compiles the demo and holdd (a minute or two) after deps.
+# first run builds lnd $(LND_VERSION) and btcd (about 8 minutes), then
+# compiles the demo and holdd (a minute or two).
 .PHONY: demo
-demo: deps
+demo:
+	scripts/build-deps.sh $(LND_VERSION)
 	@echo "demo: compiling (the first run takes a minute or two)" >&2
 	$(GO) run -tags itest ./itest/demo
 
