@@ -74,5 +74,15 @@ fuzz:
 		done; \
 	done
 
+# Go benchmarks (no lnd): prints a table of medians and writes it into
+# docs/benchmarks.md between the BENCH markers.
+.PHONY: bench
+bench:
+	mkdir -p bin && scripts/bench.sh | tee bin/bench.md
+	@awk 'BEGIN { while ((getline l < "bin/bench.md") > 0) t = t l "\n" } \
+		/<!-- BENCH:START -->/ { print; printf "%s", t; skip = 1; next } \
+		/<!-- BENCH:END -->/ { skip = 0 } !skip' docs/benchmarks.md \
+		> bin/benchmarks.md && mv bin/benchmarks.md docs/benchmarks.md
+
 clean:
 	rm -rf bin
