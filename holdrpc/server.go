@@ -181,13 +181,9 @@ func (s *Server) describe(ctx context.Context, rec store.HeldHTLC) *HeldHtlc {
 func (s *Server) GetReleasePaths(ctx context.Context,
 	req *GetReleasePathsRequest) (*GetReleasePathsResponse, error) {
 
-	rec, err := s.lookup(ctx, req.Incoming)
+	rec, err := s.lookupActive(ctx, req.Incoming)
 	if err != nil {
 		return nil, err
-	}
-	if !rec.State.Active() {
-		return nil, status.Errorf(codes.FailedPrecondition,
-			"HTLC %v is %s, not held", rec.Key, rec.State)
 	}
 	pd, err := s.cfg.Paths.Delivery(rec)
 	if err != nil {
@@ -211,6 +207,21 @@ func (s *Server) GetReleasePaths(ctx context.Context,
 		resp.Paths = append(resp.Paths, b)
 	}
 	return resp, nil
+}
+
+// lookupActive returns an HTLC that holdd still holds.
+func (s *Server) lookupActive(ctx context.Context, key *CircuitKey) (
+	store.HeldHTLC, error) {
+
+	rec, err := s.lookup(ctx, key)
+	if err != nil {
+		return rec, err
+	}
+	if !rec.State.Active() {
+		return rec, status.Errorf(codes.FailedPrecondition,
+			"HTLC %v is %s, not held", rec.Key, rec.State)
+	}
+	return rec, nil
 }
 
 func (s *Server) lookup(ctx context.Context, key *CircuitKey) (
@@ -281,13 +292,9 @@ func marshalHTLC(rec store.HeldHTLC) *HeldHtlc {
 func (s *Server) ReleaseHeld(ctx context.Context, req *ReleaseHeldRequest) (
 	*ReleaseHeldResponse, error) {
 
-	rec, err := s.lookup(ctx, req.Incoming)
+	rec, err := s.lookupActive(ctx, req.Incoming)
 	if err != nil {
 		return nil, err
-	}
-	if !rec.State.Active() {
-		return nil, status.Errorf(codes.FailedPrecondition,
-			"HTLC %v is %s, not held", rec.Key, rec.State)
 	}
 	s.cfg.Logger.Infof("Manual release of %v requested: %q", rec.Key,
 		req.Reason)
@@ -308,13 +315,9 @@ func (s *Server) ReleaseHeld(ctx context.Context, req *ReleaseHeldRequest) (
 func (s *Server) FailHeld(ctx context.Context, req *FailHeldRequest) (
 	*FailHeldResponse, error) {
 
-	rec, err := s.lookup(ctx, req.Incoming)
+	rec, err := s.lookupActive(ctx, req.Incoming)
 	if err != nil {
 		return nil, err
-	}
-	if !rec.State.Active() {
-		return nil, status.Errorf(codes.FailedPrecondition,
-			"HTLC %v is %s, not held", rec.Key, rec.State)
 	}
 	s.cfg.Logger.Infof("Manual fail of %v requested: %q", rec.Key,
 		req.Reason)

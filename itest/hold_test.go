@@ -37,6 +37,17 @@ type heldPayment struct {
 // until holdd lists the HTLC as held.
 func holdPayment(t *testing.T, net *Network, amtSat int64) *heldPayment {
 	t.Helper()
+	pay, inv := payWithHold(t, net, amtSat)
+	htlc := waitHeld(t, net, inv.RHash, "held")
+	return &heldPayment{payment: pay, invoice: inv, htlc: htlc,
+		amtSat: amtSat}
+}
+
+// payWithHold pays a fresh invoice of P from S with hold_htlc.
+func payWithHold(t *testing.T, net *Network, amtSat int64) (*Payment,
+	*lnrpc.AddInvoiceResponse) {
+
+	t.Helper()
 	ctx := t.Context()
 	inv, err := net.P.AddInvoice(ctx, amtSat, t.Name())
 	require.NoError(t, err)
@@ -45,10 +56,7 @@ func holdPayment(t *testing.T, net *Network, amtSat int64) *heldPayment {
 	})
 	require.NoError(t, err)
 	t.Cleanup(pay.Close)
-
-	htlc := waitHeld(t, net, inv.RHash, "held")
-	return &heldPayment{payment: pay, invoice: inv, htlc: htlc,
-		amtSat: amtSat}
+	return pay, inv
 }
 
 // waitHeld waits until holdd lists the HTLC with hash in state.

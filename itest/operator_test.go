@@ -264,15 +264,7 @@ func holdViaCLI(t *testing.T, net *Network, c *holdcli,
 	amtSat int64) *cliHeld {
 
 	t.Helper()
-	ctx := t.Context()
-	inv, err := net.P.AddInvoice(ctx, amtSat, t.Name())
-	require.NoError(t, err)
-	pay, err := net.S.SendPayment(ctx, inv.PaymentRequest, PayOpts{
-		FirstHopCustomRecords: HoldHTLCRecords(),
-	})
-	require.NoError(t, err)
-	t.Cleanup(pay.Close)
-
+	pay, inv := payWithHold(t, net, amtSat)
 	listed := c.waitCLIState(t, inv.RHash, "held")
 	t.Cleanup(func() { failIfStillHeld(t, net, listed.htlc.Incoming) })
 	return &cliHeld{payment: pay, invoice: inv, listed: listed}
