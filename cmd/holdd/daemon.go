@@ -88,6 +88,9 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	log.Infof("Release transport: %s (%s)", transport, why)
+	for _, line := range lndSettingWarnings(transport, lndConfig) {
+		log.Warnf("lnd.conf lacks %s", line)
+	}
 
 	nodeKey, err := loadNodeKey(ctx, db)
 	if err != nil {

@@ -93,3 +93,51 @@ func customMessageOverride(lndConfig map[string]string) (bool, bool) {
 	}
 	return false, true
 }
+
+// lndSettingWarnings lists what lnd's config lacks for async payments to
+// reach holdd, as lnd.conf lines to add. A nil config yields nothing: holdd
+// cannot tell.
+func lndSettingWarnings(transport string,
+	lndConfig map[string]string) []string {
+
+	if lndConfig == nil {
+		return nil
+	}
+	value := func(name string) (string, bool) {
+		for k, v := range lndConfig {
+			if strings.EqualFold(lastPart(k), name) {
+				return v, true
+			}
+		}
+		return "", false
+	}
+	hasBit := func(name string) bool {
+		v, _ := value(name)
+		for _, f := range strings.FieldsFunc(v, func(r rune) bool {
+			return r < '0' || r > '9'
+		}) {
+			if f == "153" {
+				return true
+			}
+		}
+		return false
+	}
+
+	var missing []string
+	if !hasBit("custom-init") {
+		missing = append(missing, "protocol.custom-init=153 (LDK "+
+			"senders only ask for a hold from peers whose init "+
+			"carries bit 153)")
+	}
+	if !hasBit("custom-nodeann") {
+		missing = append(missing, "protocol.custom-nodeann=153")
+	}
+	if transport == transportPeer {
+		if v, ok := value("onion-msg-relay-all"); ok && v != "true" {
+			missing = append(missing, "protocol.onion-msg-relay-all "+
+				"(lnd drops onion messages from peers without a "+
+				"channel, so recipients without one cannot release)")
+		}
+	}
+	return missing
+}

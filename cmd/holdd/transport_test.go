@@ -57,3 +57,27 @@ func TestChooseTransport(t *testing.T) {
 		})
 	}
 }
+
+func TestLndSettingWarnings(t *testing.T) {
+	good := map[string]string{
+		"protocol.custom-init":         "[153]",
+		"protocol.custom-nodeann":      "[153]",
+		"protocol.onion-msg-relay-all": "true",
+	}
+	require.Empty(t, lndSettingWarnings(transportPeer, good))
+	require.Nil(t, lndSettingWarnings(transportPeer, nil))
+
+	bare := map[string]string{
+		"protocol.custom-init":         "[]",
+		"protocol.custom-nodeann":      "[1530]",
+		"protocol.onion-msg-relay-all": "false",
+	}
+	got := lndSettingWarnings(transportPeer, bare)
+	require.Len(t, got, 3)
+	require.Contains(t, got[0], "protocol.custom-init=153")
+	require.Contains(t, got[1], "protocol.custom-nodeann=153")
+	require.Contains(t, got[2], "protocol.onion-msg-relay-all")
+
+	// lnd 0.20 has no relay-all; custommsg never asks for it.
+	require.Len(t, lndSettingWarnings(transportCustomMsg, bare), 2)
+}
