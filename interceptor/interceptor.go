@@ -213,7 +213,14 @@ func (i *Interceptor) runStream(ctx context.Context, first bool) error {
 		}
 
 		i.mu.Lock()
-		i.offered[htlc.Key] = gen
+		if htlc.OnChain {
+			// Only a preimage can settle an on-chain HTLC; lnd
+			// ends the stream on a resume or fail of one, so the
+			// key must never be answered.
+			delete(i.offered, htlc.Key)
+		} else {
+			i.offered[htlc.Key] = gen
+		}
 		i.mu.Unlock()
 
 		// Holds write to the store; deciding off the receive loop keeps
@@ -228,6 +235,9 @@ func (i *Interceptor) runStream(ctx context.Context, first bool) error {
 
 func (i *Interceptor) decide(ctx context.Context, htlc plugin.HTLC) {
 	d := i.cfg.Engine.Intercept(ctx, htlc)
+	if htlc.OnChain {
+		return
+	}
 	var err error
 	switch d.Action {
 	case plugin.ActionResume:
@@ -316,6 +326,12 @@ func toHTLC(req *routerrpc.ForwardHtlcInterceptRequest) (plugin.HTLC, error) {
 		OutgoingChanID:  req.OutgoingRequestedChanId,
 		AutoFailHeight:  req.AutoFailHeight,
 		CustomRecords:   req.InWireCustomRecords,
+
+		// lnd offers an HTLC of a force-closed incoming channel again
+		// with its incoming expiry as auto_fail_height; off chain the
+		// height is cltv_reject_delta blocks earlier.
+		OnChain: req.AutoFailHeight >= 0 &&
+			uint32(req.AutoFailHeight) >= req.IncomingExpiry,
 	}
 	copy(h.PaymentHash[:], req.PaymentHash)
 	return h, nil

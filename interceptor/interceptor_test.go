@@ -87,6 +87,8 @@ func request(chanID, htlcID uint64) *routerrpc.ForwardHtlcInterceptRequest {
 		},
 		PaymentHash:         make([]byte, 32),
 		InWireCustomRecords: map[uint64][]byte{75537: {}},
+		IncomingExpiry:      700,
+		AutoFailHeight:      681,
 	}
 }
 
@@ -245,4 +247,41 @@ func TestToHTLC(t *testing.T) {
 		AutoFailHeight:  681,
 		CustomRecords:   map[uint64][]byte{75537: {}},
 	}, h)
+}
+
+// TestOnChainOfferIsNeverResolved: after a force-close lnd offers the HTLC
+// again with auto_fail_height = incoming expiry; answering it would end the
+// stream, whatever the engine decided.
+func TestOnChainOfferIsNeverResolved(t *testing.T) {
+	i, router := startInterceptor(t, map[uint64]plugin.Decision{
+		1: {Action: plugin.ActionResume},
+		2: {Action: plugin.ActionHold},
+	})
+	s := nextStream(t, router)
+	held := request(4, 2)
+	s.reqs <- held
+	require.Eventually(t, func() bool {
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		_, ok := i.offered[store.CircuitKey{ChanID: 4, HtlcID: 2}]
+		return ok
+	}, 5*time.Second, time.Millisecond)
+
+	for _, id := range []uint64{1, 2} {
+		r := request(4, id)
+		r.AutoFailHeight = int32(r.IncomingExpiry)
+		s.reqs <- r
+	}
+	// A normal offer behind them shows the on-chain ones were handled.
+	s.reqs <- request(5, 1)
+	require.Eventually(t, func() bool { return len(s.responses()) == 1 },
+		5*time.Second, time.Millisecond)
+	require.Equal(t, uint64(5), s.responses()[0].IncomingCircuitKey.ChanId)
+
+	ctx := context.Background()
+	for _, id := range []uint64{1, 2} {
+		err := i.Fail(ctx, store.CircuitKey{ChanID: 4, HtlcID: id})
+		require.ErrorIs(t, err, plugin.ErrNotOffered)
+	}
+	require.Len(t, s.responses(), 1)
 }

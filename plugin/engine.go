@@ -193,8 +193,16 @@ func (e *Engine) SetPolicy(p Policy) error {
 // Intercept decides what to do with an HTLC lnd offers. It is called for
 // every forward, including replays of HTLCs the engine already holds.
 func (e *Engine) Intercept(ctx context.Context, h HTLC) Decision {
+	if h.OnChain {
+		return e.interceptOnChain(ctx, h)
+	}
+
 	policy := e.Policy()
-	if !policy.wantsHold(h.CustomRecords) {
+	flagged := policy.wantsHold(h.CustomRecords)
+
+	// An HTLC with no custom records at all was never held: the common
+	// pass-through costs no lock and no store access.
+	if !flagged && len(h.CustomRecords) == 0 {
 		e.stats.decision("pass")
 		return Decision{Action: ActionResume}
 	}
@@ -207,19 +215,53 @@ func (e *Engine) Intercept(ctx context.Context, h HTLC) Decision {
 	}
 
 	// Not active: it may be a replay of an HTLC that reached a final
-	// state whose answer never got to lnd.
+	// state whose answer never got to lnd. An HTLC held under hold types
+	// that have since changed is looked up too, so it keeps its state.
 	rec, err := e.cfg.Store.GetHeld(ctx, h.Key)
 	switch {
 	case err == nil:
 		return e.replayFinal(rec)
 
 	case !errors.Is(err, store.ErrNotFound):
+		if ctx.Err() != nil {
+			return Decision{Action: ActionHold}
+		}
 		e.log.Errorf("Store lookup for %v failed, failing HTLC back: "+
 			"%v", h.Key, err)
 		return e.fail(FailStore)
 	}
 
+	if !flagged {
+		e.stats.decision("pass")
+		return Decision{Action: ActionResume}
+	}
 	return e.interceptNew(ctx, policy, h)
+}
+
+// interceptOnChain records that lnd took over an HTLC whose incoming
+// channel was force-closed. holdd never answers such an offer: it has no
+// preimage, and lnd rejects a resume or fail of an on-chain HTLC by ending
+// the stream.
+func (e *Engine) interceptOnChain(ctx context.Context, h HTLC) Decision {
+	e.stats.decision("onchain")
+	e.mu.Lock()
+	ent, ok := e.active[h.Key]
+	e.mu.Unlock()
+	if !ok {
+		return Decision{Action: ActionHold}
+	}
+	ent.mu.Lock()
+	defer ent.mu.Unlock()
+	if ent.removed {
+		return Decision{Action: ActionHold}
+	}
+	if err := e.finish(ctx, ent, store.StateGone, "onchain"); err != nil {
+		e.log.Errorf("Persist on-chain hand-over of %v: %v", h.Key, err)
+		return Decision{Action: ActionHold}
+	}
+	e.log.Warnf("HTLC %v is on chain (incoming channel force-closed); "+
+		"lnd resolves it, holdd no longer holds it", h.Key)
+	return Decision{Action: ActionHold}
 }
 
 // interceptKnown handles an offer of an active HTLC: a replay after a
@@ -371,13 +413,22 @@ func (e *Engine) interceptNew(ctx context.Context, policy Policy,
 	stored, inserted, err := e.cfg.Store.InsertHeld(ctx, rec)
 	if err != nil {
 		e.drop(ent)
+		if ctx.Err() != nil {
+			// Shutting down: answer nothing, lnd offers it again
+			// to the next run.
+			return Decision{Action: ActionHold}
+		}
 		e.log.Errorf("Persist hold of %v failed, failing back: %v",
 			h.Key, err)
 		return e.fail(FailStore)
 	}
 	if !inserted {
-		// Stored by an earlier run that lost its active entry; the
-		// stored record wins.
+		// Stored by an earlier offer whose entry has left the active
+		// set; the stored record wins.
+		if stored.State.Final() {
+			e.drop(ent)
+			return e.replayFinal(stored)
+		}
 		ent.rec = stored
 	}
 
@@ -496,6 +547,15 @@ func (e *Engine) releaseInactive(ctx context.Context, key store.CircuitKey,
 	})
 	if err != nil {
 		return "", err
+	}
+	// The HTLC may have been intercepted between the lookups above and
+	// the write: it then missed the pending release, so apply it now.
+	e.mu.Lock()
+	_, arrived := e.active[key]
+	e.mu.Unlock()
+	if arrived {
+		_, _, _ = e.cfg.Store.TakePendingRelease(ctx, key, hash, now)
+		return e.Release(ctx, key, hash, source)
 	}
 	e.log.Infof("Release for %v arrived before its HTLC; kept until %v",
 		key, now.Add(e.Policy().PendingReleaseTTL))

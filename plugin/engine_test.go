@@ -521,6 +521,8 @@ func TestPolicyValidate(t *testing.T) {
 			p.HoldTypes = []uint64{2}
 		}, false},
 		{"zero margin", func(p *Policy) { p.FailbackMargin = 0 }, false},
+		{"two-block margin", func(p *Policy) { p.FailbackMargin = 2 }, false},
+		{"three-block margin", func(p *Policy) { p.FailbackMargin = 3 }, true},
 		{"negative hold time", func(p *Policy) {
 			p.MaxHoldTime = -time.Second
 		}, false},
@@ -583,4 +585,96 @@ func TestStartFailsBackWhatExpiredWhileDown(t *testing.T) {
 	second.resolver.setOffered(expired.Key, true)
 	require.Equal(t, Decision{Action: ActionFail, Reason: FailExpiry},
 		e.Intercept(ctx, expired))
+}
+
+func TestOnChainOfferIsNeverAnswered(t *testing.T) {
+	te := newTestEngine(t, func(p *Policy) { p.MaxHeldTotal = 1 })
+	ctx := context.Background()
+	h := flagged(key(3, 3), hashOf(3), 10_000)
+	require.Equal(t, ActionHold, te.Intercept(ctx, h).Action)
+
+	// lnd re-offers it after the incoming channel was force-closed:
+	// auto_fail_height is then the incoming expiry.
+	onChain := h
+	onChain.OnChain = true
+	onChain.AutoFailHeight = int32(h.IncomingExpiry)
+	require.Equal(t, Decision{Action: ActionHold},
+		te.Intercept(ctx, onChain))
+	rec, _ := te.store.get(h.Key)
+	require.Equal(t, store.StateGone, rec.State)
+	require.Zero(t, te.Stats().HeldCount)
+	require.Empty(t, te.resolver.resolutions())
+
+	// The cap it used is free again, and a release changes nothing.
+	next := flagged(key(3, 4), hashOf(4), 10_000)
+	require.Equal(t, ActionHold, te.Intercept(ctx, next).Action)
+	out, err := te.Release(ctx, h.Key, hashOf(3), "onion")
+	require.NoError(t, err)
+	require.Equal(t, ReleaseDuplicate, out)
+	require.Empty(t, te.resolver.resolutions())
+
+	// An on-chain pass-through HTLC is not resumed either.
+	plain := flagged(key(3, 5), hashOf(5), 10_000)
+	plain.CustomRecords, plain.OnChain = nil, true
+	require.Equal(t, ActionHold, te.Intercept(ctx, plain).Action)
+}
+
+func TestHoldTypeChangeKeepsHeldHTLCsHeld(t *testing.T) {
+	te := newTestEngine(t, nil)
+	ctx := context.Background()
+	h := flagged(key(4, 1), hashOf(1), 10_000)
+	require.Equal(t, ActionHold, te.Intercept(ctx, h).Action)
+	failed := flagged(key(4, 2), hashOf(2), 10_000)
+	require.Equal(t, ActionHold, te.Intercept(ctx, failed).Action)
+	require.NoError(t, te.Fail(ctx, failed.Key))
+
+	p := te.Policy()
+	p.HoldTypes = []uint64{65541}
+	require.NoError(t, te.SetPolicy(p))
+
+	// Replays still carry 75537, which no longer asks for a hold.
+	require.Equal(t, ActionHold, te.Intercept(ctx, h).Action)
+	require.Equal(t, Decision{Action: ActionFail, Reason: FailManual},
+		te.Intercept(ctx, failed))
+	rec, _ := te.store.get(h.Key)
+	require.Equal(t, store.StateHeld, rec.State)
+
+	// A new HTLC with the old type passes through.
+	fresh := flagged(key(4, 3), hashOf(3), 10_000)
+	require.Equal(t, ActionResume, te.Intercept(ctx, fresh).Action)
+	_, stored := te.store.get(fresh.Key)
+	require.False(t, stored)
+}
+
+func TestReleaseRacingFirstInterceptIsApplied(t *testing.T) {
+	te := newTestEngine(t, nil)
+	ctx := context.Background()
+	h := flagged(key(5, 9), hashOf(9), 10_000)
+
+	// The HTLC is intercepted after the release found no record but
+	// before its pending row was written.
+	te.store.beforePut = func() {
+		te.store.beforePut = nil
+		require.Equal(t, ActionHold, te.Intercept(ctx, h).Action)
+	}
+	out, err := te.Release(ctx, h.Key, hashOf(9), "onion")
+	require.NoError(t, err)
+	require.Equal(t, ReleaseMatched, out)
+	require.Equal(t, []resolution{{h.Key, ActionResume}},
+		te.resolver.resolutions())
+	rec, _ := te.store.get(h.Key)
+	require.Equal(t, store.StateResumed, rec.State)
+	require.Zero(t, te.store.pendingCount())
+}
+
+func TestShutdownDuringHoldAnswersNothing(t *testing.T) {
+	te := newTestEngine(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	te.store.failNext = context.Canceled
+	h := flagged(key(6, 6), hashOf(6), 10_000)
+	require.Equal(t, Decision{Action: ActionHold}, te.Intercept(ctx, h))
+	_, stored := te.store.get(h.Key)
+	require.False(t, stored)
+	require.Zero(t, te.Stats().HeldCount)
 }

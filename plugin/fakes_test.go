@@ -18,6 +18,10 @@ type fakeStore struct {
 	pending  map[store.CircuitKey]store.PendingRelease
 	writes   int
 	failNext error
+
+	// beforePut runs when PutPendingRelease is called, before the row is
+	// written and outside the store's lock.
+	beforePut func()
 }
 
 func newFakeStore() *fakeStore {
@@ -121,6 +125,12 @@ func (f *fakeStore) PutPendingRelease(_ context.Context,
 	r store.PendingRelease) error {
 
 	f.mu.Lock()
+	hook := f.beforePut
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.pending[r.Key]; !ok {
 		f.pending[r.Key] = r
@@ -155,6 +165,12 @@ func (f *fakeStore) PrunePendingReleases(_ context.Context,
 		}
 	}
 	return n, nil
+}
+
+func (f *fakeStore) pendingCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.pending)
 }
 
 func (f *fakeStore) get(key store.CircuitKey) (store.HeldHTLC, bool) {

@@ -9,6 +9,9 @@ import (
 // DefaultHoldType is LDK's experimental hold_htlc TLV on update_add_htlc.
 const DefaultHoldType uint64 = 75537
 
+// MinFailbackMargin is the smallest fail-back margin holdd accepts.
+const MinFailbackMargin = 3
+
 // ErrInvalidPolicy is returned for a policy that cannot be enforced.
 var ErrInvalidPolicy = errors.New("invalid hold policy")
 
@@ -65,9 +68,12 @@ func (p Policy) Validate() error {
 				"record range (65536)", ErrInvalidPolicy, t)
 		}
 	}
-	if p.FailbackMargin < 1 {
-		return fmt.Errorf("%w: failback margin must be at least 1 "+
-			"block, got %d", ErrInvalidPolicy, p.FailbackMargin)
+	// A block or two of lag in holdd's block stream must not let lnd's
+	// own auto-fail come first.
+	if p.FailbackMargin < MinFailbackMargin {
+		return fmt.Errorf("%w: failback margin must be at least %d "+
+			"blocks, got %d", ErrInvalidPolicy, MinFailbackMargin,
+			p.FailbackMargin)
 	}
 	if p.MaxHoldTime < 0 || p.MaxHeldPerPeer < 0 || p.MaxHeldTotal < 0 {
 		return fmt.Errorf("%w: negative limit", ErrInvalidPolicy)

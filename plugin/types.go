@@ -81,6 +81,11 @@ type HTLC struct {
 	OutgoingChanID  uint64
 	AutoFailHeight  int32
 	CustomRecords   map[uint64][]byte
+
+	// OnChain marks lnd's re-offer of an HTLC whose incoming channel was
+	// force-closed: only a preimage can settle it, and a resume or fail
+	// would end the interceptor stream.
+	OnChain bool
 }
 
 // ReleaseOutcome classifies an authenticated release.
@@ -147,6 +152,7 @@ const (
 	EventReleased EventKind = "released"
 	EventResumed  EventKind = "resumed"
 	EventFailed   EventKind = "failed"
+	EventGone     EventKind = "gone"
 )
 
 // Event is a state change of a held HTLC, after it was persisted.

@@ -43,6 +43,11 @@ type Deliverer struct {
 	mu    sync.Mutex
 	paths map[store.CircuitKey]*PathDelivery
 
+	// live holds the keys of HTLCs held now. Paths are cached only for
+	// them, so a delivery that finishes after its HTLC was resolved does
+	// not leave its paths behind.
+	live map[store.CircuitKey]struct{}
+
 	sent   uint64
 	failed uint64
 
@@ -65,7 +70,11 @@ func NewDeliverer(cfg DelivererConfig) *Deliverer {
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
-	return &Deliverer{cfg: cfg, paths: make(map[store.CircuitKey]*PathDelivery)}
+	return &Deliverer{
+		cfg:   cfg,
+		paths: make(map[store.CircuitKey]*PathDelivery),
+		live:  make(map[store.CircuitKey]struct{}),
+	}
 }
 
 // HoldEvent mints and sends paths for a new hold, and forgets the paths of
@@ -73,14 +82,18 @@ func NewDeliverer(cfg DelivererConfig) *Deliverer {
 func (d *Deliverer) HoldEvent(ev plugin.Event) {
 	switch ev.Kind {
 	case plugin.EventHeld:
+		d.mu.Lock()
+		d.live[ev.HTLC.Key] = struct{}{}
+		d.mu.Unlock()
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
 			d.deliver(ev.HTLC)
 		}()
-	case plugin.EventResumed, plugin.EventFailed:
+	case plugin.EventResumed, plugin.EventFailed, plugin.EventGone:
 		d.mu.Lock()
 		delete(d.paths, ev.HTLC.Key)
+		delete(d.live, ev.HTLC.Key)
 		d.mu.Unlock()
 	}
 }
@@ -94,6 +107,15 @@ func (d *Deliverer) Wait() {
 // run of holdd has not yet (paths minted before a restart stay valid: the
 // path_id secret and holdd's key are stored).
 func (d *Deliverer) Delivery(rec store.HeldHTLC) (*PathDelivery, error) {
+	return d.delivery(rec, true)
+}
+
+// delivery returns rec's cached paths or mints them. The API may adopt an
+// HTLC held since before this run; the delivery goroutine must not, or a
+// delivery outliving its HTLC would cache paths nobody removes.
+func (d *Deliverer) delivery(rec store.HeldHTLC, adopt bool) (*PathDelivery,
+	error) {
+
 	d.mu.Lock()
 	pd, ok := d.paths[rec.Key]
 	d.mu.Unlock()
@@ -130,13 +152,20 @@ func (d *Deliverer) Delivery(rec store.HeldHTLC) (*PathDelivery, error) {
 	if existing, ok := d.paths[rec.Key]; ok {
 		return existing, nil
 	}
+	if _, ok := d.live[rec.Key]; !ok {
+		if !adopt || !rec.State.Active() {
+			return pd, nil
+		}
+		// Held since before this run: no EventHeld will come.
+		d.live[rec.Key] = struct{}{}
+	}
 	d.paths[rec.Key] = pd
 	return pd, nil
 }
 
 func (d *Deliverer) deliver(rec store.HeldHTLC) {
 	log := d.cfg.Logger
-	pd, err := d.Delivery(rec)
+	pd, err := d.delivery(rec, false)
 	if err != nil {
 		log.Errorf("Minting release paths for %v: %v", rec.Key, err)
 		return

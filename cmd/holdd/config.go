@@ -57,6 +57,8 @@ type config struct {
 	Network     string `long:"network" description:"The chain lnd runs on" choice:"mainnet" choice:"testnet" choice:"testnet4" choice:"signet" choice:"regtest" choice:"simnet"`
 	DebugLevel  string `long:"debuglevel" description:"Log level for all subsystems (trace, debug, info, warn, error), optionally followed by per-subsystem levels: info,ENGN=debug,INTC=trace"`
 
+	Retention time.Duration `long:"retention" description:"Delete records of resolved HTLCs this long after they were resolved (0 = keep forever)"`
+
 	MaxLogFiles    int `long:"maxlogfiles" description:"Rotated log files to keep (0 = all)"`
 	MaxLogFileSize int `long:"maxlogfilesize" description:"Rotate the log file at this size, in MB"`
 
@@ -85,6 +87,7 @@ func defaultConfig() *config {
 		Network:        defaultNetwork,
 		DebugLevel:     "info",
 		MaxLogFiles:    3,
+		Retention:      30 * 24 * time.Hour,
 		MaxLogFileSize: 10,
 		Transport:      transportAuto,
 		RPCListen:      defaultRPCListen,

@@ -143,6 +143,7 @@ func run(ctx context.Context, cfg *config) error {
 		interceptorUp   atomic.Bool
 		linkState       atomic.Value
 		icptRef         atomic.Pointer[interceptor.Interceptor]
+		intakeRef       atomic.Pointer[release.Intake]
 		engineRef       atomic.Pointer[plugin.Engine]
 		metricsObserver plugin.Observer = plugin.Observers{}
 		reg             *metrics.Metrics
@@ -150,13 +151,8 @@ func run(ctx context.Context, cfg *config) error {
 	linkState.Store("disconnected")
 	if cfg.Prometheus.Listen != "" {
 		reg = metrics.New(metrics.Sources{
-			Engine: engineStats{&engineRef},
-			Intake: func() map[string]uint64 {
-				if intakeCounts == nil {
-					return nil
-				}
-				return intakeCounts.Counts()
-			},
+			Engine:               engineStats{&engineRef},
+			Intake:               intakeCounts{&intakeRef}.Counts,
 			InterceptorConnected: interceptorUp.Load,
 			InterceptorReconnects: func() uint64 {
 				if i := icptRef.Load(); i != nil {
@@ -236,7 +232,7 @@ func run(ctx context.Context, cfg *config) error {
 	defer icpt.Stop()
 
 	stopTransport, err := startTransport(transport, lnd, nodeKey, auth,
-		engine, clk, logs, cfg, &linkState)
+		engine, clk, logs, cfg, &linkState, &intakeRef)
 	if err != nil {
 		return err
 	}
@@ -273,7 +269,7 @@ func run(ctx context.Context, cfg *config) error {
 		Status: &status{
 			interceptorUp: &interceptorUp,
 			linkState:     &linkState,
-			intake:        intakeCounts,
+			intake:        intakeCounts{&intakeRef},
 		},
 	})
 	if err != nil {
@@ -284,8 +280,12 @@ func run(ctx context.Context, cfg *config) error {
 			log.Errorf("RPC server: %v", err)
 		}
 	}()
-	defer grpcServer.GracefulStop()
+	defer stopRPCServer(grpcServer, log)
 	log.Infof("RPC server listening on %s", lis.Addr())
+
+	if cfg.Retention > 0 {
+		go pruneResolved(ctx, db, cfg.Retention, log)
+	}
 
 	<-ctx.Done()
 	log.Info("Shutting down")
@@ -312,6 +312,37 @@ func (l *lateResolver) Fail(ctx context.Context, key store.CircuitKey) error {
 		return i.Fail(ctx, key)
 	}
 	return plugin.ErrNotOffered
+}
+
+// rpcStopGrace is how long shutdown waits for RPCs in flight; open event
+// subscriptions never end by themselves, so they are cut after it.
+const rpcStopGrace = 5 * time.Second
+
+func stopRPCServer(srv *grpc.Server, log logrus.FieldLogger) {
+	done := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(rpcStopGrace):
+		log.Infof("Closing RPC streams still open after %v", rpcStopGrace)
+		srv.Stop()
+		<-done
+	}
+}
+
+// intakeCounts reads the release intake's counters once it exists.
+type intakeCounts struct {
+	p *atomic.Pointer[release.Intake]
+}
+
+func (c intakeCounts) Counts() map[string]uint64 {
+	if in := c.p.Load(); in != nil {
+		return in.Counts()
+	}
+	return nil
 }
 
 // engineStats reads the engine once it exists.
@@ -477,4 +508,27 @@ func ensureTLSCert(cfg *config, certPath, keyPath string) error {
 		return fmt.Errorf("write TLS cert: %w", err)
 	}
 	return nil
+}
+
+// pruneResolved deletes resolved HTLC records older than retention, at
+// start and then hourly, so the database does not grow without bound.
+// Active records are never pruned.
+func pruneResolved(ctx context.Context, db *store.Store,
+	retention time.Duration, log logrus.FieldLogger) {
+
+	for {
+		n, err := db.PruneResolved(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Errorf("Prune resolved HTLCs: %v", err)
+		case n > 0:
+			log.Infof("Pruned %d HTLC records resolved more than %v "+
+				"ago", n, retention)
+		}
+		select {
+		case <-time.After(time.Hour):
+		case <-ctx.Done():
+			return
+		}
+	}
 }

@@ -20,15 +20,13 @@ import (
 // ecdhTimeout bounds one DeriveSharedKey call in custom-message mode.
 const ecdhTimeout = 10 * time.Second
 
-// intakeCounts is set by startTransport; the RPC status reads it.
-var intakeCounts interface{ Counts() map[string]uint64 }
-
 // startTransport starts the release intake on the chosen transport and
 // returns its stop function. state is kept as "<transport>:<state>".
 func startTransport(transport string, lnd *rpcclient.Client,
 	nodeKey *btcec.PrivateKey, auth *release.Authenticator,
 	engine *plugin.Engine, clk clock.Clock, logs *loggers,
-	cfg *config, state *atomic.Value) (func(), error) {
+	cfg *config, state *atomic.Value,
+	intakeRef *atomic.Pointer[release.Intake]) (func(), error) {
 
 	var ecdh sphinx.SingleKeyECDH = &keychain.PrivKeyECDH{PrivKey: nodeKey}
 	if transport == transportCustomMsg {
@@ -39,7 +37,7 @@ func startTransport(transport string, lnd *rpcclient.Client,
 	}
 	intake := release.NewIntake(onionmsg.NewPeeler(ecdh), auth, engine,
 		clk, logs.sub("RLSE"))
-	intakeCounts = intake
+	intakeRef.Store(intake)
 
 	switch transport {
 	case transportPeer:
