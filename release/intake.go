@@ -29,6 +29,7 @@ const (
 	OutcomeUndecodable = "undecodable"
 	OutcomeNotForUs    = "not_for_us"
 	OutcomeNoRelease   = "no_release"
+	OutcomeUnknownEven = "unknown_even_tlv"
 	OutcomeBadValue    = "bad_value"
 	OutcomeNoPathID    = "no_path_id"
 	OutcomeMalformed   = "malformed_path_id"
@@ -111,6 +112,14 @@ func (in *Intake) handle(ctx context.Context,
 			"does not forward")
 		return OutcomeNotForUs, false
 	}
+	// BOLT 1: an unknown even type means the sender requires something
+	// holdd does not understand, so the message must not be acted on,
+	// even if it also carries a valid release.
+	if typ, ok := unknownEvenTLV(peeled); ok {
+		in.log.Infof("Dropping onion message with unknown even "+
+			"TLV %d", typ)
+		return OutcomeUnknownEven, false
+	}
 	value, ok := peeled.FinalTLVs[ReleaseHeldHTLCType]
 	if !ok {
 		in.log.Infof("Dropping onion message without "+
@@ -172,6 +181,26 @@ func (in *Intake) Counts() map[string]uint64 {
 		out[k] = v
 	}
 	return out
+}
+
+// unknownEvenTLV returns the lowest even final-hop TLV type other than the
+// two async-payment messages holdd knows.
+func unknownEvenTLV(p *onionmsg.Peeled) (uint64, bool) {
+	var (
+		lowest uint64
+		found  bool
+	)
+	for t := range p.FinalTLVs {
+		if t%2 != 0 || t == ReleaseHeldHTLCType ||
+			t == HeldHTLCAvailableType {
+
+			continue
+		}
+		if !found || t < lowest {
+			lowest, found = t, true
+		}
+	}
+	return lowest, found
 }
 
 func tlvTypes(p *onionmsg.Peeled) []uint64 {

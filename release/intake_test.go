@@ -79,6 +79,19 @@ func TestIntakeOutcomes(t *testing.T) {
 		{"release plus other tlvs", stubPeeler{peeled: finalWith(good,
 			map[uint64][]byte{74: {0}, 65: {1, 2}})}, nil, "matched",
 			true},
+		{"release plus unknown even tlv", stubPeeler{peeled: finalWith(
+			good, map[uint64][]byte{74: {0}, 76: {}})}, nil,
+			OutcomeUnknownEven, false},
+		{"release plus unknown even tlv above 2^16", stubPeeler{
+			peeled: finalWith(good, map[uint64][]byte{74: {0},
+				65: {1}, 1 << 20: {0}})}, nil,
+			OutcomeUnknownEven, false},
+		{"unknown even tlv alone", stubPeeler{peeled: finalWith(good,
+			map[uint64][]byte{64: {1, 2, 3}})}, nil,
+			OutcomeUnknownEven, false},
+		{"release plus held_htlc_available", stubPeeler{
+			peeled: finalWith(good, map[uint64][]byte{72: {0},
+				74: {0}})}, nil, "matched", true},
 		{"undecodable", stubPeeler{err: errors.New("bad hmac")}, nil,
 			OutcomeUndecodable, false},
 		{"has next hop", stubPeeler{peeled: &onionmsg.Peeled{
