@@ -97,18 +97,21 @@ func (in *Intake) HandleOnionMessage(ctx context.Context,
 }
 
 // handle returns the message's outcome, and whether the engine already
-// counted it (its release outcomes are the engine's to count).
+// counted it (its release outcomes are the engine's to count). Drops are
+// logged at debug level only: anyone can send
+// them, and at info level they would push useful lines out of the rotated
+// log. Every drop is counted, so GetInfo and the metrics still show them.
 func (in *Intake) handle(ctx context.Context,
 	msg *lnwire.OnionMessage) (string, bool) {
 	peeled, err := in.peeler.Peel(msg)
 	if err != nil {
-		in.log.Infof("Dropping onion message that does not peel: %v",
+		in.log.Debugf("Dropping onion message that does not peel: %v",
 			err)
 		return OutcomeUndecodable, false
 	}
 	if !peeled.Final {
 		// holdd is only ever a path's final hop; it relays nothing.
-		in.log.Infof("Dropping onion message with a next hop: holdd " +
+		in.log.Debugf("Dropping onion message with a next hop: holdd " +
 			"does not forward")
 		return OutcomeNotForUs, false
 	}
@@ -116,20 +119,20 @@ func (in *Intake) handle(ctx context.Context,
 	// holdd does not understand, so the message must not be acted on,
 	// even if it also carries a valid release.
 	if typ, ok := unknownEvenTLV(peeled); ok {
-		in.log.Infof("Dropping onion message with unknown even "+
+		in.log.Debugf("Dropping onion message with unknown even "+
 			"TLV %d", typ)
 		return OutcomeUnknownEven, false
 	}
 	value, ok := peeled.FinalTLVs[ReleaseHeldHTLCType]
 	if !ok {
-		in.log.Infof("Dropping onion message without "+
+		in.log.Debugf("Dropping onion message without "+
 			"release_held_htlc (types %v)", tlvTypes(peeled))
 		return OutcomeNoRelease, false
 	}
 	// LDK writes the empty TLV stream as its length byte 00; the draft
 	// spec's empty value is accepted too.
 	if len(value) > 1 || (len(value) == 1 && value[0] != 0) {
-		in.log.Infof("Dropping release_held_htlc with value %x", value)
+		in.log.Debugf("Dropping release_held_htlc with value %x", value)
 		return OutcomeBadValue, false
 	}
 	if peeled.Data == nil {
@@ -137,7 +140,7 @@ func (in *Intake) handle(ctx context.Context,
 	}
 	pathIDOpt := peeled.Data.PathID.ValOpt()
 	if pathIDOpt.IsNone() {
-		in.log.Infof("Dropping release without path_id")
+		in.log.Debugf("Dropping release without path_id")
 		return OutcomeNoPathID, false
 	}
 	pathID := pathIDOpt.UnwrapOr(nil)
@@ -145,14 +148,14 @@ func (in *Intake) handle(ctx context.Context,
 	claim, err := in.auth.Verify(pathID, in.clock.Now())
 	switch {
 	case errors.Is(err, ErrForgedPathID):
-		in.log.Warnf("Dropping release with a forged path_id")
+		in.log.Debugf("Dropping release with a forged path_id")
 		return OutcomeForged, false
 	case errors.Is(err, ErrExpiredPathID):
 		in.log.Infof("Dropping release for %v: path expired at %v",
 			claim.Key, claim.ExpiresAt.UTC())
 		return OutcomeExpired, false
 	case err != nil:
-		in.log.Infof("Dropping release: %v", err)
+		in.log.Debugf("Dropping release: %v", err)
 		return OutcomeMalformed, false
 	}
 
