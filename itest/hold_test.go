@@ -259,6 +259,22 @@ func TestHoldAndRelease(t *testing.T) {
 	waitReleaseCount(t, net, "duplicate", before.Releases["duplicate"]+1)
 }
 
+// requireFailedByL waits until the payment FAILED and checks that its last
+// attempt was failed by L (hop 1) with TEMPORARY_CHANNEL_FAILURE, which is
+// how holdd fails an HTLC back.
+func requireFailedByL(t *testing.T, p *Payment) {
+	t.Helper()
+	final, err := p.WaitStatus(t.Context(), DefaultTimeout,
+		lnrpc.Payment_FAILED)
+	require.NoError(t, err)
+	require.NotEmpty(t, final.Htlcs)
+	attempt := final.Htlcs[len(final.Htlcs)-1]
+	require.Equal(t, lnrpc.HTLCAttempt_FAILED, attempt.Status)
+	require.Equal(t, lnrpc.Failure_TEMPORARY_CHANNEL_FAILURE,
+		attempt.Failure.Code)
+	require.Equal(t, uint32(1), attempt.Failure.FailureSourceIndex)
+}
+
 // TestPassThrough checks that a payment without hold_htlc goes straight
 // through and leaves no record.
 func TestPassThrough(t *testing.T) {
@@ -416,15 +432,7 @@ func TestFailBackBeforeAutoFail(t *testing.T) {
 	height, err = net.MineBlocks(ctx, 1)
 	require.NoError(t, err)
 	require.Equal(t, h.FailbackHeight, height)
-	final, err := held.payment.WaitStatus(ctx, DefaultTimeout,
-		lnrpc.Payment_FAILED)
-	require.NoError(t, err)
-	require.NotEmpty(t, final.Htlcs)
-	attempt := final.Htlcs[len(final.Htlcs)-1]
-	require.Equal(t, lnrpc.HTLCAttempt_FAILED, attempt.Status)
-	require.Equal(t, lnrpc.Failure_TEMPORARY_CHANNEL_FAILURE,
-		attempt.Failure.Code)
-	require.Equal(t, uint32(1), attempt.Failure.FailureSourceIndex)
+	requireFailedByL(t, held.payment)
 
 	rec := waitHeld(t, net, held.invoice.RHash, "failed")
 	require.Equal(t, "expiry", rec.FailReason)

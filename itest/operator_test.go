@@ -500,15 +500,7 @@ func TestOperatorFailHeld(t *testing.T) {
 	require.Equal(t, "failed", failed.Htlc.State)
 	require.Equal(t, "manual", failed.Htlc.FailReason)
 
-	final, err := held.payment.WaitStatus(ctx, DefaultTimeout,
-		lnrpc.Payment_FAILED)
-	require.NoError(t, err)
-	require.NotEmpty(t, final.Htlcs)
-	attempt := final.Htlcs[len(final.Htlcs)-1]
-	require.Equal(t, lnrpc.HTLCAttempt_FAILED, attempt.Status)
-	require.Equal(t, lnrpc.Failure_TEMPORARY_CHANNEL_FAILURE,
-		attempt.Failure.Code)
-	require.Equal(t, uint32(1), attempt.Failure.FailureSourceIndex)
+	requireFailedByL(t, held.payment)
 	requireInvoiceState(t, net, hash, lnrpc.Invoice_OPEN)
 
 	var rec holdrpc.HeldHtlc
