@@ -55,6 +55,7 @@ lint:
 		echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags itest ./itest/...
+	$(GO) vet -tags 'itest bench' ./itest/...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -74,15 +75,34 @@ fuzz:
 		done; \
 	done
 
-# Go benchmarks (no lnd): prints a table of medians and writes it into
-# docs/benchmarks.md between the BENCH markers.
+# Go benchmarks (no lnd), then the end-to-end ones through real lnd on the
+# itest network (TestBenchE2E: pass-through overhead of holdd against no
+# interceptor and a minimal one, and release latency). Each prints a table
+# that replaces the one between its markers in docs/benchmarks.md.
+BENCH_E2E_TIMEOUT ?= 15m
+
+# bench_insert replaces what docs/benchmarks.md has between
+# <!-- $(2):START --> and <!-- $(2):END --> with the file $(1).
+define bench_insert
+	@awk -v file=$(1) -v start='<!-- $(2):START -->' -v end='<!-- $(2):END -->' \
+		'BEGIN { while ((getline l < file) > 0) t = t l "\n" } \
+		$$0 == start { print; printf "%s", t; skip = 1; next } \
+		$$0 == end { skip = 0 } !skip' docs/benchmarks.md \
+		> bin/benchmarks.md && mv bin/benchmarks.md docs/benchmarks.md
+endef
+
 .PHONY: bench
 bench:
 	mkdir -p bin && scripts/bench.sh | tee bin/bench.md
-	@awk 'BEGIN { while ((getline l < "bin/bench.md") > 0) t = t l "\n" } \
-		/<!-- BENCH:START -->/ { print; printf "%s", t; skip = 1; next } \
-		/<!-- BENCH:END -->/ { skip = 0 } !skip' docs/benchmarks.md \
-		> bin/benchmarks.md && mv bin/benchmarks.md docs/benchmarks.md
+	$(call bench_insert,bin/bench.md,BENCH)
+	scripts/build-deps.sh $(LND_VERSION)
+	rm -f bin/bench-e2e.md
+	HOLDD_BENCH_E2E_OUT=$(CURDIR)/bin/bench-e2e.md $(GO) test \
+		-tags 'itest bench' -run '^TestBenchE2E$$' -count=1 \
+		-timeout $(BENCH_E2E_TIMEOUT) -v ./itest/ 2>&1 | tee bin/bench-e2e.log
+	@test -s bin/bench-e2e.md || { echo "TestBenchE2E failed: see" \
+		"bin/bench-e2e.log"; exit 1; }
+	$(call bench_insert,bin/bench-e2e.md,E2E)
 
 clean:
 	rm -rf bin

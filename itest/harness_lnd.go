@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -307,6 +308,26 @@ func (n *LndNode) Restart(ctx context.Context) error {
 	if err := n.Stop(); err != nil {
 		return err
 	}
+	return n.Start(ctx)
+}
+
+// RestartWithFlags restarts lnd with its flags changed: every flag equal to
+// one in drop is removed and add is appended. The change holds for later
+// restarts too; the end-to-end bench runs L without --requireinterceptor
+// this way and puts it back after.
+func (n *LndNode) RestartWithFlags(ctx context.Context, drop []string,
+	add ...string) error {
+
+	if err := n.Stop(); err != nil {
+		return err
+	}
+	args := make([]string, 0, len(n.args)+len(add))
+	for _, a := range n.args {
+		if !slices.Contains(drop, a) {
+			args = append(args, a)
+		}
+	}
+	n.args = append(args, add...)
 	return n.Start(ctx)
 }
 
