@@ -151,8 +151,12 @@ func TestDecisionsAreSentForOfferedKeys(t *testing.T) {
 		byID[2].FailureCode)
 	require.NotContains(t, byID, uint64(3))
 
-	// The held key is resolvable once, later.
+	// The held key is resolvable once, later. The receive loop marks it
+	// offered just after lnd's send returns, so wait for that.
 	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		return i.isOffered(store.CircuitKey{ChanID: 9, HtlcID: 3})
+	}, 5*time.Second, time.Millisecond)
 	require.NoError(t, i.Resume(ctx, store.CircuitKey{ChanID: 9, HtlcID: 3}))
 	err := i.Resume(ctx, store.CircuitKey{ChanID: 9, HtlcID: 3})
 	require.ErrorIs(t, err, plugin.ErrNotOffered)
@@ -261,10 +265,7 @@ func TestOnChainOfferIsNeverResolved(t *testing.T) {
 	held := request(4, 2)
 	s.reqs <- held
 	require.Eventually(t, func() bool {
-		i.mu.Lock()
-		defer i.mu.Unlock()
-		_, ok := i.offered[store.CircuitKey{ChanID: 4, HtlcID: 2}]
-		return ok
+		return i.isOffered(store.CircuitKey{ChanID: 4, HtlcID: 2})
 	}, 5*time.Second, time.Millisecond)
 
 	for _, id := range []uint64{1, 2} {
@@ -284,4 +285,12 @@ func TestOnChainOfferIsNeverResolved(t *testing.T) {
 		require.ErrorIs(t, err, plugin.ErrNotOffered)
 	}
 	require.Len(t, s.responses(), 1)
+}
+
+// isOffered reports whether key is offered on the current stream.
+func (i *Interceptor) isOffered(key store.CircuitKey) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	_, ok := i.offered[key]
+	return ok
 }
