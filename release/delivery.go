@@ -64,25 +64,45 @@ func (d *PathDelivery) Encode() ([]byte, error) {
 			return nil, err
 		}
 	}
-	chanID, htlcID := d.Key.ChanID, d.Key.HtlcID
-	hash := d.PaymentHash
-	amt := d.AmountMsat
-	expires := uint64(d.ExpiresAt.Unix())
-	pathBytes := paths.Bytes()
-
-	stream, err := tlv.NewStream(
-		tlv.MakePrimitiveRecord(deliveryChanIDType, &chanID),
-		tlv.MakePrimitiveRecord(deliveryHtlcIDType, &htlcID),
-		tlv.MakePrimitiveRecord(deliveryHashType, &hash),
-		tlv.MakeDynamicRecord(deliveryAmountType, &amt,
-			func() uint64 { return tlv.SizeTUint64(amt) },
-			tlv.ETUint64, tlv.DTUint64),
-		tlv.MakePrimitiveRecord(deliveryExpiresAtType, &expires),
-		tlv.MakePrimitiveRecord(deliveryPathsType, &pathBytes),
-	)
+	f := deliveryFields{
+		chanID:    d.Key.ChanID,
+		htlcID:    d.Key.HtlcID,
+		hash:      d.PaymentHash,
+		amt:       d.AmountMsat,
+		expires:   uint64(d.ExpiresAt.Unix()),
+		pathBytes: paths.Bytes(),
+	}
+	stream, err := f.stream()
 	if err != nil {
 		return nil, err
 	}
+	return encodeStream(stream)
+}
+
+// deliveryFields are the path-delivery TLVs in wire form.
+type deliveryFields struct {
+	chanID, htlcID, amt, expires uint64
+	hash                         [32]byte
+	pathBytes                    []byte
+}
+
+// stream binds the delivery's TLV records to f, for encoding and decoding
+// alike, so the two can never disagree on the layout.
+func (f *deliveryFields) stream() (*tlv.Stream, error) {
+	return tlv.NewStream(
+		tlv.MakePrimitiveRecord(deliveryChanIDType, &f.chanID),
+		tlv.MakePrimitiveRecord(deliveryHtlcIDType, &f.htlcID),
+		tlv.MakePrimitiveRecord(deliveryHashType, &f.hash),
+		tlv.MakeDynamicRecord(deliveryAmountType, &f.amt,
+			func() uint64 { return tlv.SizeTUint64(f.amt) },
+			tlv.ETUint64, tlv.DTUint64),
+		tlv.MakePrimitiveRecord(deliveryExpiresAtType, &f.expires),
+		tlv.MakePrimitiveRecord(deliveryPathsType, &f.pathBytes),
+	)
+}
+
+// encodeStream serializes a TLV stream.
+func encodeStream(stream *tlv.Stream) ([]byte, error) {
 	var b bytes.Buffer
 	if err := stream.Encode(&b); err != nil {
 		return nil, err
@@ -92,21 +112,8 @@ func (d *PathDelivery) Encode() ([]byte, error) {
 
 // DecodePathDelivery parses a delivery. Every field is required.
 func DecodePathDelivery(data []byte) (*PathDelivery, error) {
-	var (
-		chanID, htlcID, amt, expires uint64
-		hash                         [32]byte
-		pathBytes                    []byte
-	)
-	stream, err := tlv.NewStream(
-		tlv.MakePrimitiveRecord(deliveryChanIDType, &chanID),
-		tlv.MakePrimitiveRecord(deliveryHtlcIDType, &htlcID),
-		tlv.MakePrimitiveRecord(deliveryHashType, &hash),
-		tlv.MakeDynamicRecord(deliveryAmountType, &amt,
-			func() uint64 { return tlv.SizeTUint64(amt) },
-			tlv.ETUint64, tlv.DTUint64),
-		tlv.MakePrimitiveRecord(deliveryExpiresAtType, &expires),
-		tlv.MakePrimitiveRecord(deliveryPathsType, &pathBytes),
-	)
+	var f deliveryFields
+	stream, err := f.stream()
 	if err != nil {
 		return nil, err
 	}
@@ -131,18 +138,18 @@ func DecodePathDelivery(data []byte) (*PathDelivery, error) {
 				ErrBadDelivery, t)
 		}
 	}
-	if expires > 1<<62 {
+	if f.expires > 1<<62 {
 		return nil, fmt.Errorf("%w: expiry %d out of range",
-			ErrBadDelivery, expires)
+			ErrBadDelivery, f.expires)
 	}
 
 	d := &PathDelivery{
-		Key:         store.CircuitKey{ChanID: chanID, HtlcID: htlcID},
-		PaymentHash: hash,
-		AmountMsat:  amt,
-		ExpiresAt:   time.Unix(int64(expires), 0),
+		Key:         store.CircuitKey{ChanID: f.chanID, HtlcID: f.htlcID},
+		PaymentHash: f.hash,
+		AmountMsat:  f.amt,
+		ExpiresAt:   time.Unix(int64(f.expires), 0),
 	}
-	r := bytes.NewReader(pathBytes)
+	r := bytes.NewReader(f.pathBytes)
 	for r.Len() > 0 {
 		if len(d.Paths) == maxDeliveryPaths {
 			return nil, fmt.Errorf("%w: more than %d paths",
@@ -220,9 +227,5 @@ func EncodeLDKReleasePathsRecord(entries []LDKReleasePath) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	if err := stream.Encode(&b); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return encodeStream(stream)
 }
