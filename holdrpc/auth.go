@@ -31,6 +31,10 @@ var (
 	opHoldsWrite  = bakery.Op{Entity: "holds", Action: "write"}
 	opPolicyRead  = bakery.Op{Entity: "policy", Action: "read"}
 	opPolicyWrite = bakery.Op{Entity: "policy", Action: "write"}
+	// Receive paths are published, so reading them is harmless; minting
+	// and revoking change what holdd answers.
+	opReceiveRead  = bakery.Op{Entity: "receive", Action: "read"}
+	opReceiveWrite = bakery.Op{Entity: "receive", Action: "write"}
 )
 
 // RequiredPermissions is what each method needs. GetReleasePaths needs
@@ -45,14 +49,20 @@ var RequiredPermissions = map[string][]bakery.Op{
 	"/holdrpc.Hold/FailHeld":            {opHoldsWrite},
 	"/holdrpc.Hold/GetPolicy":           {opPolicyRead},
 	"/holdrpc.Hold/SetPolicy":           {opPolicyWrite},
+
+	"/holdrpc.Hold/AddReceivePaths":        {opReceiveWrite},
+	"/holdrpc.Hold/ListReceivePaths":       {opReceiveRead},
+	"/holdrpc.Hold/RevokeReceivePath":      {opReceiveWrite},
+	"/holdrpc.Hold/SubscribeReceiveEvents": {opReceiveRead},
 }
 
 // ReadOnlyPermissions and AdminPermissions are baked into the two default
 // macaroons.
 var (
-	ReadOnlyPermissions = []bakery.Op{opInfoRead, opHoldsRead, opPolicyRead}
-	AdminPermissions    = []bakery.Op{opInfoRead, opHoldsRead, opHoldsWrite,
-		opPolicyRead, opPolicyWrite}
+	ReadOnlyPermissions = []bakery.Op{opInfoRead, opHoldsRead, opPolicyRead,
+		opReceiveRead}
+	AdminPermissions = []bakery.Op{opInfoRead, opHoldsRead, opHoldsWrite,
+		opPolicyRead, opPolicyWrite, opReceiveRead, opReceiveWrite}
 )
 
 // rootKeyStore serves one root key, kept in holdd's store. lnd's bolt-backed

@@ -142,9 +142,14 @@ type GetInfoResponse struct {
 	// How release messages reach holdd: peer (holdd's own peer link to
 	// lnd, lnd 0.21+) or custommsg (lnd's custom-message API, lnd
 	// 0.18-0.20). peer_link_state is that transport's state.
-	Transport     string `protobuf:"bytes,13,opt,name=transport,proto3" json:"transport,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Transport string `protobuf:"bytes,13,opt,name=transport,proto3" json:"transport,omitempty"`
+	// The roles holdd runs: lsp, recipient, mailbox.
+	Roles []string `protobuf:"bytes,14,rep,name=roles,proto3" json:"roles,omitempty"`
+	// held_htlc_available messages by outcome (recipient role): replied,
+	// rate_limited, forged, expired, unknown_path, revoked, ...
+	HeldHtlcAvailable map[string]uint64 `protobuf:"bytes,15,rep,name=held_htlc_available,json=heldHtlcAvailable,proto3" json:"held_htlc_available,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *GetInfoResponse) Reset() {
@@ -266,6 +271,20 @@ func (x *GetInfoResponse) GetTransport() string {
 		return x.Transport
 	}
 	return ""
+}
+
+func (x *GetInfoResponse) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *GetInfoResponse) GetHeldHtlcAvailable() map[string]uint64 {
+	if x != nil {
+		return x.HeldHtlcAvailable
+	}
+	return nil
 }
 
 type ListHeldRequest struct {
@@ -1206,6 +1225,454 @@ func (x *HoldEvent) GetTimestampUnixNs() int64 {
 	return 0
 }
 
+type AddReceivePathsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many paths to mint (1-16). Each is unlinkable to the others.
+	Count uint32 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	// How long the paths work; 0 means holdd's recipient.pathexpiry.
+	ExpirySeconds int64 `protobuf:"varint,2,opt,name=expiry_seconds,json=expirySeconds,proto3" json:"expiry_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddReceivePathsRequest) Reset() {
+	*x = AddReceivePathsRequest{}
+	mi := &file_holdrpc_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddReceivePathsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddReceivePathsRequest) ProtoMessage() {}
+
+func (x *AddReceivePathsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddReceivePathsRequest.ProtoReflect.Descriptor instead.
+func (*AddReceivePathsRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *AddReceivePathsRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *AddReceivePathsRequest) GetExpirySeconds() int64 {
+	if x != nil {
+		return x.ExpirySeconds
+	}
+	return 0
+}
+
+type ListReceivePathsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Include expired and revoked paths.
+	All           bool `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReceivePathsRequest) Reset() {
+	*x = ListReceivePathsRequest{}
+	mi := &file_holdrpc_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReceivePathsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReceivePathsRequest) ProtoMessage() {}
+
+func (x *ListReceivePathsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReceivePathsRequest.ProtoReflect.Descriptor instead.
+func (*ListReceivePathsRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListReceivePathsRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type RevokeReceivePathRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The path's 8-byte id.
+	Id            []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeReceivePathRequest) Reset() {
+	*x = RevokeReceivePathRequest{}
+	mi := &file_holdrpc_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeReceivePathRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeReceivePathRequest) ProtoMessage() {}
+
+func (x *RevokeReceivePathRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeReceivePathRequest.ProtoReflect.Descriptor instead.
+func (*RevokeReceivePathRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RevokeReceivePathRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+type ReceivePath struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The path's 8-byte id, carried inside its authenticated path_id.
+	Id []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The encoded blinded path (BOLT 4 blinded_path), exactly as it goes
+	// into a static invoice's message paths.
+	Path []byte `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// The path's introduction node (compressed key), the node senders
+	// must reach.
+	IntroductionNode []byte `protobuf:"bytes,3,opt,name=introduction_node,json=introductionNode,proto3" json:"introduction_node,omitempty"`
+	// Number of blinded hops.
+	Hops          uint32 `protobuf:"varint,4,opt,name=hops,proto3" json:"hops,omitempty"`
+	CreatedAtUnix int64  `protobuf:"varint,5,opt,name=created_at_unix,json=createdAtUnix,proto3" json:"created_at_unix,omitempty"`
+	ExpiresAtUnix int64  `protobuf:"varint,6,opt,name=expires_at_unix,json=expiresAtUnix,proto3" json:"expires_at_unix,omitempty"`
+	// The LSP whose mailbox the path runs through, if any.
+	MailboxLsp []byte `protobuf:"bytes,7,opt,name=mailbox_lsp,json=mailboxLsp,proto3" json:"mailbox_lsp,omitempty"`
+	// 0 unless revoked.
+	RevokedAtUnix int64 `protobuf:"varint,8,opt,name=revoked_at_unix,json=revokedAtUnix,proto3" json:"revoked_at_unix,omitempty"`
+	// release_held_htlc replies sent for messages over this path.
+	Replies         uint64 `protobuf:"varint,9,opt,name=replies,proto3" json:"replies,omitempty"`
+	LastReplyAtUnix int64  `protobuf:"varint,10,opt,name=last_reply_at_unix,json=lastReplyAtUnix,proto3" json:"last_reply_at_unix,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReceivePath) Reset() {
+	*x = ReceivePath{}
+	mi := &file_holdrpc_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceivePath) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceivePath) ProtoMessage() {}
+
+func (x *ReceivePath) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceivePath.ProtoReflect.Descriptor instead.
+func (*ReceivePath) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReceivePath) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *ReceivePath) GetPath() []byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+func (x *ReceivePath) GetIntroductionNode() []byte {
+	if x != nil {
+		return x.IntroductionNode
+	}
+	return nil
+}
+
+func (x *ReceivePath) GetHops() uint32 {
+	if x != nil {
+		return x.Hops
+	}
+	return 0
+}
+
+func (x *ReceivePath) GetCreatedAtUnix() int64 {
+	if x != nil {
+		return x.CreatedAtUnix
+	}
+	return 0
+}
+
+func (x *ReceivePath) GetExpiresAtUnix() int64 {
+	if x != nil {
+		return x.ExpiresAtUnix
+	}
+	return 0
+}
+
+func (x *ReceivePath) GetMailboxLsp() []byte {
+	if x != nil {
+		return x.MailboxLsp
+	}
+	return nil
+}
+
+func (x *ReceivePath) GetRevokedAtUnix() int64 {
+	if x != nil {
+		return x.RevokedAtUnix
+	}
+	return 0
+}
+
+func (x *ReceivePath) GetReplies() uint64 {
+	if x != nil {
+		return x.Replies
+	}
+	return 0
+}
+
+func (x *ReceivePath) GetLastReplyAtUnix() int64 {
+	if x != nil {
+		return x.LastReplyAtUnix
+	}
+	return 0
+}
+
+type ReceivePathsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Paths         []*ReceivePath         `protobuf:"bytes,1,rep,name=paths,proto3" json:"paths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceivePathsResponse) Reset() {
+	*x = ReceivePathsResponse{}
+	mi := &file_holdrpc_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceivePathsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceivePathsResponse) ProtoMessage() {}
+
+func (x *ReceivePathsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceivePathsResponse.ProtoReflect.Descriptor instead.
+func (*ReceivePathsResponse) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ReceivePathsResponse) GetPaths() []*ReceivePath {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+type SubscribeReceiveEventsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscribeReceiveEventsRequest) Reset() {
+	*x = SubscribeReceiveEventsRequest{}
+	mi := &file_holdrpc_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscribeReceiveEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscribeReceiveEventsRequest) ProtoMessage() {}
+
+func (x *SubscribeReceiveEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscribeReceiveEventsRequest.ProtoReflect.Descriptor instead.
+func (*SubscribeReceiveEventsRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{23}
+}
+
+type ReceiveEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Always held_htlc_available for now.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The receive path's id; empty when the path_id did not authenticate.
+	PathId []byte `protobuf:"bytes,2,opt,name=path_id,json=pathId,proto3" json:"path_id,omitempty"`
+	// replied, rate_limited, forged, expired, unknown_path, revoked,
+	// no_reply_path, send_failed, ...
+	Outcome string `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// For replies: the peer of lnd the release_held_htlc went to, and
+	// whether that peer is an LSP forwarding to the reply path.
+	ReplyPeer []byte `protobuf:"bytes,4,opt,name=reply_peer,json=replyPeer,proto3" json:"reply_peer,omitempty"`
+	ViaLsp    bool   `protobuf:"varint,5,opt,name=via_lsp,json=viaLsp,proto3" json:"via_lsp,omitempty"`
+	// Why a known path got no reply, when there was an error.
+	Error           string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	TimestampUnixNs int64  `protobuf:"varint,7,opt,name=timestamp_unix_ns,json=timestampUnixNs,proto3" json:"timestamp_unix_ns,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReceiveEvent) Reset() {
+	*x = ReceiveEvent{}
+	mi := &file_holdrpc_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveEvent) ProtoMessage() {}
+
+func (x *ReceiveEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveEvent.ProtoReflect.Descriptor instead.
+func (*ReceiveEvent) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReceiveEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ReceiveEvent) GetPathId() []byte {
+	if x != nil {
+		return x.PathId
+	}
+	return nil
+}
+
+func (x *ReceiveEvent) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ReceiveEvent) GetReplyPeer() []byte {
+	if x != nil {
+		return x.ReplyPeer
+	}
+	return nil
+}
+
+func (x *ReceiveEvent) GetViaLsp() bool {
+	if x != nil {
+		return x.ViaLsp
+	}
+	return false
+}
+
+func (x *ReceiveEvent) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ReceiveEvent) GetTimestampUnixNs() int64 {
+	if x != nil {
+		return x.TimestampUnixNs
+	}
+	return 0
+}
+
 var File_holdrpc_proto protoreflect.FileDescriptor
 
 const file_holdrpc_proto_rawDesc = "" +
@@ -1215,7 +1682,7 @@ const file_holdrpc_proto_rawDesc = "" +
 	"CircuitKey\x12\x17\n" +
 	"\achan_id\x18\x01 \x01(\x04R\x06chanId\x12\x17\n" +
 	"\ahtlc_id\x18\x02 \x01(\x04R\x06htlcId\"\x10\n" +
-	"\x0eGetInfoRequest\"\x80\x05\n" +
+	"\x0eGetInfoRequest\"\xbd\x06\n" +
 	"\x0fGetInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1f\n" +
 	"\vlnd_version\x18\x02 \x01(\tR\n" +
@@ -1233,11 +1700,16 @@ const file_holdrpc_proto_rawDesc = "" +
 	" \x03(\v2&.holdrpc.GetInfoResponse.ReleasesEntryR\breleases\x12E\n" +
 	"\tdecisions\x18\v \x03(\v2'.holdrpc.GetInfoResponse.DecisionsEntryR\tdecisions\x12\x18\n" +
 	"\anetwork\x18\f \x01(\tR\anetwork\x12\x1c\n" +
-	"\ttransport\x18\r \x01(\tR\ttransport\x1a;\n" +
+	"\ttransport\x18\r \x01(\tR\ttransport\x12\x14\n" +
+	"\x05roles\x18\x0e \x03(\tR\x05roles\x12_\n" +
+	"\x13held_htlc_available\x18\x0f \x03(\v2/.holdrpc.GetInfoResponse.HeldHtlcAvailableEntryR\x11heldHtlcAvailable\x1a;\n" +
 	"\rReleasesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a<\n" +
 	"\x0eDecisionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1aD\n" +
+	"\x16HeldHtlcAvailableEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"=\n" +
 	"\x0fListHeldRequest\x12\x16\n" +
@@ -1304,7 +1776,39 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\tHoldEvent\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12%\n" +
 	"\x04htlc\x18\x02 \x01(\v2\x11.holdrpc.HeldHtlcR\x04htlc\x12*\n" +
-	"\x11timestamp_unix_ns\x18\x03 \x01(\x03R\x0ftimestampUnixNs2\xe1\x04\n" +
+	"\x11timestamp_unix_ns\x18\x03 \x01(\x03R\x0ftimestampUnixNs\"U\n" +
+	"\x16AddReceivePathsRequest\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\rR\x05count\x12%\n" +
+	"\x0eexpiry_seconds\x18\x02 \x01(\x03R\rexpirySeconds\"+\n" +
+	"\x17ListReceivePathsRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\"*\n" +
+	"\x18RevokeReceivePathRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\"\xd2\x02\n" +
+	"\vReceivePath\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\fR\x04path\x12+\n" +
+	"\x11introduction_node\x18\x03 \x01(\fR\x10introductionNode\x12\x12\n" +
+	"\x04hops\x18\x04 \x01(\rR\x04hops\x12&\n" +
+	"\x0fcreated_at_unix\x18\x05 \x01(\x03R\rcreatedAtUnix\x12&\n" +
+	"\x0fexpires_at_unix\x18\x06 \x01(\x03R\rexpiresAtUnix\x12\x1f\n" +
+	"\vmailbox_lsp\x18\a \x01(\fR\n" +
+	"mailboxLsp\x12&\n" +
+	"\x0frevoked_at_unix\x18\b \x01(\x03R\rrevokedAtUnix\x12\x18\n" +
+	"\areplies\x18\t \x01(\x04R\areplies\x12+\n" +
+	"\x12last_reply_at_unix\x18\n" +
+	" \x01(\x03R\x0flastReplyAtUnix\"B\n" +
+	"\x14ReceivePathsResponse\x12*\n" +
+	"\x05paths\x18\x01 \x03(\v2\x14.holdrpc.ReceivePathR\x05paths\"\x1f\n" +
+	"\x1dSubscribeReceiveEventsRequest\"\xcf\x01\n" +
+	"\fReceiveEvent\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x17\n" +
+	"\apath_id\x18\x02 \x01(\fR\x06pathId\x12\x18\n" +
+	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x12\x1d\n" +
+	"\n" +
+	"reply_peer\x18\x04 \x01(\fR\treplyPeer\x12\x17\n" +
+	"\avia_lsp\x18\x05 \x01(\bR\x06viaLsp\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12*\n" +
+	"\x11timestamp_unix_ns\x18\a \x01(\x03R\x0ftimestampUnixNs2\xb2\a\n" +
 	"\x04Hold\x12<\n" +
 	"\aGetInfo\x12\x17.holdrpc.GetInfoRequest\x1a\x18.holdrpc.GetInfoResponse\x12?\n" +
 	"\bListHeld\x12\x18.holdrpc.ListHeldRequest\x1a\x19.holdrpc.ListHeldResponse\x125\n" +
@@ -1314,7 +1818,11 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\bFailHeld\x12\x18.holdrpc.FailHeldRequest\x1a\x19.holdrpc.FailHeldResponse\x127\n" +
 	"\tGetPolicy\x12\x19.holdrpc.GetPolicyRequest\x1a\x0f.holdrpc.Policy\x127\n" +
 	"\tSetPolicy\x12\x19.holdrpc.SetPolicyRequest\x1a\x0f.holdrpc.Policy\x12P\n" +
-	"\x13SubscribeHoldEvents\x12#.holdrpc.SubscribeHoldEventsRequest\x1a\x12.holdrpc.HoldEvent0\x01B Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
+	"\x13SubscribeHoldEvents\x12#.holdrpc.SubscribeHoldEventsRequest\x1a\x12.holdrpc.HoldEvent0\x01\x12Q\n" +
+	"\x0fAddReceivePaths\x12\x1f.holdrpc.AddReceivePathsRequest\x1a\x1d.holdrpc.ReceivePathsResponse\x12S\n" +
+	"\x10ListReceivePaths\x12 .holdrpc.ListReceivePathsRequest\x1a\x1d.holdrpc.ReceivePathsResponse\x12L\n" +
+	"\x11RevokeReceivePath\x12!.holdrpc.RevokeReceivePathRequest\x1a\x14.holdrpc.ReceivePath\x12Y\n" +
+	"\x16SubscribeReceiveEvents\x12&.holdrpc.SubscribeReceiveEventsRequest\x1a\x15.holdrpc.ReceiveEvent0\x01B Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
 
 var (
 	file_holdrpc_proto_rawDescOnce sync.Once
@@ -1328,65 +1836,83 @@ func file_holdrpc_proto_rawDescGZIP() []byte {
 	return file_holdrpc_proto_rawDescData
 }
 
-var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_holdrpc_proto_goTypes = []any{
-	(*CircuitKey)(nil),                 // 0: holdrpc.CircuitKey
-	(*GetInfoRequest)(nil),             // 1: holdrpc.GetInfoRequest
-	(*GetInfoResponse)(nil),            // 2: holdrpc.GetInfoResponse
-	(*ListHeldRequest)(nil),            // 3: holdrpc.ListHeldRequest
-	(*ListHeldResponse)(nil),           // 4: holdrpc.ListHeldResponse
-	(*GetHeldRequest)(nil),             // 5: holdrpc.GetHeldRequest
-	(*HeldHtlc)(nil),                   // 6: holdrpc.HeldHtlc
-	(*GetReleasePathsRequest)(nil),     // 7: holdrpc.GetReleasePathsRequest
-	(*GetReleasePathsResponse)(nil),    // 8: holdrpc.GetReleasePathsResponse
-	(*ReleaseHeldRequest)(nil),         // 9: holdrpc.ReleaseHeldRequest
-	(*ReleaseHeldResponse)(nil),        // 10: holdrpc.ReleaseHeldResponse
-	(*FailHeldRequest)(nil),            // 11: holdrpc.FailHeldRequest
-	(*FailHeldResponse)(nil),           // 12: holdrpc.FailHeldResponse
-	(*GetPolicyRequest)(nil),           // 13: holdrpc.GetPolicyRequest
-	(*Policy)(nil),                     // 14: holdrpc.Policy
-	(*SetPolicyRequest)(nil),           // 15: holdrpc.SetPolicyRequest
-	(*SubscribeHoldEventsRequest)(nil), // 16: holdrpc.SubscribeHoldEventsRequest
-	(*HoldEvent)(nil),                  // 17: holdrpc.HoldEvent
-	nil,                                // 18: holdrpc.GetInfoResponse.ReleasesEntry
-	nil,                                // 19: holdrpc.GetInfoResponse.DecisionsEntry
+	(*CircuitKey)(nil),                    // 0: holdrpc.CircuitKey
+	(*GetInfoRequest)(nil),                // 1: holdrpc.GetInfoRequest
+	(*GetInfoResponse)(nil),               // 2: holdrpc.GetInfoResponse
+	(*ListHeldRequest)(nil),               // 3: holdrpc.ListHeldRequest
+	(*ListHeldResponse)(nil),              // 4: holdrpc.ListHeldResponse
+	(*GetHeldRequest)(nil),                // 5: holdrpc.GetHeldRequest
+	(*HeldHtlc)(nil),                      // 6: holdrpc.HeldHtlc
+	(*GetReleasePathsRequest)(nil),        // 7: holdrpc.GetReleasePathsRequest
+	(*GetReleasePathsResponse)(nil),       // 8: holdrpc.GetReleasePathsResponse
+	(*ReleaseHeldRequest)(nil),            // 9: holdrpc.ReleaseHeldRequest
+	(*ReleaseHeldResponse)(nil),           // 10: holdrpc.ReleaseHeldResponse
+	(*FailHeldRequest)(nil),               // 11: holdrpc.FailHeldRequest
+	(*FailHeldResponse)(nil),              // 12: holdrpc.FailHeldResponse
+	(*GetPolicyRequest)(nil),              // 13: holdrpc.GetPolicyRequest
+	(*Policy)(nil),                        // 14: holdrpc.Policy
+	(*SetPolicyRequest)(nil),              // 15: holdrpc.SetPolicyRequest
+	(*SubscribeHoldEventsRequest)(nil),    // 16: holdrpc.SubscribeHoldEventsRequest
+	(*HoldEvent)(nil),                     // 17: holdrpc.HoldEvent
+	(*AddReceivePathsRequest)(nil),        // 18: holdrpc.AddReceivePathsRequest
+	(*ListReceivePathsRequest)(nil),       // 19: holdrpc.ListReceivePathsRequest
+	(*RevokeReceivePathRequest)(nil),      // 20: holdrpc.RevokeReceivePathRequest
+	(*ReceivePath)(nil),                   // 21: holdrpc.ReceivePath
+	(*ReceivePathsResponse)(nil),          // 22: holdrpc.ReceivePathsResponse
+	(*SubscribeReceiveEventsRequest)(nil), // 23: holdrpc.SubscribeReceiveEventsRequest
+	(*ReceiveEvent)(nil),                  // 24: holdrpc.ReceiveEvent
+	nil,                                   // 25: holdrpc.GetInfoResponse.ReleasesEntry
+	nil,                                   // 26: holdrpc.GetInfoResponse.DecisionsEntry
+	nil,                                   // 27: holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
 }
 var file_holdrpc_proto_depIdxs = []int32{
-	18, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
-	19, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
-	6,  // 2: holdrpc.ListHeldResponse.htlcs:type_name -> holdrpc.HeldHtlc
-	0,  // 3: holdrpc.GetHeldRequest.incoming:type_name -> holdrpc.CircuitKey
-	0,  // 4: holdrpc.HeldHtlc.incoming:type_name -> holdrpc.CircuitKey
-	0,  // 5: holdrpc.GetReleasePathsRequest.incoming:type_name -> holdrpc.CircuitKey
-	0,  // 6: holdrpc.ReleaseHeldRequest.incoming:type_name -> holdrpc.CircuitKey
-	6,  // 7: holdrpc.ReleaseHeldResponse.htlc:type_name -> holdrpc.HeldHtlc
-	0,  // 8: holdrpc.FailHeldRequest.incoming:type_name -> holdrpc.CircuitKey
-	6,  // 9: holdrpc.FailHeldResponse.htlc:type_name -> holdrpc.HeldHtlc
-	14, // 10: holdrpc.SetPolicyRequest.policy:type_name -> holdrpc.Policy
-	6,  // 11: holdrpc.HoldEvent.htlc:type_name -> holdrpc.HeldHtlc
-	1,  // 12: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
-	3,  // 13: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
-	5,  // 14: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
-	7,  // 15: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
-	9,  // 16: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
-	11, // 17: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
-	13, // 18: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
-	15, // 19: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
-	16, // 20: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
-	2,  // 21: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
-	4,  // 22: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
-	6,  // 23: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
-	8,  // 24: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
-	10, // 25: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
-	12, // 26: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
-	14, // 27: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
-	14, // 28: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
-	17, // 29: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
-	21, // [21:30] is the sub-list for method output_type
-	12, // [12:21] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	25, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
+	26, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
+	27, // 2: holdrpc.GetInfoResponse.held_htlc_available:type_name -> holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
+	6,  // 3: holdrpc.ListHeldResponse.htlcs:type_name -> holdrpc.HeldHtlc
+	0,  // 4: holdrpc.GetHeldRequest.incoming:type_name -> holdrpc.CircuitKey
+	0,  // 5: holdrpc.HeldHtlc.incoming:type_name -> holdrpc.CircuitKey
+	0,  // 6: holdrpc.GetReleasePathsRequest.incoming:type_name -> holdrpc.CircuitKey
+	0,  // 7: holdrpc.ReleaseHeldRequest.incoming:type_name -> holdrpc.CircuitKey
+	6,  // 8: holdrpc.ReleaseHeldResponse.htlc:type_name -> holdrpc.HeldHtlc
+	0,  // 9: holdrpc.FailHeldRequest.incoming:type_name -> holdrpc.CircuitKey
+	6,  // 10: holdrpc.FailHeldResponse.htlc:type_name -> holdrpc.HeldHtlc
+	14, // 11: holdrpc.SetPolicyRequest.policy:type_name -> holdrpc.Policy
+	6,  // 12: holdrpc.HoldEvent.htlc:type_name -> holdrpc.HeldHtlc
+	21, // 13: holdrpc.ReceivePathsResponse.paths:type_name -> holdrpc.ReceivePath
+	1,  // 14: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
+	3,  // 15: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
+	5,  // 16: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
+	7,  // 17: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
+	9,  // 18: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
+	11, // 19: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
+	13, // 20: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
+	15, // 21: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
+	16, // 22: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
+	18, // 23: holdrpc.Hold.AddReceivePaths:input_type -> holdrpc.AddReceivePathsRequest
+	19, // 24: holdrpc.Hold.ListReceivePaths:input_type -> holdrpc.ListReceivePathsRequest
+	20, // 25: holdrpc.Hold.RevokeReceivePath:input_type -> holdrpc.RevokeReceivePathRequest
+	23, // 26: holdrpc.Hold.SubscribeReceiveEvents:input_type -> holdrpc.SubscribeReceiveEventsRequest
+	2,  // 27: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
+	4,  // 28: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
+	6,  // 29: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
+	8,  // 30: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
+	10, // 31: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
+	12, // 32: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
+	14, // 33: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
+	14, // 34: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
+	17, // 35: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
+	22, // 36: holdrpc.Hold.AddReceivePaths:output_type -> holdrpc.ReceivePathsResponse
+	22, // 37: holdrpc.Hold.ListReceivePaths:output_type -> holdrpc.ReceivePathsResponse
+	21, // 38: holdrpc.Hold.RevokeReceivePath:output_type -> holdrpc.ReceivePath
+	24, // 39: holdrpc.Hold.SubscribeReceiveEvents:output_type -> holdrpc.ReceiveEvent
+	27, // [27:40] is the sub-list for method output_type
+	14, // [14:27] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_holdrpc_proto_init() }
@@ -1400,7 +1926,7 @@ func file_holdrpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdrpc_proto_rawDesc), len(file_holdrpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,15 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Hold_GetInfo_FullMethodName             = "/holdrpc.Hold/GetInfo"
-	Hold_ListHeld_FullMethodName            = "/holdrpc.Hold/ListHeld"
-	Hold_GetHeld_FullMethodName             = "/holdrpc.Hold/GetHeld"
-	Hold_GetReleasePaths_FullMethodName     = "/holdrpc.Hold/GetReleasePaths"
-	Hold_ReleaseHeld_FullMethodName         = "/holdrpc.Hold/ReleaseHeld"
-	Hold_FailHeld_FullMethodName            = "/holdrpc.Hold/FailHeld"
-	Hold_GetPolicy_FullMethodName           = "/holdrpc.Hold/GetPolicy"
-	Hold_SetPolicy_FullMethodName           = "/holdrpc.Hold/SetPolicy"
-	Hold_SubscribeHoldEvents_FullMethodName = "/holdrpc.Hold/SubscribeHoldEvents"
+	Hold_GetInfo_FullMethodName                = "/holdrpc.Hold/GetInfo"
+	Hold_ListHeld_FullMethodName               = "/holdrpc.Hold/ListHeld"
+	Hold_GetHeld_FullMethodName                = "/holdrpc.Hold/GetHeld"
+	Hold_GetReleasePaths_FullMethodName        = "/holdrpc.Hold/GetReleasePaths"
+	Hold_ReleaseHeld_FullMethodName            = "/holdrpc.Hold/ReleaseHeld"
+	Hold_FailHeld_FullMethodName               = "/holdrpc.Hold/FailHeld"
+	Hold_GetPolicy_FullMethodName              = "/holdrpc.Hold/GetPolicy"
+	Hold_SetPolicy_FullMethodName              = "/holdrpc.Hold/SetPolicy"
+	Hold_SubscribeHoldEvents_FullMethodName    = "/holdrpc.Hold/SubscribeHoldEvents"
+	Hold_AddReceivePaths_FullMethodName        = "/holdrpc.Hold/AddReceivePaths"
+	Hold_ListReceivePaths_FullMethodName       = "/holdrpc.Hold/ListReceivePaths"
+	Hold_RevokeReceivePath_FullMethodName      = "/holdrpc.Hold/RevokeReceivePath"
+	Hold_SubscribeReceiveEvents_FullMethodName = "/holdrpc.Hold/SubscribeReceiveEvents"
 )
 
 // HoldClient is the client API for Hold service.
@@ -59,6 +63,17 @@ type HoldClient interface {
 	// SubscribeHoldEvents streams held, released, resumed and failed
 	// events as they happen.
 	SubscribeHoldEvents(ctx context.Context, in *SubscribeHoldEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HoldEvent], error)
+	// AddReceivePaths mints new async-receive message paths (recipient
+	// role): the blinded paths a static invoice publishes, over which
+	// senders send held_htlc_available.
+	AddReceivePaths(ctx context.Context, in *AddReceivePathsRequest, opts ...grpc.CallOption) (*ReceivePathsResponse, error)
+	// ListReceivePaths lists the receive paths holdd answers on, or all.
+	ListReceivePaths(ctx context.Context, in *ListReceivePathsRequest, opts ...grpc.CallOption) (*ReceivePathsResponse, error)
+	// RevokeReceivePath stops answering over one receive path.
+	RevokeReceivePath(ctx context.Context, in *RevokeReceivePathRequest, opts ...grpc.CallOption) (*ReceivePath, error)
+	// SubscribeReceiveEvents streams every held_htlc_available message
+	// that reaches the recipient role, and what holdd did with it.
+	SubscribeReceiveEvents(ctx context.Context, in *SubscribeReceiveEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReceiveEvent], error)
 }
 
 type holdClient struct {
@@ -168,6 +183,55 @@ func (c *holdClient) SubscribeHoldEvents(ctx context.Context, in *SubscribeHoldE
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Hold_SubscribeHoldEventsClient = grpc.ServerStreamingClient[HoldEvent]
 
+func (c *holdClient) AddReceivePaths(ctx context.Context, in *AddReceivePathsRequest, opts ...grpc.CallOption) (*ReceivePathsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReceivePathsResponse)
+	err := c.cc.Invoke(ctx, Hold_AddReceivePaths_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *holdClient) ListReceivePaths(ctx context.Context, in *ListReceivePathsRequest, opts ...grpc.CallOption) (*ReceivePathsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReceivePathsResponse)
+	err := c.cc.Invoke(ctx, Hold_ListReceivePaths_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *holdClient) RevokeReceivePath(ctx context.Context, in *RevokeReceivePathRequest, opts ...grpc.CallOption) (*ReceivePath, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReceivePath)
+	err := c.cc.Invoke(ctx, Hold_RevokeReceivePath_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *holdClient) SubscribeReceiveEvents(ctx context.Context, in *SubscribeReceiveEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReceiveEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Hold_ServiceDesc.Streams[1], Hold_SubscribeReceiveEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SubscribeReceiveEventsRequest, ReceiveEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Hold_SubscribeReceiveEventsClient = grpc.ServerStreamingClient[ReceiveEvent]
+
 // HoldServer is the server API for Hold service.
 // All implementations must embed UnimplementedHoldServer
 // for forward compatibility.
@@ -197,6 +261,17 @@ type HoldServer interface {
 	// SubscribeHoldEvents streams held, released, resumed and failed
 	// events as they happen.
 	SubscribeHoldEvents(*SubscribeHoldEventsRequest, grpc.ServerStreamingServer[HoldEvent]) error
+	// AddReceivePaths mints new async-receive message paths (recipient
+	// role): the blinded paths a static invoice publishes, over which
+	// senders send held_htlc_available.
+	AddReceivePaths(context.Context, *AddReceivePathsRequest) (*ReceivePathsResponse, error)
+	// ListReceivePaths lists the receive paths holdd answers on, or all.
+	ListReceivePaths(context.Context, *ListReceivePathsRequest) (*ReceivePathsResponse, error)
+	// RevokeReceivePath stops answering over one receive path.
+	RevokeReceivePath(context.Context, *RevokeReceivePathRequest) (*ReceivePath, error)
+	// SubscribeReceiveEvents streams every held_htlc_available message
+	// that reaches the recipient role, and what holdd did with it.
+	SubscribeReceiveEvents(*SubscribeReceiveEventsRequest, grpc.ServerStreamingServer[ReceiveEvent]) error
 	mustEmbedUnimplementedHoldServer()
 }
 
@@ -233,6 +308,18 @@ func (UnimplementedHoldServer) SetPolicy(context.Context, *SetPolicyRequest) (*P
 }
 func (UnimplementedHoldServer) SubscribeHoldEvents(*SubscribeHoldEventsRequest, grpc.ServerStreamingServer[HoldEvent]) error {
 	return status.Errorf(codes.Unimplemented, "method SubscribeHoldEvents not implemented")
+}
+func (UnimplementedHoldServer) AddReceivePaths(context.Context, *AddReceivePathsRequest) (*ReceivePathsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AddReceivePaths not implemented")
+}
+func (UnimplementedHoldServer) ListReceivePaths(context.Context, *ListReceivePathsRequest) (*ReceivePathsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListReceivePaths not implemented")
+}
+func (UnimplementedHoldServer) RevokeReceivePath(context.Context, *RevokeReceivePathRequest) (*ReceivePath, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RevokeReceivePath not implemented")
+}
+func (UnimplementedHoldServer) SubscribeReceiveEvents(*SubscribeReceiveEventsRequest, grpc.ServerStreamingServer[ReceiveEvent]) error {
+	return status.Errorf(codes.Unimplemented, "method SubscribeReceiveEvents not implemented")
 }
 func (UnimplementedHoldServer) mustEmbedUnimplementedHoldServer() {}
 func (UnimplementedHoldServer) testEmbeddedByValue()              {}
@@ -410,6 +497,71 @@ func _Hold_SubscribeHoldEvents_Handler(srv interface{}, stream grpc.ServerStream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Hold_SubscribeHoldEventsServer = grpc.ServerStreamingServer[HoldEvent]
 
+func _Hold_AddReceivePaths_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddReceivePathsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).AddReceivePaths(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_AddReceivePaths_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).AddReceivePaths(ctx, req.(*AddReceivePathsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Hold_ListReceivePaths_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReceivePathsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).ListReceivePaths(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_ListReceivePaths_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).ListReceivePaths(ctx, req.(*ListReceivePathsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Hold_RevokeReceivePath_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeReceivePathRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).RevokeReceivePath(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_RevokeReceivePath_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).RevokeReceivePath(ctx, req.(*RevokeReceivePathRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Hold_SubscribeReceiveEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SubscribeReceiveEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HoldServer).SubscribeReceiveEvents(m, &grpc.GenericServerStream[SubscribeReceiveEventsRequest, ReceiveEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Hold_SubscribeReceiveEventsServer = grpc.ServerStreamingServer[ReceiveEvent]
+
 // Hold_ServiceDesc is the grpc.ServiceDesc for Hold service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -449,11 +601,28 @@ var Hold_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SetPolicy",
 			Handler:    _Hold_SetPolicy_Handler,
 		},
+		{
+			MethodName: "AddReceivePaths",
+			Handler:    _Hold_AddReceivePaths_Handler,
+		},
+		{
+			MethodName: "ListReceivePaths",
+			Handler:    _Hold_ListReceivePaths_Handler,
+		},
+		{
+			MethodName: "RevokeReceivePath",
+			Handler:    _Hold_RevokeReceivePath_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "SubscribeHoldEvents",
 			Handler:       _Hold_SubscribeHoldEvents_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "SubscribeReceiveEvents",
+			Handler:       _Hold_SubscribeReceiveEvents_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -77,6 +77,13 @@ type ServerConfig struct {
 	Policies PolicyStore
 	Aliases  Aliases
 
+	// Roles lists the roles holdd runs. Engine, Paths, Events and
+	// Policies are nil unless it runs the lsp role; Receiver and
+	// ReceiveEvents are nil unless it runs the recipient role.
+	Roles         []string
+	Receiver      Receiver
+	ReceiveEvents ReceiveEvents
+
 	// ConfigPolicy is the policy from holdd.conf, restored by a reset.
 	ConfigPolicy plugin.Policy
 
@@ -101,12 +108,28 @@ func NewServer(cfg ServerConfig) *Server {
 func (s *Server) GetInfo(_ context.Context, _ *GetInfoRequest) (
 	*GetInfoResponse, error) {
 
-	stats := s.cfg.Engine.Stats()
+	var (
+		stats  plugin.Stats
+		height int32
+	)
+	if s.cfg.Engine != nil {
+		stats = s.cfg.Engine.Stats()
+		height = s.cfg.Engine.Height()
+	}
 	releases := stats.Releases
+	if releases == nil {
+		releases = make(map[string]uint64)
+	}
 	for k, v := range s.cfg.Status.ReleaseCounts() {
 		releases[k] += v
 	}
+	var answered map[string]uint64
+	if s.cfg.Receiver != nil {
+		answered = s.cfg.Receiver.Counts()
+	}
 	return &GetInfoResponse{
+		Roles:                s.cfg.Roles,
+		HeldHtlcAvailable:    answered,
 		Version:              s.cfg.Version,
 		Network:              s.cfg.Network,
 		Transport:            s.cfg.Transport,
@@ -117,7 +140,7 @@ func (s *Server) GetInfo(_ context.Context, _ *GetInfoRequest) (
 		PeerLinkState:        s.cfg.Status.PeerLinkState(),
 		HeldCount:            uint32(stats.HeldCount),
 		HeldMsat:             stats.HeldMsat,
-		BlockHeight:          uint32(s.cfg.Engine.Height()),
+		BlockHeight:          uint32(height),
 		Releases:             releases,
 		Decisions:            stats.Decisions,
 	}, nil
@@ -181,6 +204,9 @@ func (s *Server) describe(ctx context.Context, rec store.HeldHTLC) *HeldHtlc {
 func (s *Server) GetReleasePaths(ctx context.Context,
 	req *GetReleasePathsRequest) (*GetReleasePathsResponse, error) {
 
+	if s.cfg.Paths == nil {
+		return nil, errRoleOff("lsp")
+	}
 	rec, err := s.lookupActive(ctx, req.Incoming)
 	if err != nil {
 		return nil, err
@@ -292,6 +318,9 @@ func marshalHTLC(rec store.HeldHTLC) *HeldHtlc {
 func (s *Server) ReleaseHeld(ctx context.Context, req *ReleaseHeldRequest) (
 	*ReleaseHeldResponse, error) {
 
+	if s.cfg.Engine == nil {
+		return nil, errRoleOff("lsp")
+	}
 	rec, err := s.lookupActive(ctx, req.Incoming)
 	if err != nil {
 		return nil, err
@@ -315,6 +344,9 @@ func (s *Server) ReleaseHeld(ctx context.Context, req *ReleaseHeldRequest) (
 func (s *Server) FailHeld(ctx context.Context, req *FailHeldRequest) (
 	*FailHeldResponse, error) {
 
+	if s.cfg.Engine == nil {
+		return nil, errRoleOff("lsp")
+	}
 	rec, err := s.lookupActive(ctx, req.Incoming)
 	if err != nil {
 		return nil, err
@@ -340,6 +372,9 @@ func (s *Server) FailHeld(ctx context.Context, req *FailHeldRequest) (
 func (s *Server) GetPolicy(context.Context, *GetPolicyRequest) (*Policy,
 	error) {
 
+	if s.cfg.Engine == nil {
+		return nil, errRoleOff("lsp")
+	}
 	return MarshalPolicy(s.cfg.Engine.Policy()), nil
 }
 
@@ -347,6 +382,9 @@ func (s *Server) GetPolicy(context.Context, *GetPolicyRequest) (*Policy,
 func (s *Server) SetPolicy(ctx context.Context, req *SetPolicyRequest) (
 	*Policy, error) {
 
+	if s.cfg.Engine == nil {
+		return nil, errRoleOff("lsp")
+	}
 	var p plugin.Policy
 	switch {
 	case req.Reset_:
@@ -381,6 +419,9 @@ func (s *Server) SetPolicy(ctx context.Context, req *SetPolicyRequest) (
 func (s *Server) SubscribeHoldEvents(_ *SubscribeHoldEventsRequest,
 	stream Hold_SubscribeHoldEventsServer) error {
 
+	if s.cfg.Events == nil {
+		return errRoleOff("lsp")
+	}
 	events, cancel := s.cfg.Events.Subscribe(256)
 	defer cancel()
 	for {

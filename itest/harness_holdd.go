@@ -35,6 +35,10 @@ type Holdd struct {
 
 	Client holdrpc.HoldClient
 
+	// lsp is set when this holdd runs the lsp role, whose interceptor
+	// must be up for holdd to count as ready.
+	lsp bool
+
 	proc *process
 	conn *grpc.ClientConn
 }
@@ -106,9 +110,6 @@ func (n *Network) StartHoldd(ctx context.Context, args ...string) error {
 		return errors.New("no holdd binary (network set up with " +
 			"SkipHoldd)")
 	}
-	if err := os.MkdirAll(n.holddDir, 0o700); err != nil {
-		return err
-	}
 	if n.holddRPCAddr == "" {
 		addr, err := freeAddr()
 		if err != nil {
@@ -116,39 +117,54 @@ func (n *Network) StartHoldd(ctx context.Context, args ...string) error {
 		}
 		n.holddRPCAddr = addr
 	}
-	rpcAddr := n.holddRPCAddr
+	h, err := n.startHolddOn(ctx, n.L, n.holddDir, n.holddRPCAddr,
+		"holdd.log", true, args)
+	if err != nil {
+		return err
+	}
+	n.Holdd = h
+	return nil
+}
 
+// startHolddOn starts holdd against node with its data in dir and waits
+// until it is ready: the peer link connected and, when lsp is set, the
+// interceptor too.
+func (n *Network) startHolddOn(ctx context.Context, node *LndNode, dir,
+	rpcAddr, logName string, lsp bool, args []string) (*Holdd, error) {
+
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	flags := []string{
-		"--holddir=" + n.holddDir,
+		"--holddir=" + dir,
 		"--network=regtest",
-		"--lnd.host=" + n.L.RPCAddr,
-		"--lnd.tlscertpath=" + n.L.TLSCertPath,
-		"--lnd.macaroonpath=" + n.L.AdminMacPath,
-		"--lnd.p2paddr=" + n.L.P2PAddr,
+		"--lnd.host=" + node.RPCAddr,
+		"--lnd.tlscertpath=" + node.TLSCertPath,
+		"--lnd.macaroonpath=" + node.AdminMacPath,
+		"--lnd.p2paddr=" + node.P2PAddr,
 		"--rpclisten=" + rpcAddr,
 		"--debuglevel=debug",
 	}
 	flags = append(flags, args...)
 
-	proc, err := startProcess("holdd", filepath.Join(n.LogDir,
-		"holdd.log"), n.holddDir, n.holddBin, flags...)
+	proc, err := startProcess("holdd", filepath.Join(n.LogDir, logName),
+		dir, n.holddBin, flags...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h := &Holdd{
-		Dir:     n.holddDir,
+		Dir:     dir,
 		RPCAddr: rpcAddr,
 		Args:    append([]string(nil), args...),
+		lsp:     lsp,
 		proc:    proc,
 	}
-
 	if err := h.waitReady(ctx); err != nil {
 		h.close()
 		_ = proc.kill()
-		return err
+		return nil, err
 	}
-	n.Holdd = h
-	return nil
+	return h, nil
 }
 
 // waitReady waits until holdd's GetInfo answers with the interceptor and
@@ -179,7 +195,7 @@ func (h *Holdd) waitReady(ctx context.Context) error {
 			if err != nil {
 				return false, err
 			}
-			if !info.InterceptorConnected ||
+			if (h.lsp && !info.InterceptorConnected) ||
 				info.PeerLinkState != "connected" {
 
 				return false, fmt.Errorf("interceptor_connected"+

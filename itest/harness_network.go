@@ -107,6 +107,11 @@ type Network struct {
 	// holddRPCAddr stays the same across holdd restarts.
 	holddRPCAddr string
 
+	// RecipientHoldd is holdd in the recipient role on P, when a test
+	// started it; recipientRPCAddr stays the same across its restarts.
+	RecipientHoldd   *Holdd
+	recipientRPCAddr string
+
 	holddMtx sync.Mutex
 
 	// dumped records that DumpLogs ran, so TestMain does not repeat
@@ -489,6 +494,9 @@ func (n *Network) WaitSynced(ctx context.Context, height int32) error {
 func (n *Network) Close() error {
 	var errs []error
 	if err := n.StopHoldd(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.StopRecipientHoldd(); err != nil {
 		errs = append(errs, err)
 	}
 	if n.S != nil || n.L != nil || n.P != nil {

@@ -31,6 +31,10 @@ type Sources struct {
 	// state ("connected" when up).
 	Transport      string
 	TransportState func() string
+
+	// Recipient reports held_htlc_available messages by outcome
+	// (recipient role); nil when the role is off.
+	Recipient func() map[string]uint64
 }
 
 // Metrics is holdd's registry.
@@ -41,7 +45,7 @@ type Metrics struct {
 	decisionLatency prometheus.Histogram
 
 	heldCount, heldMsat, decisions, releases, failbacks,
-	icptUp, icptReconnects, transportUp *prometheus.Desc
+	icptUp, icptReconnects, transportUp, heldAvailable *prometheus.Desc
 }
 
 // New creates the registry over src.
@@ -80,6 +84,10 @@ func New(src Sources) *Metrics {
 		transportUp: desc("transport_connected", "1 while the release "+
 			"transport (peer link or custom-message stream) is up.",
 			"transport"),
+		heldAvailable: desc("held_htlc_available_total",
+			"held_htlc_available messages reaching the recipient "+
+				"role, by outcome (replied, rate_limited, forged, "+
+				"...).", "outcome"),
 	}
 	m.reg.MustRegister(m, m.holdDuration, m.decisionLatency)
 	return m
@@ -94,7 +102,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.heldCount, m.heldMsat,
 		m.decisions, m.releases, m.failbacks, m.icptUp,
-		m.icptReconnects, m.transportUp} {
+		m.icptReconnects, m.transportUp, m.heldAvailable} {
 
 		ch <- d
 	}
@@ -136,6 +144,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m.src.InterceptorReconnects != nil {
 		ch <- prometheus.MustNewConstMetric(m.icptReconnects, counter,
 			float64(m.src.InterceptorReconnects()))
+	}
+	if m.src.Recipient != nil {
+		for outcome, n := range m.src.Recipient() {
+			ch <- prometheus.MustNewConstMetric(m.heldAvailable,
+				counter, float64(n), outcome)
+		}
 	}
 	if m.src.TransportState != nil {
 		ch <- prometheus.MustNewConstMetric(m.transportUp, gauge,

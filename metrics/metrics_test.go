@@ -52,6 +52,9 @@ func TestScrape(t *testing.T) {
 		InterceptorReconnects: func() uint64 { return 3 },
 		Transport:             "peer",
 		TransportState:        func() string { return "connecting" },
+		Recipient: func() map[string]uint64 {
+			return map[string]uint64{"replied": 5, "forged": 2}
+		},
 	})
 
 	held := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -81,6 +84,8 @@ func TestScrape(t *testing.T) {
 		`holdd_hold_duration_seconds_bucket{outcome="resumed",le="64"} 0`,
 		`holdd_hold_duration_seconds_bucket{outcome="resumed",le="256"} 1`,
 		"holdd_decision_latency_seconds_count 1",
+		`holdd_held_htlc_available_total{outcome="replied"} 5`,
+		`holdd_held_htlc_available_total{outcome="forged"} 2`,
 	} {
 		require.Contains(t, out, line+"\n")
 	}

@@ -36,7 +36,24 @@ const (
 	OutcomeForged      = "forged"
 	OutcomeExpired     = "expired"
 	OutcomeEngineError = "engine_error"
+
+	// OutcomeRoleOff counts messages for a role holdd does not run.
+	OutcomeRoleOff = "role_not_enabled"
 )
+
+// HeldHTLCAnswerer answers held_htlc_available (the recipient role). It
+// counts its own outcomes.
+type HeldHTLCAnswerer interface {
+	HandleHeldHTLCAvailable(ctx context.Context, pathID []byte,
+		replyPath *onionmsg.BlindedPath) string
+}
+
+// Forwarder takes messages whose next hop is another node (the mailbox
+// role). It counts its own outcomes.
+type Forwarder interface {
+	HandleForward(ctx context.Context, next [33]byte,
+		msg *lnwire.OnionMessage) string
+}
 
 // Peeler peels one onion-message layer addressed to holdd.
 type Peeler interface {
@@ -49,7 +66,9 @@ type Releaser interface {
 		source string) (plugin.ReleaseOutcome, error)
 }
 
-// Intake turns release_held_htlc onion messages into releases.
+// Intake dispatches the onion messages that reach holdd: release_held_htlc
+// to the hold engine (lsp role), held_htlc_available to the recipient role,
+// and messages for another node to the mailbox.
 type Intake struct {
 	peeler   Peeler
 	auth     *Authenticator
@@ -57,11 +76,15 @@ type Intake struct {
 	clock    clock.Clock
 	log      logrus.FieldLogger
 
+	answerer  HeldHTLCAnswerer
+	forwarder Forwarder
+
 	mu     sync.Mutex
 	counts map[string]uint64
 }
 
-// NewIntake creates an Intake.
+// NewIntake creates an Intake. A nil releaser means the lsp role is off:
+// releases are counted and dropped.
 func NewIntake(peeler Peeler, auth *Authenticator, releaser Releaser,
 	clk clock.Clock, log logrus.FieldLogger) *Intake {
 
@@ -80,6 +103,12 @@ func NewIntake(peeler Peeler, auth *Authenticator, releaser Releaser,
 		counts:   make(map[string]uint64),
 	}
 }
+
+// SetAnswerer turns on the recipient role. Call it before messages flow.
+func (in *Intake) SetAnswerer(a HeldHTLCAnswerer) { in.answerer = a }
+
+// SetForwarder turns on the mailbox role. Call it before messages flow.
+func (in *Intake) SetForwarder(f Forwarder) { in.forwarder = f }
 
 // HandleOnionMessage processes one onion message from the transport. It
 // never returns an error to the transport: a bad message changes nothing but
@@ -110,9 +139,16 @@ func (in *Intake) handle(ctx context.Context,
 		return OutcomeUndecodable, false
 	}
 	if !peeled.Final {
-		// holdd is only ever a path's final hop; it relays nothing.
+		// Only the mailbox relays, and only by node id: the paths
+		// through it name the recipient's node.
+		if in.forwarder != nil && peeled.NextNodeID != nil {
+			var next [33]byte
+			copy(next[:], peeled.NextNodeID.SerializeCompressed())
+			return in.forwarder.HandleForward(ctx, next,
+				peeled.NextMessage), true
+		}
 		in.log.Debugf("Dropping onion message with a next hop: holdd " +
-			"does not forward")
+			"does not forward it")
 		return OutcomeNotForUs, false
 	}
 	// BOLT 1: an unknown even type means the sender requires something
@@ -123,7 +159,12 @@ func (in *Intake) handle(ctx context.Context,
 			"TLV %d", typ)
 		return OutcomeUnknownEven, false
 	}
-	value, ok := peeled.FinalTLVs[ReleaseHeldHTLCType]
+	msgType := ReleaseHeldHTLCType
+	value, ok := peeled.FinalTLVs[msgType]
+	if !ok {
+		msgType = HeldHTLCAvailableType
+		value, ok = peeled.FinalTLVs[msgType]
+	}
 	if !ok {
 		in.log.Debugf("Dropping onion message without "+
 			"release_held_htlc (types %v)", tlvTypes(peeled))
@@ -132,7 +173,8 @@ func (in *Intake) handle(ctx context.Context,
 	// LDK writes the empty TLV stream as its length byte 00; the draft
 	// spec's empty value is accepted too.
 	if len(value) > 1 || (len(value) == 1 && value[0] != 0) {
-		in.log.Debugf("Dropping release_held_htlc with value %x", value)
+		in.log.Debugf("Dropping onion message type %d with value %x",
+			msgType, value)
 		return OutcomeBadValue, false
 	}
 	if peeled.Data == nil {
@@ -140,10 +182,25 @@ func (in *Intake) handle(ctx context.Context,
 	}
 	pathIDOpt := peeled.Data.PathID.ValOpt()
 	if pathIDOpt.IsNone() {
-		in.log.Debugf("Dropping release without path_id")
+		in.log.Debugf("Dropping onion message type %d without path_id",
+			msgType)
 		return OutcomeNoPathID, false
 	}
 	pathID := pathIDOpt.UnwrapOr(nil)
+
+	if msgType == HeldHTLCAvailableType {
+		if in.answerer == nil {
+			in.log.Debugf("Dropping held_htlc_available: the " +
+				"recipient role is off")
+			return OutcomeRoleOff, false
+		}
+		return in.answerer.HandleHeldHTLCAvailable(ctx, pathID,
+			peeled.ReplyPath), true
+	}
+	if in.releaser == nil {
+		in.log.Debugf("Dropping release_held_htlc: the lsp role is off")
+		return OutcomeRoleOff, false
+	}
 
 	claim, err := in.auth.Verify(pathID, in.clock.Now())
 	switch {

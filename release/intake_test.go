@@ -96,8 +96,11 @@ func TestIntakeOutcomes(t *testing.T) {
 			OutcomeUndecodable, false},
 		{"has next hop", stubPeeler{peeled: &onionmsg.Peeled{
 			Final: false}}, nil, OutcomeNotForUs, false},
-		{"held_htlc_available only", stubPeeler{peeled: finalWith(good,
-			map[uint64][]byte{72: {0}})}, nil, OutcomeNoRelease, false},
+		{"held_htlc_available, recipient role off", stubPeeler{
+			peeled: finalWith(good, map[uint64][]byte{72: {0}})},
+			nil, OutcomeRoleOff, false},
+		{"no async-payment tlv", stubPeeler{peeled: finalWith(good,
+			map[uint64][]byte{65: {0}})}, nil, OutcomeNoRelease, false},
 		{"value 01", stubPeeler{peeled: finalWith(good,
 			map[uint64][]byte{74: {1}})}, nil, OutcomeBadValue, false},
 		{"long value", stubPeeler{peeled: finalWith(good,
@@ -141,6 +144,97 @@ func TestIntakeOutcomes(t *testing.T) {
 			}
 			require.Equal(t, []releaseCall{{claim.Key,
 				claim.PaymentHash, "onion"}}, rel.calls)
+		})
+	}
+}
+
+type recordingAnswerer struct {
+	pathIDs [][]byte
+	replies []*onionmsg.BlindedPath
+}
+
+func (r *recordingAnswerer) HandleHeldHTLCAvailable(_ context.Context,
+	pathID []byte, replyPath *onionmsg.BlindedPath) string {
+
+	r.pathIDs = append(r.pathIDs, pathID)
+	r.replies = append(r.replies, replyPath)
+	return "replied"
+}
+
+type recordingForwarder struct {
+	next [][33]byte
+	msgs []*lnwire.OnionMessage
+}
+
+func (r *recordingForwarder) HandleForward(_ context.Context, next [33]byte,
+	msg *lnwire.OnionMessage) string {
+
+	r.next = append(r.next, next)
+	r.msgs = append(r.msgs, msg)
+	return "stored"
+}
+
+// TestIntakeDispatch checks that each role gets exactly its messages and
+// counts them itself.
+func TestIntakeDispatch(t *testing.T) {
+	auth, err := NewAuthenticator(testSecret)
+	require.NoError(t, err)
+	now := testClaim().ExpiresAt.Add(-time.Hour)
+	pathID := []byte{2, 1, 2, 3}
+	reply := &onionmsg.BlindedPath{}
+	nextKey := pubKey(0x42)
+	inner := &lnwire.OnionMessage{OnionBlob: []byte{1, 2, 3}}
+
+	held := finalWith(pathID, map[uint64][]byte{72: {}})
+	held.ReplyPath = reply
+	forward := &onionmsg.Peeled{NextNodeID: nextKey, NextMessage: inner}
+	forwardBySCID := &onionmsg.Peeled{NextSCID: &lnwire.ShortChannelID{
+		BlockHeight: 1}}
+
+	tests := []struct {
+		name         string
+		peeled       *onionmsg.Peeled
+		wantCounts   map[string]uint64
+		wantAnswered int
+		wantForward  int
+	}{
+		{"held_htlc_available", held, map[string]uint64{}, 1, 0},
+		{"bad value", finalWith(pathID, map[uint64][]byte{72: {1}}),
+			map[string]uint64{OutcomeBadValue: 1}, 0, 0},
+		{"no path_id", finalWith(nil, map[uint64][]byte{72: {0}}),
+			map[string]uint64{OutcomeNoPathID: 1}, 0, 0},
+		{"forward by node id", forward, map[string]uint64{}, 0, 1},
+		{"forward by scid", forwardBySCID,
+			map[string]uint64{OutcomeNotForUs: 1}, 0, 0},
+		{"release with lsp role off", finalWith(pathID,
+			map[uint64][]byte{74: {0}}),
+			map[string]uint64{OutcomeRoleOff: 1}, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			log := logrus.New()
+			log.SetOutput(io.Discard)
+			in := NewIntake(stubPeeler{peeled: tc.peeled}, auth, nil,
+				clock.NewTestClock(now), log)
+			ans, fwd := &recordingAnswerer{}, &recordingForwarder{}
+			in.SetAnswerer(ans)
+			in.SetForwarder(fwd)
+			in.HandleOnionMessage(context.Background(),
+				&lnwire.OnionMessage{})
+
+			require.Equal(t, tc.wantCounts, in.Counts())
+			require.Len(t, ans.pathIDs, tc.wantAnswered)
+			if tc.wantAnswered > 0 {
+				require.Equal(t, pathID, ans.pathIDs[0])
+				require.Same(t, reply, ans.replies[0])
+			}
+			require.Len(t, fwd.next, tc.wantForward)
+			if tc.wantForward > 0 {
+				var want [33]byte
+				copy(want[:], nextKey.SerializeCompressed())
+				require.Equal(t, want, fwd.next[0])
+				require.Same(t, inner, fwd.msgs[0])
+			}
 		})
 	}
 }

@@ -21,11 +21,23 @@ const (
 
 	// SecretLen is the length of the path_id secret.
 	SecretLen = 32
+
+	// receivePathIDVersion is the first byte of the path_ids in the
+	// recipient role's async-receive message paths.
+	receivePathIDVersion byte = 2
+
+	// ReceivePathIDLen is the length of a receive path_id: version,
+	// path id, expiry, HMAC-SHA256.
+	ReceivePathIDLen = 1 + 8 + 8 + sha256.Size
 )
 
 // pathIDDomain separates holdd's path_id MAC from any other use of the
 // secret.
 var pathIDDomain = []byte("holdd/release-path-id/v1")
+
+// receivePathIDDomain separates receive path_ids from release path_ids, so
+// one can never be passed off as the other.
+var receivePathIDDomain = []byte("holdd/receive-path-id/v1")
 
 var (
 	// ErrMalformedPathID is returned for a path_id holdd cannot have
@@ -98,8 +110,79 @@ func (a *Authenticator) Verify(id []byte, now time.Time) (Claim, error) {
 }
 
 func (a *Authenticator) mac(body []byte) []byte {
+	return a.macIn(pathIDDomain, body)
+}
+
+func (a *Authenticator) macIn(domain, body []byte) []byte {
 	h := hmac.New(sha256.New, a.secret)
-	h.Write(pathIDDomain)
+	h.Write(domain)
 	h.Write(body)
 	return h.Sum(nil)
+}
+
+// PathIDKind says which of holdd's roles a path_id is addressed to.
+type PathIDKind uint8
+
+const (
+	// PathIDUnknown is a path_id holdd did not mint.
+	PathIDUnknown PathIDKind = iota
+
+	// PathIDRelease is a release path's path_id (lsp role).
+	PathIDRelease
+
+	// PathIDReceive is an async-receive message path's path_id
+	// (recipient role).
+	PathIDReceive
+)
+
+// KindOf returns the role a path_id is for, judged by its version byte and
+// length only; it authenticates nothing.
+func KindOf(id []byte) PathIDKind {
+	switch {
+	case len(id) == PathIDLen && id[0] == pathIDVersion:
+		return PathIDRelease
+	case len(id) == ReceivePathIDLen && id[0] == receivePathIDVersion:
+		return PathIDReceive
+	}
+	return PathIDUnknown
+}
+
+// ReceiveClaim is what an authentic receive path_id says: which of the
+// recipient's paths the message came over, and until when that path works.
+type ReceiveClaim struct {
+	PathID    [8]byte
+	ExpiresAt time.Time
+}
+
+// MintReceive returns the path_id for an async-receive message path.
+func (a *Authenticator) MintReceive(c ReceiveClaim) []byte {
+	id := make([]byte, 0, ReceivePathIDLen)
+	id = append(id, receivePathIDVersion)
+	id = append(id, c.PathID[:]...)
+	id = binary.BigEndian.AppendUint64(id, uint64(c.ExpiresAt.Unix()))
+	return append(id, a.macIn(receivePathIDDomain, id)...)
+}
+
+// VerifyReceive checks a receive path_id and returns its claim. It fails
+// with ErrMalformedPathID, ErrForgedPathID or ErrExpiredPathID.
+func (a *Authenticator) VerifyReceive(id []byte,
+	now time.Time) (ReceiveClaim, error) {
+
+	if KindOf(id) != PathIDReceive {
+		return ReceiveClaim{}, fmt.Errorf("%w: not a receive path_id "+
+			"(%d bytes)", ErrMalformedPathID, len(id))
+	}
+	body, mac := id[:ReceivePathIDLen-sha256.Size],
+		id[ReceivePathIDLen-sha256.Size:]
+	if !hmac.Equal(mac, a.macIn(receivePathIDDomain, body)) {
+		return ReceiveClaim{}, ErrForgedPathID
+	}
+	var c ReceiveClaim
+	copy(c.PathID[:], body[1:9])
+	c.ExpiresAt = time.Unix(int64(binary.BigEndian.Uint64(body[9:17])), 0)
+	if !now.Before(c.ExpiresAt) {
+		return c, fmt.Errorf("%w: at %v", ErrExpiredPathID,
+			c.ExpiresAt.UTC())
+	}
+	return c, nil
 }

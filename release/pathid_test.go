@@ -119,3 +119,76 @@ func FuzzVerifyPathID(f *testing.F) {
 		require.Equal(t, auth.Mint(c), id)
 	})
 }
+
+// TestReceivePathIDLayout checks receive path_id bytes against a layout and
+// MAC assembled independently here.
+func TestReceivePathIDLayout(t *testing.T) {
+	auth, err := NewAuthenticator(testSecret)
+	require.NoError(t, err)
+	c := ReceiveClaim{
+		PathID:    [8]byte{1, 2, 3, 4, 5, 6, 7, 8},
+		ExpiresAt: time.Unix(1_900_000_000, 0),
+	}
+	id := auth.MintReceive(c)
+	require.Len(t, id, 49)
+
+	body := []byte{0x02, 1, 2, 3, 4, 5, 6, 7, 8}
+	body = binary.BigEndian.AppendUint64(body, 1_900_000_000)
+	mac := hmac.New(sha256.New, testSecret)
+	mac.Write([]byte("holdd/receive-path-id/v1"))
+	mac.Write(body)
+	require.Equal(t, append(body, mac.Sum(nil)...), id)
+	require.Equal(t, PathIDReceive, KindOf(id))
+	require.Equal(t, PathIDRelease, KindOf(auth.Mint(testClaim())))
+}
+
+func TestReceivePathIDVerify(t *testing.T) {
+	auth, err := NewAuthenticator(testSecret)
+	require.NoError(t, err)
+	other, err := NewAuthenticator([]byte(
+		"fedcba9876543210fedcba9876543210"))
+	require.NoError(t, err)
+	c := ReceiveClaim{
+		PathID:    [8]byte{9, 9, 9, 9, 9, 9, 9, 9},
+		ExpiresAt: time.Unix(1_900_000_000, 0),
+	}
+	good := auth.MintReceive(c)
+	before := c.ExpiresAt.Add(-time.Second)
+	flipped := append([]byte(nil), good...)
+	flipped[3] ^= 0x01
+
+	// A release path_id whose MAC verified under the receive domain
+	// would let one role's path drive the other; pad one to the receive
+	// length to prove the domains differ.
+	release := auth.Mint(testClaim())
+	crossed := append([]byte{0x02}, release[1:ReceivePathIDLen]...)
+
+	tests := []struct {
+		name string
+		auth *Authenticator
+		id   []byte
+		now  time.Time
+		want error
+	}{
+		{"good", auth, good, before, nil},
+		{"expired at expiry", auth, good, c.ExpiresAt, ErrExpiredPathID},
+		{"other secret", other, good, before, ErrForgedPathID},
+		{"flipped bit", auth, flipped, before, ErrForgedPathID},
+		{"release path_id", auth, release, before, ErrMalformedPathID},
+		{"crossed domains", auth, crossed, before, ErrForgedPathID},
+		{"short", auth, good[:48], before, ErrMalformedPathID},
+		{"empty", auth, nil, before, ErrMalformedPathID},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.auth.VerifyReceive(tc.id, tc.now)
+			if tc.want != nil {
+				require.ErrorIs(t, err, tc.want)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, c.PathID, got.PathID)
+			require.Equal(t, c.ExpiresAt, got.ExpiresAt)
+		})
+	}
+}

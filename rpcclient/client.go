@@ -62,6 +62,11 @@ type Config struct {
 
 	// DialTimeout bounds connecting and the start-up checks.
 	DialTimeout time.Duration
+
+	// SkipSignerCheck skips the start-up DeriveSharedKey call, for
+	// callers that never use signrpc (an async payment's sender), whose
+	// macaroon need not allow it.
+	SkipSignerCheck bool
 }
 
 // Client is a checked connection to lnd.
@@ -185,6 +190,10 @@ func (c *Client) check(ctx context.Context, cfg Config) error {
 	c.IdentityKey, err = parsePubKeyHex(info.IdentityPubkey)
 	if err != nil {
 		return fmt.Errorf("lnd identity key: %w", err)
+	}
+
+	if cfg.SkipSignerCheck {
+		return nil
 	}
 
 	// DeriveSharedKey with lnd's own key as the ephemeral point proves

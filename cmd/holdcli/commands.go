@@ -32,6 +32,11 @@ func commands(e *env) []cli.Command {
 		getPolicyCommand(e),
 		setPolicyCommand(e),
 		subscribeEventsCommand(e),
+		addReceivePathsCommand(e),
+		listReceivePathsCommand(e),
+		revokeReceivePathCommand(e),
+		subscribeReceiveEventsCommand(e),
+		payAsyncCommand(e),
 		generateManualCommand(e),
 	}
 }
@@ -583,8 +588,14 @@ func streamEvents(e *env, client holdrpc.HoldClient) error {
 	if err != nil {
 		return err
 	}
+	return printStream(e, stream.Recv)
+}
+
+// printStream prints a server stream's messages, one JSON line each, until
+// the stream ends or the user interrupts.
+func printStream[T proto.Message](e *env, recv func() (T, error)) error {
 	for {
-		ev, err := stream.Recv()
+		ev, err := recv()
 		switch {
 		case errors.Is(err, io.EOF):
 			return nil

@@ -151,6 +151,22 @@ const testNetwork = "regtest"
 
 func newHarness(t *testing.T, fake *fakeHold) *harness {
 	t.Helper()
+	return newHarnessFor(t, fake)
+}
+
+// holdServer is a fake holdd: a *fakeHold, or one that embeds it and
+// answers more methods.
+type holdServer interface {
+	holdrpc.HoldServer
+	base() *fakeHold
+}
+
+func (f *fakeHold) base() *fakeHold { return f }
+
+// newHarnessFor serves any fake holdd.
+func newHarnessFor(t *testing.T, server holdServer) *harness {
+	t.Helper()
+	fake := server.base()
 
 	holdDir := t.TempDir()
 	certPath := filepath.Join(holdDir, defaultTLSCertFilename)
@@ -176,7 +192,7 @@ func newHarness(t *testing.T, fake *fakeHold) *harness {
 
 	srv := grpc.NewServer(grpc.Creds(creds),
 		grpc.UnaryInterceptor(unary), grpc.StreamInterceptor(stream))
-	holdrpc.RegisterHoldServer(srv, fake)
+	holdrpc.RegisterHoldServer(srv, server)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = srv.Serve(lis) }()

@@ -44,6 +44,8 @@ func testFake(t *testing.T) *fakeHold {
 			Decisions:            map[string]uint64{"pass": 10, "hold": 6},
 			Network:              "regtest",
 			Transport:            "peer",
+			Roles:                []string{"lsp", "recipient"},
+			HeldHtlcAvailable:    map[string]uint64{"replied": 3},
 		},
 		htlcs: []*holdrpc.HeldHtlc{{
 			Incoming: &holdrpc.CircuitKey{
@@ -129,7 +131,14 @@ func TestGetInfo(t *testing.T) {
         "pass": "10"
     },
     "network": "regtest",
-    "transport": "peer"
+    "transport": "peer",
+    "roles": [
+        "lsp",
+        "recipient"
+    ],
+    "held_htlc_available": {
+        "replied": "3"
+    }
 }
 `, out)
 }

@@ -70,7 +70,9 @@ func TestManualCoversCommands(t *testing.T) {
 
 	want := []string{"getinfo", "listheld", "getheld",
 		"getreleasepaths", "releaseheld", "failheld", "getpolicy",
-		"setpolicy", "subscribeevents"}
+		"setpolicy", "subscribeevents", "addreceivepaths",
+		"listreceivepaths", "revokereceivepath",
+		"subscribereceiveevents", "payasync"}
 	var sections []string
 	for _, line := range strings.Split(doc, "\n") {
 		if name, ok := strings.CutPrefix(line, "### "); ok {
@@ -86,7 +88,9 @@ func TestManualCoversCommands(t *testing.T) {
 		"--peer", "--chan_id", "--htlc_id", "--reason",
 		"--failbackmargin", "--maxholdtime", "--maxperpeer",
 		"--maxperpeermsat", "--maxtotal", "--maxtotalmsat",
-		"--holdtype", "--pendingreleasettl", "--reset"} {
+		"--holdtype", "--pendingreleasettl", "--reset", "--count",
+		"--expiry", "--all", "--pay_req", "--recipient_path",
+		"--lnd.rpcserver"} {
 
 		require.Contains(t, doc, "`"+flag, flag)
 	}

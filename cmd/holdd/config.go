@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,20 @@ type releaseConfig struct {
 	PathExpiry time.Duration `long:"pathexpiry" description:"How long release paths stay valid after the hold started"`
 }
 
+type recipientConfig struct {
+	PathExpiry    time.Duration `long:"pathexpiry" description:"How long new async-receive message paths work unless holdcli addreceivepaths says otherwise"`
+	ReplyBurst    int           `long:"replyburst" description:"release_held_htlc replies one receive path may send at once before the rate limit applies"`
+	ReplyInterval time.Duration `long:"replyinterval" description:"After the burst, one reply per receive path per this interval"`
+}
+
+const (
+	roleLSP       = "lsp"
+	roleRecipient = "recipient"
+)
+
+// knownRoles are the values role accepts.
+var knownRoles = []string{roleLSP, roleRecipient}
+
 type config struct {
 	ShowVersion bool   `short:"V" long:"version" description:"Display version information and exit"`
 	HoldDir     string `long:"holddir" description:"The base directory for holdd's data, config and logs"`
@@ -66,6 +81,8 @@ type config struct {
 	TLSExtraDomains []string `long:"tlsextradomain" description:"Extra domain to add to holdd's TLS certificate; repeat for several"`
 	RPCListen       string   `long:"rpclisten" description:"Address holdd's gRPC API listens on"`
 
+	Roles []string `long:"role" description:"What holdd does; repeat or comma-separate to combine: lsp (hold HTLCs that carry hold_htlc and release them on release_held_htlc), recipient (answer held_htlc_available on this node's async-receive paths). Default lsp"`
+
 	Transport string `long:"transport" description:"How release messages reach holdd: peer (lnd 0.21+: holdd connects to lnd's p2p port), custommsg (lnd 0.18-0.20: protocol.custom-message=513), or auto (by lnd's version)" choice:"auto" choice:"peer" choice:"custommsg"`
 
 	UnsafeAllowNoRequireInterceptor bool `long:"unsafe-allow-no-requireinterceptor" description:"Run even though lnd reports requireinterceptor off (a dropped stream then releases every held HTLC)"`
@@ -73,6 +90,7 @@ type config struct {
 	Lnd        *lndConfig        `group:"lnd" namespace:"lnd"`
 	Hold       *holdConfig       `group:"hold" namespace:"hold"`
 	Release    *releaseConfig    `group:"release" namespace:"release"`
+	Recipient  *recipientConfig  `group:"recipient" namespace:"recipient"`
 	Prometheus *prometheusConfig `group:"prometheus" namespace:"prometheus"`
 }
 
@@ -101,6 +119,11 @@ func defaultConfig() *config {
 			MaxTotal:       p.MaxHeldTotal,
 		},
 		Prometheus: &prometheusConfig{},
+		Recipient: &recipientConfig{
+			PathExpiry:    30 * 24 * time.Hour,
+			ReplyBurst:    20,
+			ReplyInterval: 3 * time.Second,
+		},
 		Release: &releaseConfig{
 			PathCount:  2,
 			PathExpiry: 7 * 24 * time.Hour,
@@ -193,7 +216,54 @@ func (c *config) validate() error {
 	if _, err := c.policy(); err != nil {
 		return fmt.Errorf("%w: %v", errConfig, err)
 	}
+	roles, err := parseRoles(c.Roles)
+	if err != nil {
+		return err
+	}
+	c.Roles = roles
+	if c.Recipient.PathExpiry < time.Minute ||
+		c.Recipient.ReplyBurst < 1 || c.Recipient.ReplyInterval <= 0 {
+
+		return fmt.Errorf("%w: recipient.pathexpiry must be at least "+
+			"1m, recipient.replyburst at least 1 and "+
+			"recipient.replyinterval positive", errConfig)
+	}
 	return nil
+}
+
+// parseRoles turns repeated and comma-separated role options into a sorted
+// set; none means lsp, what holdd was first built for.
+func parseRoles(in []string) ([]string, error) {
+	set := make(map[string]bool)
+	for _, opt := range in {
+		for _, r := range strings.Split(opt, ",") {
+			r = strings.ToLower(strings.TrimSpace(r))
+			if r == "" {
+				continue
+			}
+			if !slices.Contains(knownRoles, r) {
+				return nil, fmt.Errorf("%w: unknown role %q (known: "+
+					"%s)", errConfig, r,
+					strings.Join(knownRoles, ", "))
+			}
+			set[r] = true
+		}
+	}
+	if len(set) == 0 {
+		set[roleLSP] = true
+	}
+	var out []string
+	for _, r := range knownRoles {
+		if set[r] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// hasRole reports whether holdd runs role.
+func (c *config) hasRole(role string) bool {
+	return slices.Contains(c.Roles, role)
 }
 
 // policy turns the hold settings into the engine's policy.

@@ -60,6 +60,27 @@ func TestLoadConfigDefaults(t *testing.T) {
 	p, err := cfg.policy()
 	require.NoError(t, err)
 	require.Equal(t, []uint64{plugin.DefaultHoldType}, p.HoldTypes)
+	require.Equal(t, []string{roleLSP}, cfg.Roles)
+}
+
+func TestLoadConfigRoles(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"lsp"}},
+		{[]string{"--role=recipient"}, []string{"recipient"}},
+		{[]string{"--role=recipient", "--role=lsp"},
+			[]string{"lsp", "recipient"}},
+		{[]string{"--role=Recipient,lsp,recipient"},
+			[]string{"lsp", "recipient"}},
+	}
+	for _, tc := range tests {
+		cfg, err := loadConfig(append([]string{"--holddir=" +
+			t.TempDir()}, tc.args...))
+		require.NoError(t, err, tc.args)
+		require.Equal(t, tc.want, cfg.Roles, tc.args)
+	}
 }
 
 func TestLoadConfigErrors(t *testing.T) {
@@ -76,6 +97,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"low hold type", []string{"--hold.type=72"}, "custom record"},
 		{"path count", []string{"--release.pathcount=0"},
 			"release.pathcount"},
+		{"unknown role", []string{"--role=lsp,relay"},
+			`unknown role "relay"`},
+		{"reply burst", []string{"--recipient.replyburst=0"},
+			"recipient.replyburst"},
 		{"missing explicit config file",
 			[]string{"--configfile=/nonexistent/holdd.conf"},
 			"/nonexistent/holdd.conf"},

@@ -18,6 +18,7 @@ import (
 	"github.com/holdd/holdd/interceptor"
 	"github.com/holdd/holdd/metrics"
 	"github.com/holdd/holdd/plugin"
+	"github.com/holdd/holdd/recipient"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/rpcclient"
 	"github.com/holdd/holdd/store"
@@ -75,21 +76,28 @@ func run(ctx context.Context, cfg *config) error {
 	log.Infof("Connected to lnd %s (%x) at %s", lnd.VersionString,
 		lnd.IdentityKey.SerializeCompressed(), cfg.Lnd.Host)
 	lndConfig := readLndConfig(ctx, lnd, log)
-	if err := checkRequireInterceptor(lndConfig, log); err != nil {
-		if !cfg.UnsafeAllowNoRequireInterceptor {
+	lsp := cfg.hasRole(roleLSP)
+	log.Infof("Roles: %s", strings.Join(cfg.Roles, ", "))
+	if lsp {
+		err := checkRequireInterceptor(lndConfig, log)
+		if err != nil && !cfg.UnsafeAllowNoRequireInterceptor {
 			return err
 		}
-		log.Errorf("%v; continuing because of "+
-			"unsafe-allow-no-requireinterceptor", err)
+		if err != nil {
+			log.Errorf("%v; continuing because of "+
+				"unsafe-allow-no-requireinterceptor", err)
+		}
 	}
 	transport, why, err := chooseTransport(cfg.Transport, lnd.Version,
 		lndConfig)
 	if err != nil {
 		return err
 	}
-	log.Infof("Release transport: %s (%s)", transport, why)
-	for _, line := range lndSettingWarnings(transport, lndConfig) {
-		log.Warnf("lnd.conf lacks %s", line)
+	log.Infof("Onion-message transport: %s (%s)", transport, why)
+	if lsp {
+		for _, line := range lndSettingWarnings(transport, lndConfig) {
+			log.Warnf("lnd.conf lacks %s", line)
+		}
 	}
 
 	nodeKey, err := loadNodeKey(ctx, db)
@@ -104,38 +112,15 @@ func run(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	// With the peer link, release paths end at holdd's own key; with the
+	// With the peer link, paths end at holdd's own key; with the
 	// custom-message API they end at lnd, whose final hop holdd reads.
 	finalHop := nodeKey.PubKey()
 	if transport == transportCustomMsg {
 		finalHop = nil
+	} else {
+		log.Infof("holdd node key %x: release and receive paths end "+
+			"here", nodeKey.PubKey().SerializeCompressed())
 	}
-	minter, err := release.NewMinter(auth, lnd.IdentityKey, finalHop)
-	if err != nil {
-		return err
-	}
-	if finalHop != nil {
-		log.Infof("holdd node key %x: release paths end here",
-			nodeKey.PubKey().SerializeCompressed())
-	}
-
-	configPolicy, err := cfg.policy()
-	if err != nil {
-		return err
-	}
-	policies := policyStore{db: db}
-	policy := configPolicy
-	saved, err := policies.load(ctx)
-	if err != nil {
-		return fmt.Errorf("load persisted policy: %w", err)
-	}
-	if saved != nil {
-		log.Warnf("Using the policy set through the API, not "+
-			"holdd.conf's (holdcli setpolicy --reset drops it): %+v",
-			*saved)
-		policy = *saved
-	}
-	events := plugin.NewBroadcaster()
 
 	// The metrics read their sources at scrape time; the sources are
 	// filled in below as the subsystems start.
@@ -145,6 +130,7 @@ func run(ctx context.Context, cfg *config) error {
 		icptRef         atomic.Pointer[interceptor.Interceptor]
 		intakeRef       atomic.Pointer[release.Intake]
 		engineRef       atomic.Pointer[plugin.Engine]
+		responderRef    atomic.Pointer[recipient.Responder]
 		metricsObserver plugin.Observer = plugin.Observers{}
 		reg             *metrics.Metrics
 	)
@@ -164,6 +150,12 @@ func run(ctx context.Context, cfg *config) error {
 			TransportState: func() string {
 				return linkState.Load().(string)
 			},
+			Recipient: func() map[string]uint64 {
+				if r := responderRef.Load(); r != nil {
+					return r.Counts()
+				}
+				return nil
+			},
 		})
 		metricsObserver = reg
 		addr, err := reg.Serve(ctx, cfg.Prometheus.Listen)
@@ -174,65 +166,62 @@ func run(ctx context.Context, cfg *config) error {
 		log.Infof("Prometheus metrics on http://%s/metrics", addr)
 	}
 	clk := clock.NewDefaultClock()
-	deliverer := release.NewDeliverer(release.DelivererConfig{
-		Minter:    minter,
-		Sender:    rpcclient.NewCustomMessenger(lnd),
-		PathCount: cfg.Release.PathCount,
-		PathTTL:   cfg.Release.PathExpiry,
-		Logger:    logs.sub("DLVR"),
-	})
-	defer deliverer.Wait()
 
-	// The interceptor and the engine need each other: the engine answers
-	// through the interceptor, the interceptor asks the engine.
-	resolver := &lateResolver{}
-	engine, err := plugin.New(plugin.Config{
-		Policy:   policy,
-		Store:    db,
-		Resolver: resolver,
-		Peers:    rpcclient.NewChannelPeers(lnd.Lightning),
-		Blocks: rpcclient.NewBlockWatcher(lnd.Lightning, lnd.Chain,
-			logs.sub("BLKS")),
-		Clock:    clk,
-		Observer: plugin.Observers{deliverer, events, metricsObserver},
-		Logger:   logs.sub("ENGN"),
-	})
-	if err != nil {
-		return err
-	}
-	engineCtx, stopEngineCtx := context.WithCancel(ctx)
-	defer stopEngineCtx()
-	if err := engine.Start(engineCtx); err != nil {
-		return fmt.Errorf("start engine: %w", err)
-	}
-	defer engine.Stop()
-
-	engineRef.Store(engine)
-	var decide interceptor.Engine = engine
-	if reg != nil {
-		decide = metrics.TimedEngine{Engine: engine, Metrics: reg}
-	}
-	icpt, err := interceptor.New(interceptor.Config{
-		Router: lnd.Router,
-		Engine: decide,
-		Clock:  clk,
-		Logger: logs.sub("INTC"),
-		OnConnectionChange: func(up bool) {
-			interceptorUp.Store(up)
+	rpcConfig := holdrpc.ServerConfig{
+		Version:    Version,
+		Network:    cfg.Network,
+		Transport:  transport,
+		Roles:      cfg.Roles,
+		LndVersion: lnd.VersionString,
+		LndPubKey:  lnd.IdentityKey.SerializeCompressed(),
+		NodeKey:    nodeKey.PubKey().SerializeCompressed(),
+		Store:      db,
+		Aliases:    rpcclient.NewNodeAliases(lnd.Lightning),
+		Logger:     logs.sub("RPCS"),
+		Status: &status{
+			interceptorUp: &interceptorUp,
+			linkState:     &linkState,
+			intake:        intakeCounts{&intakeRef},
 		},
-	})
-	if err != nil {
-		return err
 	}
-	resolver.set(icpt)
-	icptRef.Store(icpt)
-	if err := icpt.Start(); err != nil {
-		return err
-	}
-	defer icpt.Stop()
 
-	stopTransport, err := startTransport(transport, lnd, nodeKey, auth,
-		engine, clk, logs, cfg, &linkState, &intakeRef)
+	// The release intake exists in every role: it reads whatever onion
+	// messages reach holdd and hands each to the role it is for.
+	var releaser release.Releaser
+	if lsp {
+		role, err := startLSPRole(ctx, cfg, lnd, db, auth, finalHop,
+			clk, logs, metricsObserver, reg, &interceptorUp)
+		if err != nil {
+			return err
+		}
+		defer role.stop()
+		engineRef.Store(role.engine)
+		icptRef.Store(role.icpt)
+		releaser = role.engine
+		rpcConfig.Engine = role.engine
+		rpcConfig.Paths = role.deliverer
+		rpcConfig.Events = role.events
+		rpcConfig.Policies = role.policies
+		rpcConfig.ConfigPolicy = role.configPolicy
+	}
+	intake := release.NewIntake(newPeeler(transport, lnd, nodeKey), auth,
+		releaser, clk, logs.sub("RLSE"))
+	intakeRef.Store(intake)
+
+	if cfg.hasRole(roleRecipient) {
+		responder, feed, err := newRecipientRole(cfg, lnd, db, auth,
+			finalHop, clk, logs)
+		if err != nil {
+			return err
+		}
+		intake.SetAnswerer(responder)
+		responderRef.Store(responder)
+		rpcConfig.Receiver = responder
+		rpcConfig.ReceiveEvents = feed
+	}
+
+	stopTransport, err := startTransport(transport, lnd, nodeKey, intake,
+		clk, logs, cfg, &linkState)
 	if err != nil {
 		return err
 	}
@@ -251,27 +240,7 @@ func run(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("bake macaroons: %w", err)
 	}
 
-	grpcServer, lis, err := startRPCServer(cfg, macService, holdrpc.ServerConfig{
-		Version:      Version,
-		Network:      cfg.Network,
-		Transport:    transport,
-		LndVersion:   lnd.VersionString,
-		LndPubKey:    lnd.IdentityKey.SerializeCompressed(),
-		NodeKey:      nodeKey.PubKey().SerializeCompressed(),
-		Engine:       engine,
-		Store:        db,
-		Paths:        deliverer,
-		Events:       events,
-		Aliases:      rpcclient.NewNodeAliases(lnd.Lightning),
-		Policies:     policies,
-		ConfigPolicy: configPolicy,
-		Logger:       logs.sub("RPCS"),
-		Status: &status{
-			interceptorUp: &interceptorUp,
-			linkState:     &linkState,
-			intake:        intakeCounts{&intakeRef},
-		},
-	})
+	grpcServer, lis, err := startRPCServer(cfg, macService, rpcConfig)
 	if err != nil {
 		return err
 	}
@@ -283,7 +252,7 @@ func run(ctx context.Context, cfg *config) error {
 	defer stopRPCServer(grpcServer, log)
 	log.Infof("RPC server listening on %s", lis.Addr())
 
-	if cfg.Retention > 0 {
+	if cfg.Retention > 0 && lsp {
 		go pruneResolved(ctx, db, cfg.Retention, log)
 	}
 

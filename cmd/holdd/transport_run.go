@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/custommsg"
 	"github.com/holdd/holdd/release/onionmsg"
@@ -20,24 +19,25 @@ import (
 // ecdhTimeout bounds one DeriveSharedKey call in custom-message mode.
 const ecdhTimeout = 10 * time.Second
 
-// startTransport starts the release intake on the chosen transport and
-// returns its stop function. state is kept as "<transport>:<state>".
-func startTransport(transport string, lnd *rpcclient.Client,
-	nodeKey *btcec.PrivateKey, auth *release.Authenticator,
-	engine *plugin.Engine, clk clock.Clock, logs *loggers,
-	cfg *config, state *atomic.Value,
-	intakeRef *atomic.Pointer[release.Intake]) (func(), error) {
+// newPeeler returns the peeler for the transport's final hop: holdd's own
+// key on the peer link; lnd's key, which never leaves lnd, on the
+// custom-message API.
+func newPeeler(transport string, lnd *rpcclient.Client,
+	nodeKey *btcec.PrivateKey) *onionmsg.Peeler {
 
 	var ecdh sphinx.SingleKeyECDH = &keychain.PrivKeyECDH{PrivKey: nodeKey}
 	if transport == transportCustomMsg {
-		// Release paths end at lnd, so the final hop is peeled with
-		// lnd's node key, which never leaves lnd.
 		ecdh = custommsg.NewNodeKeyECDH(lnd.Signer, lnd.IdentityKey,
 			ecdhTimeout)
 	}
-	intake := release.NewIntake(onionmsg.NewPeeler(ecdh), auth, engine,
-		clk, logs.sub("RLSE"))
-	intakeRef.Store(intake)
+	return onionmsg.NewPeeler(ecdh)
+}
+
+// startTransport brings onion messages from lnd to the intake and returns
+// its stop function. state is kept as the transport's state name.
+func startTransport(transport string, lnd *rpcclient.Client,
+	nodeKey *btcec.PrivateKey, intake *release.Intake, clk clock.Clock,
+	logs *loggers, cfg *config, state *atomic.Value) (func(), error) {
 
 	switch transport {
 	case transportPeer:

@@ -1,0 +1,822 @@
+package asyncsend
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/release"
+	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/holdd/holdd/release/onionsend"
+	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/record"
+	"google.golang.org/grpc"
+)
+
+const (
+	// DefaultHoldType is the update_add_htlc TLV that asks the LSP to
+	// hold the HTLC: LDK's experimental hold_htlc, sent empty.
+	DefaultHoldType uint64 = 75537
+
+	// HeldHTLCAvailableType is the onionmsg TLV held_htlc_available.
+	HeldHTLCAvailableType uint64 = 72
+
+	// DefaultMinMessages is how many held_htlc_available messages go
+	// out per held HTLC when there are release paths enough.
+	DefaultMinMessages = 2
+
+	// DefaultTimeoutSeconds is the payment attempt timeout when the
+	// request sets none, as lncli's.
+	DefaultTimeoutSeconds = 60
+
+	// DefaultResubscribeDelay is the wait before subscribing to custom
+	// messages again after the stream broke.
+	DefaultResubscribeDelay = 2 * time.Second
+
+	// DefaultSendTimeout bounds one onion message send.
+	DefaultSendTimeout = 30 * time.Second
+
+	// maxPending bounds the deliveries kept while the payment hash or
+	// the HTLC's first hop is not known yet, so a peer flooding us with
+	// deliveries costs bounded memory.
+	maxPending = 32
+)
+
+// heldHTLCAvailable is the final-hop payload: TLV 72 with value 00, which
+// LDK needs (it drops an empty value).
+func heldHTLCAvailable() map[uint64][]byte {
+	return map[uint64][]byte{HeldHTLCAvailableType: {0x00}}
+}
+
+var (
+	// ErrInvalidConfig is wrapped by every error New returns.
+	ErrInvalidConfig = errors.New("asyncsend: invalid config")
+
+	// ErrInvalidRequest is wrapped by every error about a bad Request;
+	// nothing was sent.
+	ErrInvalidRequest = errors.New("asyncsend: invalid request")
+
+	// ErrPayment is returned when lnd refuses the payment (e.g. the
+	// invoice is already paid or expired).
+	ErrPayment = errors.New("asyncsend: lnd refused the payment")
+
+	// ErrStreamEnded is returned when lnd's payment stream ends before
+	// the payment reached a final state; the payment may still be in
+	// flight.
+	ErrStreamEnded = errors.New("asyncsend: payment stream ended " +
+		"before a final state")
+
+	// ErrInterrupted is returned when the caller's context ends first.
+	// lnd keeps the payment in flight.
+	ErrInterrupted = errors.New("asyncsend: interrupted; the payment " +
+		"stays in flight")
+)
+
+// CustomMessageSubscriber is the part of lnrpc.LightningClient that
+// receives path deliveries.
+type CustomMessageSubscriber interface {
+	SubscribeCustomMessages(ctx context.Context,
+		in *lnrpc.SubscribeCustomMessagesRequest,
+		opts ...grpc.CallOption) (
+		lnrpc.Lightning_SubscribeCustomMessagesClient, error)
+}
+
+// PaymentSender is the part of routerrpc.RouterClient that pays.
+type PaymentSender interface {
+	SendPaymentV2(ctx context.Context, in *routerrpc.SendPaymentRequest,
+		opts ...grpc.CallOption) (routerrpc.Router_SendPaymentV2Client,
+		error)
+}
+
+// Messenger sends one onion message; *onionsend.Sender is one.
+type Messenger interface {
+	Send(ctx context.Context, path, replyPath *onionmsg.BlindedPath,
+		finalTLVs map[uint64][]byte) (onionsend.Route, error)
+}
+
+// OnionMessengers returns a Config.NewMessenger that sends through
+// onionsend with base, putting the LSP in front of base.Via.
+func OnionMessengers(base onionsend.Config) func(*btcec.PublicKey) (
+	Messenger, error) {
+
+	return func(lsp *btcec.PublicKey) (Messenger, error) {
+		cfg := base
+		cfg.Via = append([]*btcec.PublicKey{lsp}, base.Via...)
+		return onionsend.New(cfg)
+	}
+}
+
+// Config configures a Payer.
+type Config struct {
+	// Messages is our lnd's custom message stream.
+	Messages CustomMessageSubscriber
+
+	// Router is our lnd's router.
+	Router PaymentSender
+
+	// NewMessenger returns the Messenger for one held HTLC; lsp is the
+	// peer that delivered its release paths, to route through when the
+	// recipient's introduction node is not our peer.
+	NewMessenger func(lsp *btcec.PublicKey) (Messenger, error)
+
+	// Clock stamps progress and drives the resubscribe delay.
+	Clock clock.Clock
+
+	// Rand is where keysend preimages come from; default crypto/rand.
+	Rand io.Reader
+
+	// ResubscribeDelay and SendTimeout default to the constants above.
+	ResubscribeDelay time.Duration
+	SendTimeout      time.Duration
+}
+
+// Payer makes async payments. It keeps no state between payments; each
+// Pay call runs its own subscriptions.
+type Payer struct {
+	cfg Config
+}
+
+// New checks cfg and returns a Payer.
+func New(cfg Config) (*Payer, error) {
+	switch {
+	case cfg.Messages == nil:
+		return nil, fmt.Errorf("%w: no custom message client",
+			ErrInvalidConfig)
+	case cfg.Router == nil:
+		return nil, fmt.Errorf("%w: no router client", ErrInvalidConfig)
+	case cfg.NewMessenger == nil:
+		return nil, fmt.Errorf("%w: no messenger", ErrInvalidConfig)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.NewDefaultClock()
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.ResubscribeDelay <= 0 {
+		cfg.ResubscribeDelay = DefaultResubscribeDelay
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = DefaultSendTimeout
+	}
+	return &Payer{cfg: cfg}, nil
+}
+
+// Request is one async payment: a BOLT 11 invoice or a keysend, and the
+// recipient's message paths to tell it the HTLC is held.
+type Request struct {
+	// PaymentRequest is a BOLT 11 invoice. Exactly one of it and Dest
+	// is set.
+	PaymentRequest string
+
+	// Dest is the keysend recipient.
+	Dest *btcec.PublicKey
+
+	// AmtSat is the keysend amount, or the amount of an invoice that
+	// names none.
+	AmtSat int64
+
+	// OutgoingChanID, if set, is the only channel to pay out of: the
+	// one to the LSP.
+	OutgoingChanID uint64
+
+	// FeeLimitSat is the most fee to pay; 0 allows only fee-free
+	// routes, as in lnd.
+	FeeLimitSat int64
+
+	// TimeoutSeconds bounds lnd's attempts to find a route (default
+	// 60); a held HTLC stays in flight regardless.
+	TimeoutSeconds int32
+
+	// CltvLimit caps the route's total time lock; 0 is lnd's maximum.
+	CltvLimit int32
+
+	// HoldType is the first-hop TLV that asks for the hold; default
+	// DefaultHoldType.
+	HoldType uint64
+
+	// RecipientPaths are the recipient's blinded message paths.
+	RecipientPaths []*onionmsg.BlindedPath
+
+	// MinMessages is how many held_htlc_available messages to send
+	// per held HTLC (default 2), at most one per release path.
+	MinMessages int
+}
+
+func (r *Request) validate() error {
+	switch {
+	case r == nil:
+		return fmt.Errorf("%w: nil request", ErrInvalidRequest)
+	case r.PaymentRequest == "" && r.Dest == nil:
+		return fmt.Errorf("%w: neither an invoice nor a keysend "+
+			"destination", ErrInvalidRequest)
+	case r.PaymentRequest != "" && r.Dest != nil:
+		return fmt.Errorf("%w: both an invoice and a keysend "+
+			"destination", ErrInvalidRequest)
+	case r.Dest != nil && r.AmtSat <= 0:
+		return fmt.Errorf("%w: keysend needs a positive amount",
+			ErrInvalidRequest)
+	case r.AmtSat < 0 || r.FeeLimitSat < 0 || r.TimeoutSeconds < 0 ||
+		r.CltvLimit < 0 || r.MinMessages < 0:
+		return fmt.Errorf("%w: negative amount, fee limit, timeout, "+
+			"cltv limit or message count", ErrInvalidRequest)
+	case r.HoldType != 0 && r.HoldType < lnwire.MinCustomRecordsTlvType:
+		return fmt.Errorf("%w: hold type %d is below %d, lnd cannot "+
+			"send it", ErrInvalidRequest, r.HoldType,
+			lnwire.MinCustomRecordsTlvType)
+	case len(r.RecipientPaths) == 0:
+		return fmt.Errorf("%w: no recipient path", ErrInvalidRequest)
+	}
+	for i, p := range r.RecipientPaths {
+		if _, err := p.Bytes(); err != nil {
+			return fmt.Errorf("%w: recipient path %d: %w",
+				ErrInvalidRequest, i, err)
+		}
+	}
+	return nil
+}
+
+// Stage names a step of an async payment.
+type Stage string
+
+const (
+	// StagePaymentInFlight: lnd took the payment. Reported once.
+	StagePaymentInFlight Stage = "payment_in_flight"
+
+	// StageHeld: the LSP holds an HTLC of ours and sent its release
+	// paths.
+	StageHeld Stage = "held"
+
+	// StageMessageSent: one held_htlc_available went out.
+	StageMessageSent Stage = "held_htlc_available_sent"
+
+	// StageMessageFailed: one held_htlc_available could not be sent;
+	// the others are tried all the same.
+	StageMessageFailed Stage = "held_htlc_available_failed"
+
+	// StageSucceeded: the recipient claimed the payment.
+	StageSucceeded Stage = "succeeded"
+
+	// StageFailed: the payment failed for good.
+	StageFailed Stage = "failed"
+)
+
+// Held is an HTLC the LSP holds, from its path delivery.
+type Held struct {
+	// LSP is the peer that delivered the paths.
+	LSP [33]byte
+
+	// ChanID and HtlcID are the HTLC's incoming circuit key at the LSP.
+	ChanID, HtlcID uint64
+
+	AmountMsat uint64
+
+	// Paths is how many release paths came.
+	Paths int
+
+	// ExpiresAt is when the release paths stop working.
+	ExpiresAt time.Time
+}
+
+// MessageReport is how one held_htlc_available went.
+type MessageReport struct {
+	// ChanID and HtlcID name the held HTLC the message is about.
+	ChanID, HtlcID uint64
+
+	// Index is the message's number among this HTLC's messages.
+	Index int
+
+	// RecipientPath and ReleasePath are the indexes of the path the
+	// message took and of the release path it carried as reply path.
+	RecipientPath, ReleasePath int
+
+	// Route says which peer took it and whether through the LSP.
+	Route onionsend.Route
+
+	// Err is set when the message did not go out.
+	Err error
+}
+
+// Progress is one step of a payment.
+type Progress struct {
+	Stage Stage
+	Time  time.Time
+
+	// PaymentHash is zero until lnd names it.
+	PaymentHash [32]byte
+
+	// Attempts is the number of HTLC attempts lnd reported
+	// (StagePaymentInFlight).
+	Attempts int
+
+	// Held is set for StageHeld.
+	Held *Held
+
+	// Message is set for StageMessageSent and StageMessageFailed.
+	Message *MessageReport
+
+	// Preimage and FeeMsat are set for StageSucceeded.
+	Preimage [32]byte
+	FeeMsat  int64
+
+	// FailureReason is set for StageFailed.
+	FailureReason lnrpc.PaymentFailureReason
+}
+
+// Ignored counts path deliveries Pay did not act on.
+type Ignored struct {
+	// Undecodable: a 48001 message that is not a path delivery.
+	Undecodable int
+
+	// OtherPayment: a delivery for another payment hash.
+	OtherPayment int
+
+	// NotFirstHop: a delivery for our hash from a peer none of our
+	// HTLCs went through; only the LSP that holds it can send one.
+	NotFirstHop int
+
+	// Duplicate: a second delivery for an HTLC already handled.
+	Duplicate int
+
+	// Expired: release paths that had already expired.
+	Expired int
+
+	// Overflow: deliveries dropped because too many were waiting.
+	Overflow int
+}
+
+// Result is how a payment ended.
+type Result struct {
+	// PaymentHash is zero if lnd never named it.
+	PaymentHash [32]byte
+
+	// Status is lnd's last reported status.
+	Status lnrpc.Payment_PaymentStatus
+
+	Preimage      [32]byte
+	ValueMsat     int64
+	FeeMsat       int64
+	FailureReason lnrpc.PaymentFailureReason
+
+	// Held are the HTLCs the LSP reported holding.
+	Held []Held
+
+	// MessagesSent and MessagesFailed count held_htlc_available sends.
+	MessagesSent, MessagesFailed int
+
+	Ignored Ignored
+
+	// SubscriptionDrops counts custom message streams that broke.
+	SubscriptionDrops int
+}
+
+// Succeeded reports whether the payment settled.
+func (r *Result) Succeeded() bool {
+	return r.Status == lnrpc.Payment_SUCCEEDED
+}
+
+// Pay pays req through lnd with the hold signal and follows it to its end,
+// calling onProgress (if set) on Pay's goroutine at each step. It returns
+// the result once lnd reports the payment succeeded or failed; a failed
+// payment is a result, not an error. If ctx ends first it returns the
+// result so far and an error wrapping ErrInterrupted: lnd keeps the
+// payment in flight.
+func (p *Payer) Pay(ctx context.Context, req *Request,
+	onProgress func(Progress)) (*Result, error) {
+
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	run := &payment{
+		cfg:       p.cfg,
+		req:       req,
+		report:    onProgress,
+		firstHops: make(map[[33]byte]struct{}),
+		handled:   make(map[store.CircuitKey]struct{}),
+		res:       &Result{},
+	}
+	sendReq, err := run.sendPaymentRequest()
+	if err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		wg    sync.WaitGroup
+		drops atomic.Int64
+	)
+	defer func() {
+		cancel()
+		wg.Wait()
+		run.res.SubscriptionDrops = int(drops.Load())
+	}()
+
+	// Subscribe before paying, so no delivery can slip by.
+	sub, err := p.cfg.Messages.SubscribeCustomMessages(
+		ctx, &lnrpc.SubscribeCustomMessagesRequest{},
+	)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to custom messages: %w", err)
+	}
+	msgs := make(chan *lnrpc.CustomMessage)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.readMessages(ctx, sub, msgs, &drops)
+	}()
+
+	stream, err := p.cfg.Router.SendPaymentV2(ctx, sendReq)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPayment, err)
+	}
+	updates := make(chan paymentUpdate)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		readPayments(ctx, stream, updates)
+	}()
+
+	gotUpdate := false
+	for {
+		select {
+		case m := <-msgs:
+			run.onMessage(ctx, m)
+
+		case u := <-updates:
+			switch {
+			case u.err != nil && ctx.Err() != nil:
+				return run.res, fmt.Errorf("%w: %w",
+					ErrInterrupted, ctx.Err())
+
+			case errors.Is(u.err, io.EOF):
+				return run.res, ErrStreamEnded
+
+			case u.err != nil && !gotUpdate:
+				return run.res, fmt.Errorf("%w: %w", ErrPayment,
+					u.err)
+
+			case u.err != nil:
+				return run.res, fmt.Errorf("%w: %w",
+					ErrStreamEnded, u.err)
+			}
+			gotUpdate = true
+			if run.onUpdate(ctx, u.payment) {
+				return run.res, nil
+			}
+
+		case <-ctx.Done():
+			return run.res, fmt.Errorf("%w: %w", ErrInterrupted,
+				ctx.Err())
+		}
+	}
+}
+
+type paymentUpdate struct {
+	payment *lnrpc.Payment
+	err     error
+}
+
+func readPayments(ctx context.Context,
+	stream routerrpc.Router_SendPaymentV2Client,
+	updates chan<- paymentUpdate) {
+
+	for {
+		pmt, err := stream.Recv()
+		select {
+		case updates <- paymentUpdate{payment: pmt, err: err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readMessages passes on path-delivery messages until ctx ends. A broken
+// stream is subscribed again after a delay: lnd does not queue custom
+// messages, so one that arrives in the gap is lost, but the LSP delivers
+// paths again when the HTLC is replayed to it.
+func (p *Payer) readMessages(ctx context.Context,
+	sub lnrpc.Lightning_SubscribeCustomMessagesClient,
+	msgs chan<- *lnrpc.CustomMessage, drops *atomic.Int64) {
+
+	for {
+		if sub == nil {
+			select {
+			case <-p.cfg.Clock.TickAfter(p.cfg.ResubscribeDelay):
+			case <-ctx.Done():
+				return
+			}
+			var err error
+			sub, err = p.cfg.Messages.SubscribeCustomMessages(
+				ctx, &lnrpc.SubscribeCustomMessagesRequest{},
+			)
+			if err != nil {
+				sub = nil
+				continue
+			}
+		}
+
+		m, err := sub.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			drops.Add(1)
+			sub = nil
+			continue
+		}
+		if m.Type != release.PathDeliveryMsgType {
+			continue
+		}
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// pendingDelivery is a delivery waiting for the payment hash or for lnd to
+// report an HTLC through its peer.
+type pendingDelivery struct {
+	peer     [33]byte
+	peerKey  *btcec.PublicKey
+	delivery *release.PathDelivery
+}
+
+// payment is one Pay call's state; only Pay's goroutine touches it.
+type payment struct {
+	cfg    Config
+	req    *Request
+	report func(Progress)
+
+	hash      [32]byte
+	hashKnown bool
+
+	// firstHops are the first hops of our HTLC attempts: the only
+	// peers that can hold one of them.
+	firstHops map[[33]byte]struct{}
+	pending   []pendingDelivery
+	handled   map[store.CircuitKey]struct{}
+
+	inFlightReported bool
+	res              *Result
+}
+
+// sendPaymentRequest builds lnd's request; for keysend it draws the
+// preimage, so the hash is known before anything is sent.
+func (r *payment) sendPaymentRequest() (*routerrpc.SendPaymentRequest,
+	error) {
+
+	holdType := r.req.HoldType
+	if holdType == 0 {
+		holdType = DefaultHoldType
+	}
+	timeout := r.req.TimeoutSeconds
+	if timeout == 0 {
+		timeout = DefaultTimeoutSeconds
+	}
+	sr := &routerrpc.SendPaymentRequest{
+		PaymentRequest: r.req.PaymentRequest,
+		Amt:            r.req.AmtSat,
+		TimeoutSeconds: timeout,
+		FeeLimitSat:    r.req.FeeLimitSat,
+		CltvLimit:      r.req.CltvLimit,
+		// One HTLC: each held part would need its own release.
+		MaxParts: 1,
+		FirstHopCustomRecords: map[uint64][]byte{
+			holdType: {},
+		},
+	}
+	if r.req.OutgoingChanID != 0 {
+		sr.OutgoingChanIds = []uint64{r.req.OutgoingChanID}
+	}
+	if r.req.Dest != nil {
+		var preimage [32]byte
+		if _, err := io.ReadFull(r.cfg.Rand, preimage[:]); err != nil {
+			return nil, fmt.Errorf("keysend preimage: %w", err)
+		}
+		r.hash = sha256.Sum256(preimage[:])
+		r.hashKnown = true
+		r.res.PaymentHash = r.hash
+		sr.Dest = r.req.Dest.SerializeCompressed()
+		sr.PaymentHash = r.hash[:]
+		sr.DestCustomRecords = map[uint64][]byte{
+			record.KeySendType: preimage[:],
+		}
+	}
+	return sr, nil
+}
+
+func (r *payment) emit(p Progress) {
+	p.Time = r.cfg.Clock.Now()
+	p.PaymentHash = r.hash
+	if r.report != nil {
+		r.report(p)
+	}
+}
+
+// onMessage takes a path-delivery custom message. It only parses it; the
+// delivery is acted on once it matches our payment and HTLC.
+func (r *payment) onMessage(ctx context.Context, m *lnrpc.CustomMessage) {
+	peerKey, err := btcec.ParsePubKey(m.Peer)
+	if err != nil {
+		r.res.Ignored.Undecodable++
+		return
+	}
+	d, err := release.DecodePathDelivery(m.Data)
+	if err != nil {
+		r.res.Ignored.Undecodable++
+		return
+	}
+	if len(r.pending) >= maxPending {
+		r.res.Ignored.Overflow++
+		return
+	}
+	pd := pendingDelivery{peerKey: peerKey, delivery: d}
+	copy(pd.peer[:], peerKey.SerializeCompressed())
+	r.pending = append(r.pending, pd)
+	r.processPending(ctx)
+}
+
+// processPending acts on every waiting delivery that is for our payment
+// and comes from the first hop of one of our HTLCs, drops those that can
+// never match and keeps the rest waiting.
+func (r *payment) processPending(ctx context.Context) {
+	if !r.hashKnown {
+		return
+	}
+	var keep []pendingDelivery
+	for _, pd := range r.pending {
+		d := pd.delivery
+		if _, ok := r.firstHops[pd.peer]; !ok &&
+			d.PaymentHash == r.hash {
+
+			keep = append(keep, pd)
+			continue
+		}
+		switch _, done := r.handled[d.Key]; {
+		case d.PaymentHash != r.hash:
+			r.res.Ignored.OtherPayment++
+
+		case done:
+			r.res.Ignored.Duplicate++
+
+		case !d.ExpiresAt.After(r.cfg.Clock.Now()):
+			r.res.Ignored.Expired++
+
+		default:
+			r.handleDelivery(ctx, pd)
+		}
+	}
+	r.pending = keep
+}
+
+// planMessages pairs recipient path i (cycling) with release path i, so
+// every message carries a distinct reply path.
+func planMessages(recipient, releasePaths, minMessages int) [][2]int {
+	n := min(max(minMessages, recipient), releasePaths)
+	plan := make([][2]int, n)
+	for i := range plan {
+		plan[i] = [2]int{i % recipient, i}
+	}
+	return plan
+}
+
+// handleDelivery reports the held HTLC and sends held_htlc_available over
+// the recipient's paths, one distinct release path as reply path each. A
+// failed send does not stop the others.
+func (r *payment) handleDelivery(ctx context.Context, pd pendingDelivery) {
+	d := pd.delivery
+	r.handled[d.Key] = struct{}{}
+	held := Held{
+		LSP:        pd.peer,
+		ChanID:     d.Key.ChanID,
+		HtlcID:     d.Key.HtlcID,
+		AmountMsat: d.AmountMsat,
+		Paths:      len(d.Paths),
+		ExpiresAt:  d.ExpiresAt,
+	}
+	r.res.Held = append(r.res.Held, held)
+	r.emit(Progress{Stage: StageHeld, Held: &held})
+
+	minMessages := r.req.MinMessages
+	if minMessages == 0 {
+		minMessages = DefaultMinMessages
+	}
+	messenger, mErr := r.cfg.NewMessenger(pd.peerKey)
+	plan := planMessages(len(r.req.RecipientPaths), len(d.Paths),
+		minMessages)
+	for i, pair := range plan {
+		rep := MessageReport{
+			ChanID:        d.Key.ChanID,
+			HtlcID:        d.Key.HtlcID,
+			Index:         i,
+			RecipientPath: pair[0],
+			ReleasePath:   pair[1],
+			Err:           mErr,
+		}
+		if mErr == nil {
+			sendCtx, cancel := context.WithTimeout(
+				ctx, r.cfg.SendTimeout,
+			)
+			rep.Route, rep.Err = messenger.Send(sendCtx,
+				r.req.RecipientPaths[pair[0]], d.Paths[pair[1]],
+				heldHTLCAvailable())
+			cancel()
+		}
+
+		stage := StageMessageSent
+		if rep.Err != nil {
+			stage = StageMessageFailed
+			r.res.MessagesFailed++
+		} else {
+			r.res.MessagesSent++
+		}
+		r.emit(Progress{Stage: stage, Message: &rep})
+	}
+}
+
+// onUpdate takes one payment update and reports whether it is final.
+func (r *payment) onUpdate(ctx context.Context, pmt *lnrpc.Payment) bool {
+	if pmt == nil {
+		return false
+	}
+	if !r.hashKnown {
+		if h, err := hex.DecodeString(pmt.PaymentHash); err == nil &&
+			len(h) == len(r.hash) {
+
+			copy(r.hash[:], h)
+			r.hashKnown = true
+			r.res.PaymentHash = r.hash
+		}
+	}
+	for _, h := range pmt.Htlcs {
+		if h.Route == nil || len(h.Route.Hops) == 0 {
+			continue
+		}
+		b, err := hex.DecodeString(h.Route.Hops[0].PubKey)
+		if err != nil || len(b) != 33 {
+			continue
+		}
+		r.firstHops[[33]byte(b)] = struct{}{}
+	}
+	r.res.Status = pmt.Status
+	r.res.ValueMsat = pmt.ValueMsat
+	r.res.FeeMsat = pmt.FeeMsat
+
+	switch pmt.Status {
+	case lnrpc.Payment_SUCCEEDED:
+		if b, err := hex.DecodeString(pmt.PaymentPreimage); err == nil &&
+			len(b) == 32 {
+
+			r.res.Preimage = [32]byte(b)
+		}
+		r.finish()
+		r.emit(Progress{Stage: StageSucceeded,
+			Preimage: r.res.Preimage, FeeMsat: pmt.FeeMsat})
+		return true
+
+	case lnrpc.Payment_FAILED:
+		r.res.FailureReason = pmt.FailureReason
+		r.finish()
+		r.emit(Progress{Stage: StageFailed,
+			FailureReason: pmt.FailureReason})
+		return true
+
+	case lnrpc.Payment_INITIATED, lnrpc.Payment_IN_FLIGHT:
+		if !r.inFlightReported {
+			r.inFlightReported = true
+			r.emit(Progress{Stage: StagePaymentInFlight,
+				Attempts: len(pmt.Htlcs)})
+		}
+	}
+	r.processPending(ctx)
+	return false
+}
+
+// finish counts the deliveries still waiting when the payment ends.
+func (r *payment) finish() {
+	for _, pd := range r.pending {
+		if r.hashKnown && pd.delivery.PaymentHash != r.hash {
+			r.res.Ignored.OtherPayment++
+		} else {
+			r.res.Ignored.NotFirstHop++
+		}
+	}
+	r.pending = nil
+}

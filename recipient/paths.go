@@ -1,0 +1,149 @@
+package recipient
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/release"
+	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/fn/v2"
+	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/record"
+)
+
+// MaxPathsPerCall bounds how many paths one AddPaths call mints.
+const MaxPathsPerCall = 16
+
+// ErrInvalidRequest is returned for a path request holdd refuses.
+var ErrInvalidRequest = errors.New("invalid receive path request")
+
+// Mailbox is the LSP whose mailbox stores messages for this recipient while
+// it is offline: paths then enter at the LSP's lnd and pass its mailbox.
+type Mailbox struct {
+	// LSPKey is the LSP's lnd node key, the paths' introduction node.
+	LSPKey *btcec.PublicKey
+
+	// MailboxKey is the LSP holdd's peer-link key, the hop that stores.
+	MailboxKey *btcec.PublicKey
+}
+
+// hops returns the path's hops: [mailbox LSP -> mailbox ->] lnd [-> holdd].
+// With a nil holddKey lnd is the final hop (custom-message transport on lnd
+// before 0.21, where holdd reads lnd's own final hop).
+func hops(pathID []byte, lndKey, holddKey *btcec.PublicKey,
+	mb *Mailbox) []onionmsg.Hop {
+
+	next := func(from, to *btcec.PublicKey) onionmsg.Hop {
+		return onionmsg.Hop{
+			NodeID: from,
+			Data: record.NewNonFinalBlindedRouteDataOnionMessage(
+				fn.NewLeft[*btcec.PublicKey,
+					lnwire.ShortChannelID](to), nil, nil),
+		}
+	}
+	var out []onionmsg.Hop
+	if mb != nil {
+		out = append(out, next(mb.LSPKey, mb.MailboxKey),
+			next(mb.MailboxKey, lndKey))
+	}
+	final := lndKey
+	if holddKey != nil {
+		out = append(out, next(lndKey, holddKey))
+		final = holddKey
+	}
+	return append(out, onionmsg.Hop{
+		NodeID: final,
+		Data:   record.NewFinalHopBlindedRouteData(nil, pathID),
+	})
+}
+
+// AddPaths mints n new receive paths valid for ttl, stores them, and returns
+// them. Each has its own id and session key, so paths cannot be linked.
+func (r *Responder) AddPaths(ctx context.Context, n int,
+	ttl time.Duration) ([]store.ReceivePath, error) {
+
+	if n < 1 || n > MaxPathsPerCall {
+		return nil, fmt.Errorf("%w: count %d, want 1..%d",
+			ErrInvalidRequest, n, MaxPathsPerCall)
+	}
+	if ttl <= 0 {
+		ttl = r.cfg.PathTTL
+	}
+	if ttl < time.Minute {
+		return nil, fmt.Errorf("%w: expiry %v is under a minute",
+			ErrInvalidRequest, ttl)
+	}
+	mb := r.mailbox()
+	now := r.cfg.Clock.Now()
+	out := make([]store.ReceivePath, 0, n)
+	for range n {
+		var id [8]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return nil, err
+		}
+		// path_ids carry whole seconds; round down so the stored
+		// expiry is the one the path_id proves.
+		expires := time.Unix(now.Add(ttl).Unix(), 0).UTC()
+		pathID := r.cfg.Auth.MintReceive(release.ReceiveClaim{
+			PathID: id, ExpiresAt: expires,
+		})
+		sessionKey, err := r.newSessionKey()
+		if err != nil {
+			return nil, err
+		}
+		path, err := onionmsg.BuildBlindedPath(sessionKey,
+			hops(pathID, r.cfg.LndKey, r.cfg.HolddKey, mb), true)
+		if err != nil {
+			return nil, fmt.Errorf("build receive path: %w", err)
+		}
+		raw, err := path.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		p := store.ReceivePath{
+			ID: id, Path: raw, CreatedAt: now, ExpiresAt: expires,
+		}
+		if mb != nil {
+			p.MailboxLSP = mb.LSPKey.SerializeCompressed()
+		}
+		if err := r.cfg.Store.InsertReceivePath(ctx, p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	r.cfg.Logger.Infof("Minted %d receive path(s) valid until %v%s", n,
+		out[0].ExpiresAt.UTC(), mailboxNote(mb))
+	return out, nil
+}
+
+func mailboxNote(mb *Mailbox) string {
+	if mb == nil {
+		return ""
+	}
+	return fmt.Sprintf(" through the mailbox of %x",
+		mb.LSPKey.SerializeCompressed())
+}
+
+// ListPaths returns the usable paths, or all of them.
+func (r *Responder) ListPaths(ctx context.Context,
+	all bool) ([]store.ReceivePath, error) {
+
+	return r.cfg.Store.ListReceivePaths(ctx, r.cfg.Clock.Now(), all)
+}
+
+// RevokePath stops answering over a path.
+func (r *Responder) RevokePath(ctx context.Context, id [8]byte) error {
+	if err := r.cfg.Store.RevokeReceivePath(ctx, id,
+		r.cfg.Clock.Now()); err != nil {
+
+		return err
+	}
+	r.limiter.forget(id)
+	r.cfg.Logger.Infof("Revoked receive path %x", id)
+	return nil
+}

@@ -1,0 +1,283 @@
+package recipient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/release"
+	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/sirupsen/logrus"
+)
+
+// Outcomes of a held_htlc_available message, as counted and reported.
+const (
+	OutcomeReplied     = "replied"
+	OutcomeNoReplyPath = "no_reply_path"
+	OutcomeMalformed   = "malformed_path_id"
+	OutcomeForged      = "forged"
+	OutcomeExpired     = "expired"
+	OutcomeUnknownPath = "unknown_path"
+	OutcomeRevoked     = "revoked"
+	OutcomeRateLimited = "rate_limited"
+	OutcomeSendFailed  = "send_failed"
+	OutcomeStoreError  = "store_error"
+)
+
+// ReleaseHeldHTLCValue is the value holdd writes for release_held_htlc: LDK
+// drops the message with an empty value, so it is an empty TLV stream's
+// length byte.
+var ReleaseHeldHTLCValue = []byte{0x00}
+
+// ReplyRoute says how a reply left.
+type ReplyRoute struct {
+	// Peer is the peer of our lnd the reply was handed to.
+	Peer [33]byte
+
+	// Via is true when that peer is not the reply path's introduction
+	// node but an LSP that forwards to it.
+	Via bool
+}
+
+// ReplySender sends release_held_htlc along a reply path through lnd.
+type ReplySender interface {
+	SendRelease(ctx context.Context,
+		replyPath *onionmsg.BlindedPath) (ReplyRoute, error)
+}
+
+// Store keeps the receive paths.
+type Store interface {
+	InsertReceivePath(ctx context.Context, p store.ReceivePath) error
+	GetReceivePath(ctx context.Context, id [8]byte) (store.ReceivePath,
+		error)
+	ListReceivePaths(ctx context.Context, now time.Time,
+		all bool) ([]store.ReceivePath, error)
+	RevokeReceivePath(ctx context.Context, id [8]byte, now time.Time) error
+	RecordReceiveReply(ctx context.Context, id [8]byte, at time.Time) error
+}
+
+// Event is one held_htlc_available message and what holdd did with it.
+type Event struct {
+	// PathID is the receive path it came over; zero when the path_id
+	// did not authenticate.
+	PathID  [8]byte
+	Outcome string
+
+	// Route is set when a reply was sent.
+	Route ReplyRoute
+
+	// Err is why a known path got no reply, if there was an error.
+	Err error
+	At  time.Time
+}
+
+// Config configures a Responder.
+type Config struct {
+	Auth   *release.Authenticator
+	Store  Store
+	Sender ReplySender
+
+	// LndKey is our lnd's node key; HolddKey is holdd's peer-link key,
+	// or nil when lnd is the paths' final hop (custom-message transport).
+	LndKey   *btcec.PublicKey
+	HolddKey *btcec.PublicKey
+
+	// PathTTL is how long new paths work unless the request says.
+	PathTTL time.Duration
+
+	// ReplyBurst and ReplyInterval rate-limit replies per path: up to
+	// ReplyBurst at once, then one per ReplyInterval. A published path is
+	// shared by every payer, so the limit bounds how far a stranger can
+	// use holdd to send messages, not how many payments succeed.
+	ReplyBurst    int
+	ReplyInterval time.Duration
+
+	// SendTimeout bounds one reply.
+	SendTimeout time.Duration
+
+	// OnEvent, if set, learns every handled message. It must not block.
+	OnEvent func(Event)
+
+	Clock  clock.Clock
+	Logger logrus.FieldLogger
+}
+
+// Responder is the recipient role.
+type Responder struct {
+	cfg     Config
+	limiter *pathLimiter
+
+	mu     sync.Mutex
+	mb     *Mailbox
+	counts map[string]uint64
+
+	// newSessionKey is swapped in tests for reproducible paths.
+	newSessionKey func() (*btcec.PrivateKey, error)
+}
+
+// New creates a Responder.
+func New(cfg Config) (*Responder, error) {
+	if cfg.Auth == nil || cfg.Store == nil || cfg.Sender == nil ||
+		cfg.LndKey == nil {
+
+		return nil, errors.New("recipient: needs an authenticator, a " +
+			"store, a sender and lnd's key")
+	}
+	if cfg.PathTTL == 0 {
+		cfg.PathTTL = 30 * 24 * time.Hour
+	}
+	if cfg.ReplyBurst < 1 {
+		cfg.ReplyBurst = 20
+	}
+	if cfg.ReplyInterval == 0 {
+		cfg.ReplyInterval = 3 * time.Second
+	}
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = 10 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.NewDefaultClock()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	return &Responder{
+		cfg:           cfg,
+		limiter:       newPathLimiter(cfg.ReplyBurst, cfg.ReplyInterval),
+		counts:        make(map[string]uint64),
+		newSessionKey: btcec.NewPrivateKey,
+	}, nil
+}
+
+// SetMailbox makes paths minted from now on run through an LSP's mailbox
+// (nil: straight to our lnd). Paths minted before keep working.
+func (r *Responder) SetMailbox(mb *Mailbox) {
+	r.mu.Lock()
+	r.mb = mb
+	r.mu.Unlock()
+}
+
+func (r *Responder) mailbox() *Mailbox {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mb
+}
+
+// HandleHeldHTLCAvailable answers a held_htlc_available message that
+// arrived with pathID and replyPath, and returns its outcome. Only an
+// authentic, stored, unrevoked, unexpired path within its rate gets a
+// reply; anything else changes nothing but a counter.
+func (r *Responder) HandleHeldHTLCAvailable(ctx context.Context,
+	pathID []byte, replyPath *onionmsg.BlindedPath) string {
+
+	ev := r.handle(ctx, pathID, replyPath)
+	ev.At = r.cfg.Clock.Now()
+	r.mu.Lock()
+	r.counts[ev.Outcome]++
+	r.mu.Unlock()
+	if r.cfg.OnEvent != nil {
+		r.cfg.OnEvent(ev)
+	}
+	return ev.Outcome
+}
+
+func (r *Responder) handle(ctx context.Context, pathID []byte,
+	replyPath *onionmsg.BlindedPath) Event {
+
+	now := r.cfg.Clock.Now()
+	claim, err := r.cfg.Auth.VerifyReceive(pathID, now)
+	switch {
+	case errors.Is(err, release.ErrForgedPathID):
+		r.cfg.Logger.Debugf("No reply to held_htlc_available with a " +
+			"forged path_id")
+		return Event{Outcome: OutcomeForged}
+	case errors.Is(err, release.ErrExpiredPathID):
+		r.cfg.Logger.Infof("No reply to held_htlc_available on receive "+
+			"path %x: expired at %v", claim.PathID, claim.ExpiresAt.UTC())
+		return Event{PathID: claim.PathID, Outcome: OutcomeExpired}
+	case err != nil:
+		r.cfg.Logger.Debugf("No reply to held_htlc_available: %v", err)
+		return Event{Outcome: OutcomeMalformed}
+	}
+	ev := Event{PathID: claim.PathID}
+
+	p, err := r.cfg.Store.GetReceivePath(ctx, claim.PathID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Authentic but not ours any more, e.g. a store restored
+		// from an old backup: the operator never saw this path.
+		r.cfg.Logger.Infof("No reply to held_htlc_available on unknown "+
+			"receive path %x", claim.PathID)
+		ev.Outcome = OutcomeUnknownPath
+		return ev
+	case err != nil:
+		r.cfg.Logger.Errorf("Receive path %x: %v", claim.PathID, err)
+		ev.Outcome, ev.Err = OutcomeStoreError, err
+		return ev
+	case !p.RevokedAt.IsZero():
+		r.cfg.Logger.Infof("No reply to held_htlc_available on revoked "+
+			"receive path %x", claim.PathID)
+		ev.Outcome = OutcomeRevoked
+		return ev
+	}
+	if replyPath == nil {
+		r.cfg.Logger.Infof("held_htlc_available on receive path %x has "+
+			"no reply path: nothing to release", claim.PathID)
+		ev.Outcome = OutcomeNoReplyPath
+		return ev
+	}
+	if !r.limiter.allow(claim.PathID, now) {
+		r.cfg.Logger.Debugf("Rate-limited held_htlc_available on "+
+			"receive path %x", claim.PathID)
+		ev.Outcome = OutcomeRateLimited
+		return ev
+	}
+
+	r.cfg.Logger.Infof("held_htlc_available on receive path %x: sending "+
+		"release_held_htlc", claim.PathID)
+	sendCtx, cancel := context.WithTimeout(ctx, r.cfg.SendTimeout)
+	route, err := r.cfg.Sender.SendRelease(sendCtx, replyPath)
+	cancel()
+	if err != nil {
+		r.cfg.Logger.Warnf("release_held_htlc for receive path %x not "+
+			"sent: %v", claim.PathID, err)
+		ev.Outcome, ev.Err = OutcomeSendFailed, err
+		return ev
+	}
+	ev.Outcome, ev.Route = OutcomeReplied, route
+	r.cfg.Logger.Infof("release_held_htlc sent to peer %x (via LSP: %v) "+
+		"for receive path %x", route.Peer, route.Via, claim.PathID)
+	if err := r.cfg.Store.RecordReceiveReply(ctx, claim.PathID,
+		now); err != nil {
+
+		// The reply is out; only the path's reply count is behind.
+		r.cfg.Logger.Errorf("Count reply on receive path %x: %v",
+			claim.PathID, err)
+	}
+	return ev
+}
+
+// Counts returns how many held_htlc_available messages ended in each
+// outcome.
+func (r *Responder) Counts() map[string]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]uint64, len(r.counts))
+	for k, v := range r.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// String names the route for logs and the API.
+func (rr ReplyRoute) String() string {
+	if rr.Via {
+		return fmt.Sprintf("via LSP %x", rr.Peer)
+	}
+	return fmt.Sprintf("direct to %x", rr.Peer)
+}

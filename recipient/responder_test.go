@@ -1,0 +1,302 @@
+package recipient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/release"
+	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/holdd/holdd/store"
+	sphinx "github.com/lightningnetwork/lightning-onion"
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Unix(1_800_000_000, 0).UTC()
+
+func testKey(b byte) *btcec.PrivateKey {
+	k, _ := btcec.PrivKeyFromBytes(bytes.Repeat([]byte{b}, 32))
+	return k
+}
+
+type fakeSender struct {
+	sent []*onionmsg.BlindedPath
+	err  error
+}
+
+func (f *fakeSender) SendRelease(_ context.Context,
+	replyPath *onionmsg.BlindedPath) (ReplyRoute, error) {
+
+	if f.err != nil {
+		return ReplyRoute{}, f.err
+	}
+	f.sent = append(f.sent, replyPath)
+	return ReplyRoute{Peer: [33]byte{0x02, 0x99}}, nil
+}
+
+type recordedEvents []Event
+
+func (r *recordedEvents) add(ev Event) { *r = append(*r, ev) }
+
+type harness struct {
+	lnd, holdd *btcec.PrivateKey
+	auth       *release.Authenticator
+	db         *store.Store
+	sender     *fakeSender
+	clock      *clock.TestClock
+	events     *recordedEvents
+	r          *Responder
+}
+
+func newHarness(t *testing.T, holddKey bool) *harness {
+	t.Helper()
+	db, err := store.Open(context.Background(),
+		filepath.Join(t.TempDir(), "holdd.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	auth, err := release.NewAuthenticator(bytes.Repeat([]byte{7}, 32))
+	require.NoError(t, err)
+
+	h := &harness{
+		lnd: testKey(0x01), holdd: testKey(0x02), auth: auth, db: db,
+		sender: &fakeSender{}, clock: clock.NewTestClock(t0),
+		events: &recordedEvents{},
+	}
+	cfg := Config{
+		Auth: auth, Store: db, Sender: h.sender,
+		LndKey: h.lnd.PubKey(), ReplyBurst: 2,
+		ReplyInterval: 10 * time.Second, OnEvent: h.events.add,
+		Clock: h.clock, Logger: quietLogger(),
+	}
+	if holddKey {
+		cfg.HolddKey = h.holdd.PubKey()
+	}
+	h.r, err = New(cfg)
+	require.NoError(t, err)
+	return h
+}
+
+func quietLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+func peel(t *testing.T, k *btcec.PrivateKey,
+	msg *lnwire.OnionMessage) *onionmsg.Peeled {
+
+	t.Helper()
+	p, err := onionmsg.NewPeeler(&sphinx.PrivKeyECDH{PrivKey: k}).Peel(msg)
+	require.NoError(t, err)
+	return p
+}
+
+func replyPath(t *testing.T) *onionmsg.BlindedPath {
+	t.Helper()
+	p, err := onionmsg.BuildBlindedPath(testKey(0x33), hops(
+		bytes.Repeat([]byte{0xee}, 20), testKey(0x44).PubKey(),
+		nil, nil), false)
+	require.NoError(t, err)
+	return p
+}
+
+// deliver sends held_htlc_available over a stored path the way a sender
+// would, peels it hop by hop with each node's key, checks every hop, and
+// returns what the final hop (holdd) read.
+func deliver(t *testing.T, p store.ReceivePath,
+	keys []*btcec.PrivateKey, reply *onionmsg.BlindedPath) *onionmsg.Peeled {
+
+	t.Helper()
+	path, err := onionmsg.DecodeBlindedPath(bytes.NewReader(p.Path))
+	require.NoError(t, err)
+	require.True(t, path.IntroNode.IsEqual(keys[0].PubKey()))
+	msg, err := onionmsg.BuildOnionMessage(testKey(0x55), path, reply,
+		map[uint64][]byte{release.HeldHTLCAvailableType: {0}})
+	require.NoError(t, err)
+	for i, k := range keys[:len(keys)-1] {
+		peeled := peel(t, k, msg)
+		require.False(t, peeled.Final, "hop %d", i)
+		require.True(t, peeled.NextNodeID.IsEqual(keys[i+1].PubKey()),
+			"hop %d forwards to the next key", i)
+		msg = peeled.NextMessage
+	}
+	final := peel(t, keys[len(keys)-1], msg)
+	require.True(t, final.Final)
+	require.Equal(t, []byte{0}, final.FinalTLVs[release.HeldHTLCAvailableType])
+	return final
+}
+
+func pathID(t *testing.T, p *onionmsg.Peeled) []byte {
+	t.Helper()
+	id := p.Data.PathID.UnwrapOrFail(t)
+	return id.Val
+}
+
+func TestPathLayouts(t *testing.T) {
+	lsp, mbox := testKey(0x0a), testKey(0x0b)
+	tests := []struct {
+		name     string
+		holddKey bool
+		mailbox  bool
+		keys     func(h *harness) []*btcec.PrivateKey
+	}{
+		{"peer link", true, false, func(h *harness) []*btcec.PrivateKey {
+			return []*btcec.PrivateKey{h.lnd, h.holdd}
+		}},
+		{"custom messages", false, false,
+			func(h *harness) []*btcec.PrivateKey {
+				return []*btcec.PrivateKey{h.lnd}
+			}},
+		{"mailbox", true, true, func(h *harness) []*btcec.PrivateKey {
+			return []*btcec.PrivateKey{lsp, mbox, h.lnd, h.holdd}
+		}},
+		{"mailbox, custom messages", false, true,
+			func(h *harness) []*btcec.PrivateKey {
+				return []*btcec.PrivateKey{lsp, mbox, h.lnd}
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			h := newHarness(t, tc.holddKey)
+			if tc.mailbox {
+				h.r.SetMailbox(&Mailbox{
+					LSPKey: lsp.PubKey(), MailboxKey: mbox.PubKey(),
+				})
+			}
+			paths, err := h.r.AddPaths(ctx, 2, time.Hour)
+			require.NoError(t, err)
+			require.Len(t, paths, 2)
+			require.NotEqual(t, paths[0].ID, paths[1].ID)
+			require.NotEqual(t, paths[0].Path, paths[1].Path)
+			for _, p := range paths {
+				require.Equal(t, t0.Add(time.Hour), p.ExpiresAt)
+				if tc.mailbox {
+					require.Equal(t, lsp.PubKey().
+						SerializeCompressed(), p.MailboxLSP)
+				}
+				reply := replyPath(t)
+				final := deliver(t, p, tc.keys(h), reply)
+				require.True(t, final.ReplyPath.Equal(reply))
+				claim, err := h.auth.VerifyReceive(pathID(t, final), t0)
+				require.NoError(t, err)
+				require.Equal(t, p.ID, claim.PathID)
+			}
+			listed, err := h.r.ListPaths(ctx, false)
+			require.NoError(t, err)
+			require.Len(t, listed, 2)
+		})
+	}
+}
+
+func TestAddPathsLimits(t *testing.T) {
+	h := newHarness(t, true)
+	ctx := context.Background()
+	_, err := h.r.AddPaths(ctx, 0, time.Hour)
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	_, err = h.r.AddPaths(ctx, MaxPathsPerCall+1, time.Hour)
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	_, err = h.r.AddPaths(ctx, 1, time.Second)
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	listed, err := h.r.ListPaths(ctx, true)
+	require.NoError(t, err)
+	require.Empty(t, listed)
+
+	// No expiry asked: the configured default (30 days).
+	p, err := h.r.AddPaths(ctx, 1, 0)
+	require.NoError(t, err)
+	require.Equal(t, t0.Add(30*24*time.Hour), p[0].ExpiresAt)
+}
+
+func TestHandleHeldHTLCAvailable(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, true)
+	paths, err := h.r.AddPaths(ctx, 3, time.Hour)
+	require.NoError(t, err)
+	ids := make([][]byte, len(paths))
+	for i, p := range paths {
+		ids[i] = pathID(t, deliver(t, p,
+			[]*btcec.PrivateKey{h.lnd, h.holdd}, replyPath(t)))
+	}
+	reply := replyPath(t)
+
+	// Authentic, but holdd never stored it.
+	unknown := h.auth.MintReceive(release.ReceiveClaim{
+		PathID: [8]byte{0xde, 0xad}, ExpiresAt: t0.Add(time.Hour),
+	})
+	forged := append([]byte(nil), ids[0]...)
+	forged[len(forged)-1] ^= 1
+	require.NoError(t, h.r.RevokePath(ctx, paths[2].ID))
+
+	steps := []struct {
+		name    string
+		id      []byte
+		reply   *onionmsg.BlindedPath
+		advance time.Duration
+		want    string
+		sent    int
+	}{
+		{"replied", ids[0], reply, 0, OutcomeReplied, 1},
+		{"second within burst", ids[0], reply, 0, OutcomeReplied, 2},
+		{"over the burst", ids[0], reply, 0, OutcomeRateLimited, 2},
+		{"other path has its own bucket", ids[1], reply, 0,
+			OutcomeReplied, 3},
+		{"refilled after the interval", ids[0], reply,
+			10 * time.Second, OutcomeReplied, 4},
+		{"no reply path", ids[1], nil, 0, OutcomeNoReplyPath, 4},
+		{"forged", forged, reply, 0, OutcomeForged, 4},
+		{"unknown", unknown, reply, 0, OutcomeUnknownPath, 4},
+		{"revoked", ids[2], reply, 0, OutcomeRevoked, 4},
+		{"release path_id", h.auth.Mint(release.Claim{
+			ExpiresAt: t0.Add(time.Hour)}), reply, 0,
+			OutcomeMalformed, 4},
+		{"expired", ids[1], reply, time.Hour, OutcomeExpired, 4},
+	}
+	for _, s := range steps {
+		h.clock.SetTime(h.clock.Now().Add(s.advance))
+		got := h.r.HandleHeldHTLCAvailable(ctx, s.id, s.reply)
+		require.Equal(t, s.want, got, s.name)
+		require.Len(t, h.sender.sent, s.sent, s.name)
+	}
+	for _, p := range h.sender.sent {
+		require.True(t, p.Equal(reply))
+	}
+	require.Equal(t, map[string]uint64{
+		OutcomeReplied: 4, OutcomeRateLimited: 1, OutcomeNoReplyPath: 1,
+		OutcomeForged: 1, OutcomeUnknownPath: 1, OutcomeRevoked: 1,
+		OutcomeMalformed: 1, OutcomeExpired: 1,
+	}, h.r.Counts())
+	require.Len(t, *h.events, 11)
+	require.Equal(t, paths[0].ID, (*h.events)[0].PathID)
+	require.Equal(t, [33]byte{0x02, 0x99}, (*h.events)[0].Route.Peer)
+
+	stored, err := h.db.GetReceivePath(ctx, paths[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), stored.Replies)
+	require.Equal(t, t0.Add(10*time.Second), stored.LastReplyAt)
+}
+
+func TestHandleSendFailure(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, true)
+	paths, err := h.r.AddPaths(ctx, 1, time.Hour)
+	require.NoError(t, err)
+	id := pathID(t, deliver(t, paths[0],
+		[]*btcec.PrivateKey{h.lnd, h.holdd}, replyPath(t)))
+	h.sender.err = errors.New("peer is not connected")
+
+	got := h.r.HandleHeldHTLCAvailable(ctx, id, replyPath(t))
+	require.Equal(t, OutcomeSendFailed, got)
+	require.ErrorIs(t, (*h.events)[0].Err, h.sender.err)
+	stored, err := h.db.GetReceivePath(ctx, paths[0].ID)
+	require.NoError(t, err)
+	require.Zero(t, stored.Replies)
+}
