@@ -35,6 +35,8 @@ var (
 	// and revoking change what holdd answers.
 	opReceiveRead  = bakery.Op{Entity: "receive", Action: "read"}
 	opReceiveWrite = bakery.Op{Entity: "receive", Action: "write"}
+	opMailboxRead  = bakery.Op{Entity: "mailbox", Action: "read"}
+	opMailboxWrite = bakery.Op{Entity: "mailbox", Action: "write"}
 )
 
 // RequiredPermissions is what each method needs. GetReleasePaths needs
@@ -54,15 +56,19 @@ var RequiredPermissions = map[string][]bakery.Op{
 	"/holdrpc.Hold/ListReceivePaths":       {opReceiveRead},
 	"/holdrpc.Hold/RevokeReceivePath":      {opReceiveWrite},
 	"/holdrpc.Hold/SubscribeReceiveEvents": {opReceiveRead},
+
+	"/holdrpc.Hold/ListMailbox":       {opMailboxRead},
+	"/holdrpc.Hold/UnregisterMailbox": {opMailboxWrite},
 }
 
 // ReadOnlyPermissions and AdminPermissions are baked into the two default
 // macaroons.
 var (
 	ReadOnlyPermissions = []bakery.Op{opInfoRead, opHoldsRead, opPolicyRead,
-		opReceiveRead}
+		opReceiveRead, opMailboxRead}
 	AdminPermissions = []bakery.Op{opInfoRead, opHoldsRead, opHoldsWrite,
-		opPolicyRead, opPolicyWrite, opReceiveRead, opReceiveWrite}
+		opPolicyRead, opPolicyWrite, opReceiveRead, opReceiveWrite,
+		opMailboxRead, opMailboxWrite}
 )
 
 // rootKeyStore serves one root key, kept in holdd's store. lnd's bolt-backed

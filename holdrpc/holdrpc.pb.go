@@ -148,8 +148,14 @@ type GetInfoResponse struct {
 	// held_htlc_available messages by outcome (recipient role): replied,
 	// rate_limited, forged, expired, unknown_path, revoked, ...
 	HeldHtlcAvailable map[string]uint64 `protobuf:"bytes,15,rep,name=held_htlc_available,json=heldHtlcAvailable,proto3" json:"held_htlc_available,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Recipient role with recipient.mailbox: the LSP whose mailbox new
+	// receive paths run through, and whether it has accepted this node.
+	MailboxLsp        []byte `protobuf:"bytes,16,opt,name=mailbox_lsp,json=mailboxLsp,proto3" json:"mailbox_lsp,omitempty"`
+	MailboxRegistered bool   `protobuf:"varint,17,opt,name=mailbox_registered,json=mailboxRegistered,proto3" json:"mailbox_registered,omitempty"`
+	// Mailbox role: what it keeps and what it did.
+	Mailbox       *MailboxStats `protobuf:"bytes,18,opt,name=mailbox,proto3" json:"mailbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetInfoResponse) Reset() {
@@ -287,6 +293,140 @@ func (x *GetInfoResponse) GetHeldHtlcAvailable() map[string]uint64 {
 	return nil
 }
 
+func (x *GetInfoResponse) GetMailboxLsp() []byte {
+	if x != nil {
+		return x.MailboxLsp
+	}
+	return nil
+}
+
+func (x *GetInfoResponse) GetMailboxRegistered() bool {
+	if x != nil {
+		return x.MailboxRegistered
+	}
+	return false
+}
+
+func (x *GetInfoResponse) GetMailbox() *MailboxStats {
+	if x != nil {
+		return x.Mailbox
+	}
+	return nil
+}
+
+type MailboxStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Messages and bytes kept now.
+	StoredMessages int64 `protobuf:"varint,1,opt,name=stored_messages,json=storedMessages,proto3" json:"stored_messages,omitempty"`
+	StoredBytes    int64 `protobuf:"varint,2,opt,name=stored_bytes,json=storedBytes,proto3" json:"stored_bytes,omitempty"`
+	// Registered recipients, and those online and ready for delivery.
+	Recipients      uint32 `protobuf:"varint,3,opt,name=recipients,proto3" json:"recipients,omitempty"`
+	ReadyRecipients uint32 `protobuf:"varint,4,opt,name=ready_recipients,json=readyRecipients,proto3" json:"ready_recipients,omitempty"`
+	// Messages stored for an offline recipient, forwarded at once to a
+	// ready one, and delivered later from the store.
+	Stored          uint64 `protobuf:"varint,5,opt,name=stored,proto3" json:"stored,omitempty"`
+	ForwardedDirect uint64 `protobuf:"varint,6,opt,name=forwarded_direct,json=forwardedDirect,proto3" json:"forwarded_direct,omitempty"`
+	Delivered       uint64 `protobuf:"varint,7,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	// Drops by reason, registrations by result.
+	Dropped       map[string]uint64 `protobuf:"bytes,8,rep,name=dropped,proto3" json:"dropped,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Registrations map[string]uint64 `protobuf:"bytes,9,rep,name=registrations,proto3" json:"registrations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailboxStats) Reset() {
+	*x = MailboxStats{}
+	mi := &file_holdrpc_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailboxStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailboxStats) ProtoMessage() {}
+
+func (x *MailboxStats) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailboxStats.ProtoReflect.Descriptor instead.
+func (*MailboxStats) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MailboxStats) GetStoredMessages() int64 {
+	if x != nil {
+		return x.StoredMessages
+	}
+	return 0
+}
+
+func (x *MailboxStats) GetStoredBytes() int64 {
+	if x != nil {
+		return x.StoredBytes
+	}
+	return 0
+}
+
+func (x *MailboxStats) GetRecipients() uint32 {
+	if x != nil {
+		return x.Recipients
+	}
+	return 0
+}
+
+func (x *MailboxStats) GetReadyRecipients() uint32 {
+	if x != nil {
+		return x.ReadyRecipients
+	}
+	return 0
+}
+
+func (x *MailboxStats) GetStored() uint64 {
+	if x != nil {
+		return x.Stored
+	}
+	return 0
+}
+
+func (x *MailboxStats) GetForwardedDirect() uint64 {
+	if x != nil {
+		return x.ForwardedDirect
+	}
+	return 0
+}
+
+func (x *MailboxStats) GetDelivered() uint64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *MailboxStats) GetDropped() map[string]uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return nil
+}
+
+func (x *MailboxStats) GetRegistrations() map[string]uint64 {
+	if x != nil {
+		return x.Registrations
+	}
+	return nil
+}
+
 type ListHeldRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only HTLCs in these states (held, released, resumed, failed, gone);
@@ -300,7 +440,7 @@ type ListHeldRequest struct {
 
 func (x *ListHeldRequest) Reset() {
 	*x = ListHeldRequest{}
-	mi := &file_holdrpc_proto_msgTypes[3]
+	mi := &file_holdrpc_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +452,7 @@ func (x *ListHeldRequest) String() string {
 func (*ListHeldRequest) ProtoMessage() {}
 
 func (x *ListHeldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[3]
+	mi := &file_holdrpc_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +465,7 @@ func (x *ListHeldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHeldRequest.ProtoReflect.Descriptor instead.
 func (*ListHeldRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{3}
+	return file_holdrpc_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListHeldRequest) GetStates() []string {
@@ -351,7 +491,7 @@ type ListHeldResponse struct {
 
 func (x *ListHeldResponse) Reset() {
 	*x = ListHeldResponse{}
-	mi := &file_holdrpc_proto_msgTypes[4]
+	mi := &file_holdrpc_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +503,7 @@ func (x *ListHeldResponse) String() string {
 func (*ListHeldResponse) ProtoMessage() {}
 
 func (x *ListHeldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[4]
+	mi := &file_holdrpc_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +516,7 @@ func (x *ListHeldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHeldResponse.ProtoReflect.Descriptor instead.
 func (*ListHeldResponse) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{4}
+	return file_holdrpc_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListHeldResponse) GetHtlcs() []*HeldHtlc {
@@ -395,7 +535,7 @@ type GetHeldRequest struct {
 
 func (x *GetHeldRequest) Reset() {
 	*x = GetHeldRequest{}
-	mi := &file_holdrpc_proto_msgTypes[5]
+	mi := &file_holdrpc_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +547,7 @@ func (x *GetHeldRequest) String() string {
 func (*GetHeldRequest) ProtoMessage() {}
 
 func (x *GetHeldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[5]
+	mi := &file_holdrpc_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +560,7 @@ func (x *GetHeldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeldRequest.ProtoReflect.Descriptor instead.
 func (*GetHeldRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{5}
+	return file_holdrpc_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetHeldRequest) GetIncoming() *CircuitKey {
@@ -465,7 +605,7 @@ type HeldHtlc struct {
 
 func (x *HeldHtlc) Reset() {
 	*x = HeldHtlc{}
-	mi := &file_holdrpc_proto_msgTypes[6]
+	mi := &file_holdrpc_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +617,7 @@ func (x *HeldHtlc) String() string {
 func (*HeldHtlc) ProtoMessage() {}
 
 func (x *HeldHtlc) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[6]
+	mi := &file_holdrpc_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +630,7 @@ func (x *HeldHtlc) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldHtlc.ProtoReflect.Descriptor instead.
 func (*HeldHtlc) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{6}
+	return file_holdrpc_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HeldHtlc) GetIncoming() *CircuitKey {
@@ -628,7 +768,7 @@ type GetReleasePathsRequest struct {
 
 func (x *GetReleasePathsRequest) Reset() {
 	*x = GetReleasePathsRequest{}
-	mi := &file_holdrpc_proto_msgTypes[7]
+	mi := &file_holdrpc_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +780,7 @@ func (x *GetReleasePathsRequest) String() string {
 func (*GetReleasePathsRequest) ProtoMessage() {}
 
 func (x *GetReleasePathsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[7]
+	mi := &file_holdrpc_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +793,7 @@ func (x *GetReleasePathsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleasePathsRequest.ProtoReflect.Descriptor instead.
 func (*GetReleasePathsRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{7}
+	return file_holdrpc_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetReleasePathsRequest) GetIncoming() *CircuitKey {
@@ -678,7 +818,7 @@ type GetReleasePathsResponse struct {
 
 func (x *GetReleasePathsResponse) Reset() {
 	*x = GetReleasePathsResponse{}
-	mi := &file_holdrpc_proto_msgTypes[8]
+	mi := &file_holdrpc_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +830,7 @@ func (x *GetReleasePathsResponse) String() string {
 func (*GetReleasePathsResponse) ProtoMessage() {}
 
 func (x *GetReleasePathsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[8]
+	mi := &file_holdrpc_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +843,7 @@ func (x *GetReleasePathsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleasePathsResponse.ProtoReflect.Descriptor instead.
 func (*GetReleasePathsResponse) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{8}
+	return file_holdrpc_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetReleasePathsResponse) GetPaths() [][]byte {
@@ -745,7 +885,7 @@ type ReleaseHeldRequest struct {
 
 func (x *ReleaseHeldRequest) Reset() {
 	*x = ReleaseHeldRequest{}
-	mi := &file_holdrpc_proto_msgTypes[9]
+	mi := &file_holdrpc_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +897,7 @@ func (x *ReleaseHeldRequest) String() string {
 func (*ReleaseHeldRequest) ProtoMessage() {}
 
 func (x *ReleaseHeldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[9]
+	mi := &file_holdrpc_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +910,7 @@ func (x *ReleaseHeldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseHeldRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseHeldRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{9}
+	return file_holdrpc_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReleaseHeldRequest) GetIncoming() *CircuitKey {
@@ -798,7 +938,7 @@ type ReleaseHeldResponse struct {
 
 func (x *ReleaseHeldResponse) Reset() {
 	*x = ReleaseHeldResponse{}
-	mi := &file_holdrpc_proto_msgTypes[10]
+	mi := &file_holdrpc_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +950,7 @@ func (x *ReleaseHeldResponse) String() string {
 func (*ReleaseHeldResponse) ProtoMessage() {}
 
 func (x *ReleaseHeldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[10]
+	mi := &file_holdrpc_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +963,7 @@ func (x *ReleaseHeldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseHeldResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseHeldResponse) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{10}
+	return file_holdrpc_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReleaseHeldResponse) GetOutcome() string {
@@ -851,7 +991,7 @@ type FailHeldRequest struct {
 
 func (x *FailHeldRequest) Reset() {
 	*x = FailHeldRequest{}
-	mi := &file_holdrpc_proto_msgTypes[11]
+	mi := &file_holdrpc_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +1003,7 @@ func (x *FailHeldRequest) String() string {
 func (*FailHeldRequest) ProtoMessage() {}
 
 func (x *FailHeldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[11]
+	mi := &file_holdrpc_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1016,7 @@ func (x *FailHeldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailHeldRequest.ProtoReflect.Descriptor instead.
 func (*FailHeldRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{11}
+	return file_holdrpc_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FailHeldRequest) GetIncoming() *CircuitKey {
@@ -902,7 +1042,7 @@ type FailHeldResponse struct {
 
 func (x *FailHeldResponse) Reset() {
 	*x = FailHeldResponse{}
-	mi := &file_holdrpc_proto_msgTypes[12]
+	mi := &file_holdrpc_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1054,7 @@ func (x *FailHeldResponse) String() string {
 func (*FailHeldResponse) ProtoMessage() {}
 
 func (x *FailHeldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[12]
+	mi := &file_holdrpc_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1067,7 @@ func (x *FailHeldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailHeldResponse.ProtoReflect.Descriptor instead.
 func (*FailHeldResponse) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{12}
+	return file_holdrpc_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FailHeldResponse) GetHtlc() *HeldHtlc {
@@ -945,7 +1085,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_holdrpc_proto_msgTypes[13]
+	mi := &file_holdrpc_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1097,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[13]
+	mi := &file_holdrpc_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1110,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{13}
+	return file_holdrpc_proto_rawDescGZIP(), []int{14}
 }
 
 type Policy struct {
@@ -991,7 +1131,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_holdrpc_proto_msgTypes[14]
+	mi := &file_holdrpc_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1143,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[14]
+	mi := &file_holdrpc_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1156,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{14}
+	return file_holdrpc_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Policy) GetHoldTypes() []uint64 {
@@ -1086,7 +1226,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_holdrpc_proto_msgTypes[15]
+	mi := &file_holdrpc_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1238,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[15]
+	mi := &file_holdrpc_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1251,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{15}
+	return file_holdrpc_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetPolicyRequest) GetPolicy() *Policy {
@@ -1136,7 +1276,7 @@ type SubscribeHoldEventsRequest struct {
 
 func (x *SubscribeHoldEventsRequest) Reset() {
 	*x = SubscribeHoldEventsRequest{}
-	mi := &file_holdrpc_proto_msgTypes[16]
+	mi := &file_holdrpc_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1288,7 @@ func (x *SubscribeHoldEventsRequest) String() string {
 func (*SubscribeHoldEventsRequest) ProtoMessage() {}
 
 func (x *SubscribeHoldEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[16]
+	mi := &file_holdrpc_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1301,7 @@ func (x *SubscribeHoldEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeHoldEventsRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeHoldEventsRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{16}
+	return file_holdrpc_proto_rawDescGZIP(), []int{17}
 }
 
 type HoldEvent struct {
@@ -1176,7 +1316,7 @@ type HoldEvent struct {
 
 func (x *HoldEvent) Reset() {
 	*x = HoldEvent{}
-	mi := &file_holdrpc_proto_msgTypes[17]
+	mi := &file_holdrpc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1328,7 @@ func (x *HoldEvent) String() string {
 func (*HoldEvent) ProtoMessage() {}
 
 func (x *HoldEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[17]
+	mi := &file_holdrpc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1341,7 @@ func (x *HoldEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldEvent.ProtoReflect.Descriptor instead.
 func (*HoldEvent) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{17}
+	return file_holdrpc_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HoldEvent) GetKind() string {
@@ -1237,7 +1377,7 @@ type AddReceivePathsRequest struct {
 
 func (x *AddReceivePathsRequest) Reset() {
 	*x = AddReceivePathsRequest{}
-	mi := &file_holdrpc_proto_msgTypes[18]
+	mi := &file_holdrpc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1389,7 @@ func (x *AddReceivePathsRequest) String() string {
 func (*AddReceivePathsRequest) ProtoMessage() {}
 
 func (x *AddReceivePathsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[18]
+	mi := &file_holdrpc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1402,7 @@ func (x *AddReceivePathsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddReceivePathsRequest.ProtoReflect.Descriptor instead.
 func (*AddReceivePathsRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{18}
+	return file_holdrpc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AddReceivePathsRequest) GetCount() uint32 {
@@ -1289,7 +1429,7 @@ type ListReceivePathsRequest struct {
 
 func (x *ListReceivePathsRequest) Reset() {
 	*x = ListReceivePathsRequest{}
-	mi := &file_holdrpc_proto_msgTypes[19]
+	mi := &file_holdrpc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1441,7 @@ func (x *ListReceivePathsRequest) String() string {
 func (*ListReceivePathsRequest) ProtoMessage() {}
 
 func (x *ListReceivePathsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[19]
+	mi := &file_holdrpc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1454,7 @@ func (x *ListReceivePathsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReceivePathsRequest.ProtoReflect.Descriptor instead.
 func (*ListReceivePathsRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{19}
+	return file_holdrpc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListReceivePathsRequest) GetAll() bool {
@@ -1334,7 +1474,7 @@ type RevokeReceivePathRequest struct {
 
 func (x *RevokeReceivePathRequest) Reset() {
 	*x = RevokeReceivePathRequest{}
-	mi := &file_holdrpc_proto_msgTypes[20]
+	mi := &file_holdrpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1486,7 @@ func (x *RevokeReceivePathRequest) String() string {
 func (*RevokeReceivePathRequest) ProtoMessage() {}
 
 func (x *RevokeReceivePathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[20]
+	mi := &file_holdrpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1499,7 @@ func (x *RevokeReceivePathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeReceivePathRequest.ProtoReflect.Descriptor instead.
 func (*RevokeReceivePathRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{20}
+	return file_holdrpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RevokeReceivePathRequest) GetId() []byte {
@@ -1396,7 +1536,7 @@ type ReceivePath struct {
 
 func (x *ReceivePath) Reset() {
 	*x = ReceivePath{}
-	mi := &file_holdrpc_proto_msgTypes[21]
+	mi := &file_holdrpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1548,7 @@ func (x *ReceivePath) String() string {
 func (*ReceivePath) ProtoMessage() {}
 
 func (x *ReceivePath) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[21]
+	mi := &file_holdrpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1561,7 @@ func (x *ReceivePath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivePath.ProtoReflect.Descriptor instead.
 func (*ReceivePath) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{21}
+	return file_holdrpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReceivePath) GetId() []byte {
@@ -1503,7 +1643,7 @@ type ReceivePathsResponse struct {
 
 func (x *ReceivePathsResponse) Reset() {
 	*x = ReceivePathsResponse{}
-	mi := &file_holdrpc_proto_msgTypes[22]
+	mi := &file_holdrpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1655,7 @@ func (x *ReceivePathsResponse) String() string {
 func (*ReceivePathsResponse) ProtoMessage() {}
 
 func (x *ReceivePathsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[22]
+	mi := &file_holdrpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1668,7 @@ func (x *ReceivePathsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivePathsResponse.ProtoReflect.Descriptor instead.
 func (*ReceivePathsResponse) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{22}
+	return file_holdrpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReceivePathsResponse) GetPaths() []*ReceivePath {
@@ -1546,7 +1686,7 @@ type SubscribeReceiveEventsRequest struct {
 
 func (x *SubscribeReceiveEventsRequest) Reset() {
 	*x = SubscribeReceiveEventsRequest{}
-	mi := &file_holdrpc_proto_msgTypes[23]
+	mi := &file_holdrpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1698,7 @@ func (x *SubscribeReceiveEventsRequest) String() string {
 func (*SubscribeReceiveEventsRequest) ProtoMessage() {}
 
 func (x *SubscribeReceiveEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[23]
+	mi := &file_holdrpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1711,7 @@ func (x *SubscribeReceiveEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeReceiveEventsRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeReceiveEventsRequest) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{23}
+	return file_holdrpc_proto_rawDescGZIP(), []int{24}
 }
 
 type ReceiveEvent struct {
@@ -1596,7 +1736,7 @@ type ReceiveEvent struct {
 
 func (x *ReceiveEvent) Reset() {
 	*x = ReceiveEvent{}
-	mi := &file_holdrpc_proto_msgTypes[24]
+	mi := &file_holdrpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1748,7 @@ func (x *ReceiveEvent) String() string {
 func (*ReceiveEvent) ProtoMessage() {}
 
 func (x *ReceiveEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_holdrpc_proto_msgTypes[24]
+	mi := &file_holdrpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1761,7 @@ func (x *ReceiveEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveEvent.ProtoReflect.Descriptor instead.
 func (*ReceiveEvent) Descriptor() ([]byte, []int) {
-	return file_holdrpc_proto_rawDescGZIP(), []int{24}
+	return file_holdrpc_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReceiveEvent) GetKind() string {
@@ -1673,6 +1813,270 @@ func (x *ReceiveEvent) GetTimestampUnixNs() int64 {
 	return 0
 }
 
+type ListMailboxRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMailboxRequest) Reset() {
+	*x = ListMailboxRequest{}
+	mi := &file_holdrpc_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMailboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMailboxRequest) ProtoMessage() {}
+
+func (x *ListMailboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMailboxRequest.ProtoReflect.Descriptor instead.
+func (*ListMailboxRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{26}
+}
+
+type MailboxRecipient struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recipient's node key, as its lnd connection authenticated it.
+	Peer             []byte `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	RegisteredAtUnix int64  `protobuf:"varint,2,opt,name=registered_at_unix,json=registeredAtUnix,proto3" json:"registered_at_unix,omitempty"`
+	RefreshedAtUnix  int64  `protobuf:"varint,3,opt,name=refreshed_at_unix,json=refreshedAtUnix,proto3" json:"refreshed_at_unix,omitempty"`
+	// What the mailbox keeps for it now.
+	StoredMessages int64 `protobuf:"varint,4,opt,name=stored_messages,json=storedMessages,proto3" json:"stored_messages,omitempty"`
+	StoredBytes    int64 `protobuf:"varint,5,opt,name=stored_bytes,json=storedBytes,proto3" json:"stored_bytes,omitempty"`
+	// Online and registered since: messages go out at once.
+	Ready         bool `protobuf:"varint,6,opt,name=ready,proto3" json:"ready,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailboxRecipient) Reset() {
+	*x = MailboxRecipient{}
+	mi := &file_holdrpc_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailboxRecipient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailboxRecipient) ProtoMessage() {}
+
+func (x *MailboxRecipient) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailboxRecipient.ProtoReflect.Descriptor instead.
+func (*MailboxRecipient) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *MailboxRecipient) GetPeer() []byte {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+func (x *MailboxRecipient) GetRegisteredAtUnix() int64 {
+	if x != nil {
+		return x.RegisteredAtUnix
+	}
+	return 0
+}
+
+func (x *MailboxRecipient) GetRefreshedAtUnix() int64 {
+	if x != nil {
+		return x.RefreshedAtUnix
+	}
+	return 0
+}
+
+func (x *MailboxRecipient) GetStoredMessages() int64 {
+	if x != nil {
+		return x.StoredMessages
+	}
+	return 0
+}
+
+func (x *MailboxRecipient) GetStoredBytes() int64 {
+	if x != nil {
+		return x.StoredBytes
+	}
+	return 0
+}
+
+func (x *MailboxRecipient) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+type ListMailboxResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recipients    []*MailboxRecipient    `protobuf:"bytes,1,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	Stats         *MailboxStats          `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMailboxResponse) Reset() {
+	*x = ListMailboxResponse{}
+	mi := &file_holdrpc_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMailboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMailboxResponse) ProtoMessage() {}
+
+func (x *ListMailboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMailboxResponse.ProtoReflect.Descriptor instead.
+func (*ListMailboxResponse) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListMailboxResponse) GetRecipients() []*MailboxRecipient {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+func (x *ListMailboxResponse) GetStats() *MailboxStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+type UnregisterMailboxRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          []byte                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnregisterMailboxRequest) Reset() {
+	*x = UnregisterMailboxRequest{}
+	mi := &file_holdrpc_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnregisterMailboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnregisterMailboxRequest) ProtoMessage() {}
+
+func (x *UnregisterMailboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnregisterMailboxRequest.ProtoReflect.Descriptor instead.
+func (*UnregisterMailboxRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UnregisterMailboxRequest) GetPeer() []byte {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+type UnregisterMailboxResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the peer was registered.
+	WasRegistered bool `protobuf:"varint,1,opt,name=was_registered,json=wasRegistered,proto3" json:"was_registered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnregisterMailboxResponse) Reset() {
+	*x = UnregisterMailboxResponse{}
+	mi := &file_holdrpc_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnregisterMailboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnregisterMailboxResponse) ProtoMessage() {}
+
+func (x *UnregisterMailboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnregisterMailboxResponse.ProtoReflect.Descriptor instead.
+func (*UnregisterMailboxResponse) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UnregisterMailboxResponse) GetWasRegistered() bool {
+	if x != nil {
+		return x.WasRegistered
+	}
+	return false
+}
+
 var File_holdrpc_proto protoreflect.FileDescriptor
 
 const file_holdrpc_proto_rawDesc = "" +
@@ -1682,7 +2086,7 @@ const file_holdrpc_proto_rawDesc = "" +
 	"CircuitKey\x12\x17\n" +
 	"\achan_id\x18\x01 \x01(\x04R\x06chanId\x12\x17\n" +
 	"\ahtlc_id\x18\x02 \x01(\x04R\x06htlcId\"\x10\n" +
-	"\x0eGetInfoRequest\"\xbd\x06\n" +
+	"\x0eGetInfoRequest\"\xbe\a\n" +
 	"\x0fGetInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1f\n" +
 	"\vlnd_version\x18\x02 \x01(\tR\n" +
@@ -1702,7 +2106,11 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\anetwork\x18\f \x01(\tR\anetwork\x12\x1c\n" +
 	"\ttransport\x18\r \x01(\tR\ttransport\x12\x14\n" +
 	"\x05roles\x18\x0e \x03(\tR\x05roles\x12_\n" +
-	"\x13held_htlc_available\x18\x0f \x03(\v2/.holdrpc.GetInfoResponse.HeldHtlcAvailableEntryR\x11heldHtlcAvailable\x1a;\n" +
+	"\x13held_htlc_available\x18\x0f \x03(\v2/.holdrpc.GetInfoResponse.HeldHtlcAvailableEntryR\x11heldHtlcAvailable\x12\x1f\n" +
+	"\vmailbox_lsp\x18\x10 \x01(\fR\n" +
+	"mailboxLsp\x12-\n" +
+	"\x12mailbox_registered\x18\x11 \x01(\bR\x11mailboxRegistered\x12/\n" +
+	"\amailbox\x18\x12 \x01(\v2\x15.holdrpc.MailboxStatsR\amailbox\x1a;\n" +
 	"\rReleasesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a<\n" +
@@ -1710,6 +2118,24 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1aD\n" +
 	"\x16HeldHtlcAvailableEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x92\x04\n" +
+	"\fMailboxStats\x12'\n" +
+	"\x0fstored_messages\x18\x01 \x01(\x03R\x0estoredMessages\x12!\n" +
+	"\fstored_bytes\x18\x02 \x01(\x03R\vstoredBytes\x12\x1e\n" +
+	"\n" +
+	"recipients\x18\x03 \x01(\rR\n" +
+	"recipients\x12)\n" +
+	"\x10ready_recipients\x18\x04 \x01(\rR\x0freadyRecipients\x12\x16\n" +
+	"\x06stored\x18\x05 \x01(\x04R\x06stored\x12)\n" +
+	"\x10forwarded_direct\x18\x06 \x01(\x04R\x0fforwardedDirect\x12\x1c\n" +
+	"\tdelivered\x18\a \x01(\x04R\tdelivered\x12<\n" +
+	"\adropped\x18\b \x03(\v2\".holdrpc.MailboxStats.DroppedEntryR\adropped\x12N\n" +
+	"\rregistrations\x18\t \x03(\v2(.holdrpc.MailboxStats.RegistrationsEntryR\rregistrations\x1a:\n" +
+	"\fDroppedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a@\n" +
+	"\x12RegistrationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"=\n" +
 	"\x0fListHeldRequest\x12\x16\n" +
@@ -1808,7 +2234,24 @@ const file_holdrpc_proto_rawDesc = "" +
 	"reply_peer\x18\x04 \x01(\fR\treplyPeer\x12\x17\n" +
 	"\avia_lsp\x18\x05 \x01(\bR\x06viaLsp\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12*\n" +
-	"\x11timestamp_unix_ns\x18\a \x01(\x03R\x0ftimestampUnixNs2\xb2\a\n" +
+	"\x11timestamp_unix_ns\x18\a \x01(\x03R\x0ftimestampUnixNs\"\x14\n" +
+	"\x12ListMailboxRequest\"\xe2\x01\n" +
+	"\x10MailboxRecipient\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\fR\x04peer\x12,\n" +
+	"\x12registered_at_unix\x18\x02 \x01(\x03R\x10registeredAtUnix\x12*\n" +
+	"\x11refreshed_at_unix\x18\x03 \x01(\x03R\x0frefreshedAtUnix\x12'\n" +
+	"\x0fstored_messages\x18\x04 \x01(\x03R\x0estoredMessages\x12!\n" +
+	"\fstored_bytes\x18\x05 \x01(\x03R\vstoredBytes\x12\x14\n" +
+	"\x05ready\x18\x06 \x01(\bR\x05ready\"}\n" +
+	"\x13ListMailboxResponse\x129\n" +
+	"\n" +
+	"recipients\x18\x01 \x03(\v2\x19.holdrpc.MailboxRecipientR\n" +
+	"recipients\x12+\n" +
+	"\x05stats\x18\x02 \x01(\v2\x15.holdrpc.MailboxStatsR\x05stats\".\n" +
+	"\x18UnregisterMailboxRequest\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\fR\x04peer\"B\n" +
+	"\x19UnregisterMailboxResponse\x12%\n" +
+	"\x0ewas_registered\x18\x01 \x01(\bR\rwasRegistered2\xd8\b\n" +
 	"\x04Hold\x12<\n" +
 	"\aGetInfo\x12\x17.holdrpc.GetInfoRequest\x1a\x18.holdrpc.GetInfoResponse\x12?\n" +
 	"\bListHeld\x12\x18.holdrpc.ListHeldRequest\x1a\x19.holdrpc.ListHeldResponse\x125\n" +
@@ -1822,7 +2265,9 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x0fAddReceivePaths\x12\x1f.holdrpc.AddReceivePathsRequest\x1a\x1d.holdrpc.ReceivePathsResponse\x12S\n" +
 	"\x10ListReceivePaths\x12 .holdrpc.ListReceivePathsRequest\x1a\x1d.holdrpc.ReceivePathsResponse\x12L\n" +
 	"\x11RevokeReceivePath\x12!.holdrpc.RevokeReceivePathRequest\x1a\x14.holdrpc.ReceivePath\x12Y\n" +
-	"\x16SubscribeReceiveEvents\x12&.holdrpc.SubscribeReceiveEventsRequest\x1a\x15.holdrpc.ReceiveEvent0\x01B Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
+	"\x16SubscribeReceiveEvents\x12&.holdrpc.SubscribeReceiveEventsRequest\x1a\x15.holdrpc.ReceiveEvent0\x01\x12H\n" +
+	"\vListMailbox\x12\x1b.holdrpc.ListMailboxRequest\x1a\x1c.holdrpc.ListMailboxResponse\x12Z\n" +
+	"\x11UnregisterMailbox\x12!.holdrpc.UnregisterMailboxRequest\x1a\".holdrpc.UnregisterMailboxResponseB Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
 
 var (
 	file_holdrpc_proto_rawDescOnce sync.Once
@@ -1836,83 +2281,100 @@ func file_holdrpc_proto_rawDescGZIP() []byte {
 	return file_holdrpc_proto_rawDescData
 }
 
-var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_holdrpc_proto_goTypes = []any{
 	(*CircuitKey)(nil),                    // 0: holdrpc.CircuitKey
 	(*GetInfoRequest)(nil),                // 1: holdrpc.GetInfoRequest
 	(*GetInfoResponse)(nil),               // 2: holdrpc.GetInfoResponse
-	(*ListHeldRequest)(nil),               // 3: holdrpc.ListHeldRequest
-	(*ListHeldResponse)(nil),              // 4: holdrpc.ListHeldResponse
-	(*GetHeldRequest)(nil),                // 5: holdrpc.GetHeldRequest
-	(*HeldHtlc)(nil),                      // 6: holdrpc.HeldHtlc
-	(*GetReleasePathsRequest)(nil),        // 7: holdrpc.GetReleasePathsRequest
-	(*GetReleasePathsResponse)(nil),       // 8: holdrpc.GetReleasePathsResponse
-	(*ReleaseHeldRequest)(nil),            // 9: holdrpc.ReleaseHeldRequest
-	(*ReleaseHeldResponse)(nil),           // 10: holdrpc.ReleaseHeldResponse
-	(*FailHeldRequest)(nil),               // 11: holdrpc.FailHeldRequest
-	(*FailHeldResponse)(nil),              // 12: holdrpc.FailHeldResponse
-	(*GetPolicyRequest)(nil),              // 13: holdrpc.GetPolicyRequest
-	(*Policy)(nil),                        // 14: holdrpc.Policy
-	(*SetPolicyRequest)(nil),              // 15: holdrpc.SetPolicyRequest
-	(*SubscribeHoldEventsRequest)(nil),    // 16: holdrpc.SubscribeHoldEventsRequest
-	(*HoldEvent)(nil),                     // 17: holdrpc.HoldEvent
-	(*AddReceivePathsRequest)(nil),        // 18: holdrpc.AddReceivePathsRequest
-	(*ListReceivePathsRequest)(nil),       // 19: holdrpc.ListReceivePathsRequest
-	(*RevokeReceivePathRequest)(nil),      // 20: holdrpc.RevokeReceivePathRequest
-	(*ReceivePath)(nil),                   // 21: holdrpc.ReceivePath
-	(*ReceivePathsResponse)(nil),          // 22: holdrpc.ReceivePathsResponse
-	(*SubscribeReceiveEventsRequest)(nil), // 23: holdrpc.SubscribeReceiveEventsRequest
-	(*ReceiveEvent)(nil),                  // 24: holdrpc.ReceiveEvent
-	nil,                                   // 25: holdrpc.GetInfoResponse.ReleasesEntry
-	nil,                                   // 26: holdrpc.GetInfoResponse.DecisionsEntry
-	nil,                                   // 27: holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
+	(*MailboxStats)(nil),                  // 3: holdrpc.MailboxStats
+	(*ListHeldRequest)(nil),               // 4: holdrpc.ListHeldRequest
+	(*ListHeldResponse)(nil),              // 5: holdrpc.ListHeldResponse
+	(*GetHeldRequest)(nil),                // 6: holdrpc.GetHeldRequest
+	(*HeldHtlc)(nil),                      // 7: holdrpc.HeldHtlc
+	(*GetReleasePathsRequest)(nil),        // 8: holdrpc.GetReleasePathsRequest
+	(*GetReleasePathsResponse)(nil),       // 9: holdrpc.GetReleasePathsResponse
+	(*ReleaseHeldRequest)(nil),            // 10: holdrpc.ReleaseHeldRequest
+	(*ReleaseHeldResponse)(nil),           // 11: holdrpc.ReleaseHeldResponse
+	(*FailHeldRequest)(nil),               // 12: holdrpc.FailHeldRequest
+	(*FailHeldResponse)(nil),              // 13: holdrpc.FailHeldResponse
+	(*GetPolicyRequest)(nil),              // 14: holdrpc.GetPolicyRequest
+	(*Policy)(nil),                        // 15: holdrpc.Policy
+	(*SetPolicyRequest)(nil),              // 16: holdrpc.SetPolicyRequest
+	(*SubscribeHoldEventsRequest)(nil),    // 17: holdrpc.SubscribeHoldEventsRequest
+	(*HoldEvent)(nil),                     // 18: holdrpc.HoldEvent
+	(*AddReceivePathsRequest)(nil),        // 19: holdrpc.AddReceivePathsRequest
+	(*ListReceivePathsRequest)(nil),       // 20: holdrpc.ListReceivePathsRequest
+	(*RevokeReceivePathRequest)(nil),      // 21: holdrpc.RevokeReceivePathRequest
+	(*ReceivePath)(nil),                   // 22: holdrpc.ReceivePath
+	(*ReceivePathsResponse)(nil),          // 23: holdrpc.ReceivePathsResponse
+	(*SubscribeReceiveEventsRequest)(nil), // 24: holdrpc.SubscribeReceiveEventsRequest
+	(*ReceiveEvent)(nil),                  // 25: holdrpc.ReceiveEvent
+	(*ListMailboxRequest)(nil),            // 26: holdrpc.ListMailboxRequest
+	(*MailboxRecipient)(nil),              // 27: holdrpc.MailboxRecipient
+	(*ListMailboxResponse)(nil),           // 28: holdrpc.ListMailboxResponse
+	(*UnregisterMailboxRequest)(nil),      // 29: holdrpc.UnregisterMailboxRequest
+	(*UnregisterMailboxResponse)(nil),     // 30: holdrpc.UnregisterMailboxResponse
+	nil,                                   // 31: holdrpc.GetInfoResponse.ReleasesEntry
+	nil,                                   // 32: holdrpc.GetInfoResponse.DecisionsEntry
+	nil,                                   // 33: holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
+	nil,                                   // 34: holdrpc.MailboxStats.DroppedEntry
+	nil,                                   // 35: holdrpc.MailboxStats.RegistrationsEntry
 }
 var file_holdrpc_proto_depIdxs = []int32{
-	25, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
-	26, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
-	27, // 2: holdrpc.GetInfoResponse.held_htlc_available:type_name -> holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
-	6,  // 3: holdrpc.ListHeldResponse.htlcs:type_name -> holdrpc.HeldHtlc
-	0,  // 4: holdrpc.GetHeldRequest.incoming:type_name -> holdrpc.CircuitKey
-	0,  // 5: holdrpc.HeldHtlc.incoming:type_name -> holdrpc.CircuitKey
-	0,  // 6: holdrpc.GetReleasePathsRequest.incoming:type_name -> holdrpc.CircuitKey
-	0,  // 7: holdrpc.ReleaseHeldRequest.incoming:type_name -> holdrpc.CircuitKey
-	6,  // 8: holdrpc.ReleaseHeldResponse.htlc:type_name -> holdrpc.HeldHtlc
-	0,  // 9: holdrpc.FailHeldRequest.incoming:type_name -> holdrpc.CircuitKey
-	6,  // 10: holdrpc.FailHeldResponse.htlc:type_name -> holdrpc.HeldHtlc
-	14, // 11: holdrpc.SetPolicyRequest.policy:type_name -> holdrpc.Policy
-	6,  // 12: holdrpc.HoldEvent.htlc:type_name -> holdrpc.HeldHtlc
-	21, // 13: holdrpc.ReceivePathsResponse.paths:type_name -> holdrpc.ReceivePath
-	1,  // 14: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
-	3,  // 15: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
-	5,  // 16: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
-	7,  // 17: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
-	9,  // 18: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
-	11, // 19: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
-	13, // 20: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
-	15, // 21: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
-	16, // 22: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
-	18, // 23: holdrpc.Hold.AddReceivePaths:input_type -> holdrpc.AddReceivePathsRequest
-	19, // 24: holdrpc.Hold.ListReceivePaths:input_type -> holdrpc.ListReceivePathsRequest
-	20, // 25: holdrpc.Hold.RevokeReceivePath:input_type -> holdrpc.RevokeReceivePathRequest
-	23, // 26: holdrpc.Hold.SubscribeReceiveEvents:input_type -> holdrpc.SubscribeReceiveEventsRequest
-	2,  // 27: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
-	4,  // 28: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
-	6,  // 29: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
-	8,  // 30: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
-	10, // 31: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
-	12, // 32: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
-	14, // 33: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
-	14, // 34: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
-	17, // 35: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
-	22, // 36: holdrpc.Hold.AddReceivePaths:output_type -> holdrpc.ReceivePathsResponse
-	22, // 37: holdrpc.Hold.ListReceivePaths:output_type -> holdrpc.ReceivePathsResponse
-	21, // 38: holdrpc.Hold.RevokeReceivePath:output_type -> holdrpc.ReceivePath
-	24, // 39: holdrpc.Hold.SubscribeReceiveEvents:output_type -> holdrpc.ReceiveEvent
-	27, // [27:40] is the sub-list for method output_type
-	14, // [14:27] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	31, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
+	32, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
+	33, // 2: holdrpc.GetInfoResponse.held_htlc_available:type_name -> holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
+	3,  // 3: holdrpc.GetInfoResponse.mailbox:type_name -> holdrpc.MailboxStats
+	34, // 4: holdrpc.MailboxStats.dropped:type_name -> holdrpc.MailboxStats.DroppedEntry
+	35, // 5: holdrpc.MailboxStats.registrations:type_name -> holdrpc.MailboxStats.RegistrationsEntry
+	7,  // 6: holdrpc.ListHeldResponse.htlcs:type_name -> holdrpc.HeldHtlc
+	0,  // 7: holdrpc.GetHeldRequest.incoming:type_name -> holdrpc.CircuitKey
+	0,  // 8: holdrpc.HeldHtlc.incoming:type_name -> holdrpc.CircuitKey
+	0,  // 9: holdrpc.GetReleasePathsRequest.incoming:type_name -> holdrpc.CircuitKey
+	0,  // 10: holdrpc.ReleaseHeldRequest.incoming:type_name -> holdrpc.CircuitKey
+	7,  // 11: holdrpc.ReleaseHeldResponse.htlc:type_name -> holdrpc.HeldHtlc
+	0,  // 12: holdrpc.FailHeldRequest.incoming:type_name -> holdrpc.CircuitKey
+	7,  // 13: holdrpc.FailHeldResponse.htlc:type_name -> holdrpc.HeldHtlc
+	15, // 14: holdrpc.SetPolicyRequest.policy:type_name -> holdrpc.Policy
+	7,  // 15: holdrpc.HoldEvent.htlc:type_name -> holdrpc.HeldHtlc
+	22, // 16: holdrpc.ReceivePathsResponse.paths:type_name -> holdrpc.ReceivePath
+	27, // 17: holdrpc.ListMailboxResponse.recipients:type_name -> holdrpc.MailboxRecipient
+	3,  // 18: holdrpc.ListMailboxResponse.stats:type_name -> holdrpc.MailboxStats
+	1,  // 19: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
+	4,  // 20: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
+	6,  // 21: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
+	8,  // 22: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
+	10, // 23: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
+	12, // 24: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
+	14, // 25: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
+	16, // 26: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
+	17, // 27: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
+	19, // 28: holdrpc.Hold.AddReceivePaths:input_type -> holdrpc.AddReceivePathsRequest
+	20, // 29: holdrpc.Hold.ListReceivePaths:input_type -> holdrpc.ListReceivePathsRequest
+	21, // 30: holdrpc.Hold.RevokeReceivePath:input_type -> holdrpc.RevokeReceivePathRequest
+	24, // 31: holdrpc.Hold.SubscribeReceiveEvents:input_type -> holdrpc.SubscribeReceiveEventsRequest
+	26, // 32: holdrpc.Hold.ListMailbox:input_type -> holdrpc.ListMailboxRequest
+	29, // 33: holdrpc.Hold.UnregisterMailbox:input_type -> holdrpc.UnregisterMailboxRequest
+	2,  // 34: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
+	5,  // 35: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
+	7,  // 36: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
+	9,  // 37: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
+	11, // 38: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
+	13, // 39: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
+	15, // 40: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
+	15, // 41: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
+	18, // 42: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
+	23, // 43: holdrpc.Hold.AddReceivePaths:output_type -> holdrpc.ReceivePathsResponse
+	23, // 44: holdrpc.Hold.ListReceivePaths:output_type -> holdrpc.ReceivePathsResponse
+	22, // 45: holdrpc.Hold.RevokeReceivePath:output_type -> holdrpc.ReceivePath
+	25, // 46: holdrpc.Hold.SubscribeReceiveEvents:output_type -> holdrpc.ReceiveEvent
+	28, // 47: holdrpc.Hold.ListMailbox:output_type -> holdrpc.ListMailboxResponse
+	30, // 48: holdrpc.Hold.UnregisterMailbox:output_type -> holdrpc.UnregisterMailboxResponse
+	34, // [34:49] is the sub-list for method output_type
+	19, // [19:34] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_holdrpc_proto_init() }
@@ -1926,7 +2388,7 @@ func file_holdrpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdrpc_proto_rawDesc), len(file_holdrpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

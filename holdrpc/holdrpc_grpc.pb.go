@@ -32,6 +32,8 @@ const (
 	Hold_ListReceivePaths_FullMethodName       = "/holdrpc.Hold/ListReceivePaths"
 	Hold_RevokeReceivePath_FullMethodName      = "/holdrpc.Hold/RevokeReceivePath"
 	Hold_SubscribeReceiveEvents_FullMethodName = "/holdrpc.Hold/SubscribeReceiveEvents"
+	Hold_ListMailbox_FullMethodName            = "/holdrpc.Hold/ListMailbox"
+	Hold_UnregisterMailbox_FullMethodName      = "/holdrpc.Hold/UnregisterMailbox"
 )
 
 // HoldClient is the client API for Hold service.
@@ -74,6 +76,11 @@ type HoldClient interface {
 	// SubscribeReceiveEvents streams every held_htlc_available message
 	// that reaches the recipient role, and what holdd did with it.
 	SubscribeReceiveEvents(ctx context.Context, in *SubscribeReceiveEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReceiveEvent], error)
+	// ListMailbox lists the mailbox's registered recipients and what it
+	// keeps for each (mailbox role).
+	ListMailbox(ctx context.Context, in *ListMailboxRequest, opts ...grpc.CallOption) (*ListMailboxResponse, error)
+	// UnregisterMailbox drops a recipient and every message kept for it.
+	UnregisterMailbox(ctx context.Context, in *UnregisterMailboxRequest, opts ...grpc.CallOption) (*UnregisterMailboxResponse, error)
 }
 
 type holdClient struct {
@@ -232,6 +239,26 @@ func (c *holdClient) SubscribeReceiveEvents(ctx context.Context, in *SubscribeRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Hold_SubscribeReceiveEventsClient = grpc.ServerStreamingClient[ReceiveEvent]
 
+func (c *holdClient) ListMailbox(ctx context.Context, in *ListMailboxRequest, opts ...grpc.CallOption) (*ListMailboxResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListMailboxResponse)
+	err := c.cc.Invoke(ctx, Hold_ListMailbox_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *holdClient) UnregisterMailbox(ctx context.Context, in *UnregisterMailboxRequest, opts ...grpc.CallOption) (*UnregisterMailboxResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnregisterMailboxResponse)
+	err := c.cc.Invoke(ctx, Hold_UnregisterMailbox_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HoldServer is the server API for Hold service.
 // All implementations must embed UnimplementedHoldServer
 // for forward compatibility.
@@ -272,6 +299,11 @@ type HoldServer interface {
 	// SubscribeReceiveEvents streams every held_htlc_available message
 	// that reaches the recipient role, and what holdd did with it.
 	SubscribeReceiveEvents(*SubscribeReceiveEventsRequest, grpc.ServerStreamingServer[ReceiveEvent]) error
+	// ListMailbox lists the mailbox's registered recipients and what it
+	// keeps for each (mailbox role).
+	ListMailbox(context.Context, *ListMailboxRequest) (*ListMailboxResponse, error)
+	// UnregisterMailbox drops a recipient and every message kept for it.
+	UnregisterMailbox(context.Context, *UnregisterMailboxRequest) (*UnregisterMailboxResponse, error)
 	mustEmbedUnimplementedHoldServer()
 }
 
@@ -320,6 +352,12 @@ func (UnimplementedHoldServer) RevokeReceivePath(context.Context, *RevokeReceive
 }
 func (UnimplementedHoldServer) SubscribeReceiveEvents(*SubscribeReceiveEventsRequest, grpc.ServerStreamingServer[ReceiveEvent]) error {
 	return status.Errorf(codes.Unimplemented, "method SubscribeReceiveEvents not implemented")
+}
+func (UnimplementedHoldServer) ListMailbox(context.Context, *ListMailboxRequest) (*ListMailboxResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListMailbox not implemented")
+}
+func (UnimplementedHoldServer) UnregisterMailbox(context.Context, *UnregisterMailboxRequest) (*UnregisterMailboxResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UnregisterMailbox not implemented")
 }
 func (UnimplementedHoldServer) mustEmbedUnimplementedHoldServer() {}
 func (UnimplementedHoldServer) testEmbeddedByValue()              {}
@@ -562,6 +600,42 @@ func _Hold_SubscribeReceiveEvents_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Hold_SubscribeReceiveEventsServer = grpc.ServerStreamingServer[ReceiveEvent]
 
+func _Hold_ListMailbox_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListMailboxRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).ListMailbox(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_ListMailbox_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).ListMailbox(ctx, req.(*ListMailboxRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Hold_UnregisterMailbox_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnregisterMailboxRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).UnregisterMailbox(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_UnregisterMailbox_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).UnregisterMailbox(ctx, req.(*UnregisterMailboxRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Hold_ServiceDesc is the grpc.ServiceDesc for Hold service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -612,6 +686,14 @@ var Hold_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeReceivePath",
 			Handler:    _Hold_RevokeReceivePath_Handler,
+		},
+		{
+			MethodName: "ListMailbox",
+			Handler:    _Hold_ListMailbox_Handler,
+		},
+		{
+			MethodName: "UnregisterMailbox",
+			Handler:    _Hold_UnregisterMailbox_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

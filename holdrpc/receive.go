@@ -20,6 +20,7 @@ type Receiver interface {
 	ListPaths(ctx context.Context, all bool) ([]store.ReceivePath, error)
 	RevokePath(ctx context.Context, id [8]byte) error
 	Counts() map[string]uint64
+	MailboxState() (*recipient.Mailbox, bool)
 }
 
 // ReceiveEvents is the recipient role's event feed.
@@ -57,6 +58,10 @@ func (s *Server) AddReceivePaths(ctx context.Context,
 	switch {
 	case errors.Is(err, recipient.ErrInvalidRequest):
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	case errors.Is(err, recipient.ErrMailboxPending):
+		return nil, status.Errorf(codes.Unavailable, "%v: the LSP's "+
+			"mailbox has not accepted this node yet (see the log); "+
+			"paths minted now would not reach it while offline", err)
 	case err != nil:
 		return nil, status.Errorf(codes.Internal, "mint paths: %v", err)
 	}

@@ -84,6 +84,9 @@ type ServerConfig struct {
 	Receiver      Receiver
 	ReceiveEvents ReceiveEvents
 
+	// Mailbox is nil unless holdd runs the mailbox role.
+	Mailbox Mailbox
+
 	// ConfigPolicy is the policy from holdd.conf, restored by a reset.
 	ConfigPolicy plugin.Policy
 
@@ -123,11 +126,28 @@ func (s *Server) GetInfo(_ context.Context, _ *GetInfoRequest) (
 	for k, v := range s.cfg.Status.ReleaseCounts() {
 		releases[k] += v
 	}
-	var answered map[string]uint64
+	var (
+		answered  map[string]uint64
+		mbLSP     []byte
+		mbReady   bool
+		mailStats *MailboxStats
+	)
 	if s.cfg.Receiver != nil {
 		answered = s.cfg.Receiver.Counts()
+		mb, wanted := s.cfg.Receiver.MailboxState()
+		if mb != nil {
+			mbLSP = mb.LSPKey.SerializeCompressed()
+		}
+		mbReady = wanted && mb != nil
+	}
+	if s.cfg.Mailbox != nil {
+		st := s.cfg.Mailbox.Stats()
+		mailStats = marshalMailboxStats(&st)
 	}
 	return &GetInfoResponse{
+		MailboxLsp:           mbLSP,
+		MailboxRegistered:    mbReady,
+		Mailbox:              mailStats,
 		Roles:                s.cfg.Roles,
 		HeldHtlcAvailable:    answered,
 		Version:              s.cfg.Version,

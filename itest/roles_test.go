@@ -46,9 +46,19 @@ func cliFor(t *testing.T, net *Network, h *Holdd) *holdcli {
 }
 
 // addReceivePaths mints receive paths on P's holdd through holdcli and
-// returns them as holdcli prints them.
+// returns them as holdcli prints them. They must be
+// [P's lnd: next = P's holdd] -> [P's holdd: path_id].
 func addReceivePaths(t *testing.T, net *Network, h *Holdd,
 	count int) []*holdrpc.ReceivePath {
+
+	t.Helper()
+	return mintReceivePaths(t, net, h, count, net.P.PubKey, 2)
+}
+
+// mintReceivePaths mints receive paths and checks their introduction node
+// and length.
+func mintReceivePaths(t *testing.T, net *Network, h *Holdd, count int,
+	intro []byte, hops uint32) []*holdrpc.ReceivePath {
 
 	t.Helper()
 	var resp holdrpc.ReceivePathsResponse
@@ -56,10 +66,8 @@ func addReceivePaths(t *testing.T, net *Network, h *Holdd,
 		fmt.Sprintf("--count=%d", count))
 	require.Len(t, resp.Paths, count)
 	for _, p := range resp.Paths {
-		// [P's lnd: next = P's holdd] -> [P's holdd: path_id], or
-		// one hop on lnd's custom-message API.
-		require.Equal(t, net.P.PubKey, p.IntroductionNode)
-		require.Equal(t, uint32(2), p.Hops)
+		require.Equal(t, intro, p.IntroductionNode)
+		require.Equal(t, hops, p.Hops)
 	}
 	return resp.Paths
 }

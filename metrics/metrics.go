@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/holdd/holdd/mailbox"
 	"github.com/holdd/holdd/plugin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,6 +36,10 @@ type Sources struct {
 	// Recipient reports held_htlc_available messages by outcome
 	// (recipient role); nil when the role is off.
 	Recipient func() map[string]uint64
+
+	// Mailbox reports the mailbox role's state; nil (or a nil result)
+	// when the role is off.
+	Mailbox func() *mailbox.Stats
 }
 
 // Metrics is holdd's registry.
@@ -46,6 +51,9 @@ type Metrics struct {
 
 	heldCount, heldMsat, decisions, releases, failbacks,
 	icptUp, icptReconnects, transportUp, heldAvailable *prometheus.Desc
+
+	mbStoredMsgs, mbStoredBytes, mbRecipients, mbOnline, mbStored,
+	mbForwarded, mbDelivered, mbDropped, mbRegistrations *prometheus.Desc
 }
 
 // New creates the registry over src.
@@ -88,6 +96,25 @@ func New(src Sources) *Metrics {
 			"held_htlc_available messages reaching the recipient "+
 				"role, by outcome (replied, rate_limited, forged, "+
 				"...).", "outcome"),
+		mbStoredMsgs: desc("mailbox_stored_messages", "Onion "+
+			"messages the mailbox keeps now."),
+		mbStoredBytes: desc("mailbox_stored_bytes", "Bytes of the "+
+			"onion messages the mailbox keeps now."),
+		mbRecipients: desc("mailbox_recipients", "Registered "+
+			"mailbox recipients."),
+		mbOnline: desc("mailbox_ready_recipients", "Registered "+
+			"recipients online and ready for delivery."),
+		mbStored: desc("mailbox_stored_total", "Messages the mailbox "+
+			"stored for an offline recipient."),
+		mbForwarded: desc("mailbox_forwarded_total", "Messages "+
+			"forwarded at once to a ready recipient."),
+		mbDelivered: desc("mailbox_delivered_total", "Stored "+
+			"messages delivered later."),
+		mbDropped: desc("mailbox_dropped_total", "Messages the "+
+			"mailbox dropped, by reason (expired, evicted_*, "+
+			"unregistered, ...).", "reason"),
+		mbRegistrations: desc("mailbox_registrations_total",
+			"Registration requests by result.", "result"),
 	}
 	m.reg.MustRegister(m, m.holdDuration, m.decisionLatency)
 	return m
@@ -102,7 +129,10 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.heldCount, m.heldMsat,
 		m.decisions, m.releases, m.failbacks, m.icptUp,
-		m.icptReconnects, m.transportUp, m.heldAvailable} {
+		m.icptReconnects, m.transportUp, m.heldAvailable,
+		m.mbStoredMsgs, m.mbStoredBytes, m.mbRecipients, m.mbOnline,
+		m.mbStored, m.mbForwarded, m.mbDelivered, m.mbDropped,
+		m.mbRegistrations} {
 
 		ch <- d
 	}
@@ -151,10 +181,45 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 				counter, float64(n), outcome)
 		}
 	}
+	if m.src.Mailbox != nil {
+		if s := m.src.Mailbox(); s != nil {
+			m.collectMailbox(ch, s)
+		}
+	}
 	if m.src.TransportState != nil {
 		ch <- prometheus.MustNewConstMetric(m.transportUp, gauge,
 			boolValue(m.src.TransportState() == "connected"),
 			m.src.Transport)
+	}
+}
+
+func (m *Metrics) collectMailbox(ch chan<- prometheus.Metric,
+	s *mailbox.Stats) {
+
+	gauge := prometheus.GaugeValue
+	counter := prometheus.CounterValue
+	for _, v := range []struct {
+		d *prometheus.Desc
+		t prometheus.ValueType
+		n float64
+	}{
+		{m.mbStoredMsgs, gauge, float64(s.StoredMessages)},
+		{m.mbStoredBytes, gauge, float64(s.StoredBytes)},
+		{m.mbRecipients, gauge, float64(s.Recipients)},
+		{m.mbOnline, gauge, float64(s.OnlineRecipients)},
+		{m.mbStored, counter, float64(s.Stored)},
+		{m.mbForwarded, counter, float64(s.ForwardedDirect)},
+		{m.mbDelivered, counter, float64(s.Delivered)},
+	} {
+		ch <- prometheus.MustNewConstMetric(v.d, v.t, v.n)
+	}
+	for reason, n := range s.Dropped {
+		ch <- prometheus.MustNewConstMetric(m.mbDropped, counter,
+			float64(n), reason)
+	}
+	for result, n := range s.Registrations {
+		ch <- prometheus.MustNewConstMetric(m.mbRegistrations, counter,
+			float64(n), result)
 	}
 }
 

@@ -19,8 +19,14 @@ import (
 // MaxPathsPerCall bounds how many paths one AddPaths call mints.
 const MaxPathsPerCall = 16
 
-// ErrInvalidRequest is returned for a path request holdd refuses.
-var ErrInvalidRequest = errors.New("invalid receive path request")
+var (
+	// ErrInvalidRequest is returned for a path request holdd refuses.
+	ErrInvalidRequest = errors.New("invalid receive path request")
+
+	// ErrMailboxPending is returned while the mailbox this node wants
+	// its paths to run through has not accepted it yet.
+	ErrMailboxPending = errors.New("mailbox registration pending")
+)
 
 // Mailbox is the LSP whose mailbox stores messages for this recipient while
 // it is offline: paths then enter at the LSP's lnd and pass its mailbox.
@@ -78,7 +84,10 @@ func (r *Responder) AddPaths(ctx context.Context, n int,
 		return nil, fmt.Errorf("%w: expiry %v is under a minute",
 			ErrInvalidRequest, ttl)
 	}
-	mb := r.mailbox()
+	mb, err := r.mailbox()
+	if err != nil {
+		return nil, err
+	}
 	now := r.cfg.Clock.Now()
 	out := make([]store.ReceivePath, 0, n)
 	for range n {

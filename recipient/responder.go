@@ -114,6 +114,7 @@ type Responder struct {
 
 	mu     sync.Mutex
 	mb     *Mailbox
+	wantMB bool
 	counts map[string]uint64
 
 	// newSessionKey is swapped in tests for reproducible paths.
@@ -162,10 +163,30 @@ func (r *Responder) SetMailbox(mb *Mailbox) {
 	r.mu.Unlock()
 }
 
-func (r *Responder) mailbox() *Mailbox {
+// WantMailbox makes AddPaths refuse with ErrMailboxPending until
+// SetMailbox names the mailbox: a path minted without it would not reach
+// this node while it is offline, which the operator asked for.
+func (r *Responder) WantMailbox() {
+	r.mu.Lock()
+	r.wantMB = true
+	r.mu.Unlock()
+}
+
+// MailboxState returns the mailbox paths run through, and whether one is
+// wanted.
+func (r *Responder) MailboxState() (*Mailbox, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.mb
+	return r.mb, r.wantMB
+}
+
+func (r *Responder) mailbox() (*Mailbox, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.wantMB && r.mb == nil {
+		return nil, ErrMailboxPending
+	}
+	return r.mb, nil
 }
 
 // HandleHeldHTLCAvailable answers a held_htlc_available message that

@@ -210,6 +210,22 @@ func TestAddPathsLimits(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, listed)
 
+	// A wanted mailbox that has not accepted us yet: no paths, since
+	// they would not reach this node while it is offline.
+	h.r.WantMailbox()
+	_, err = h.r.AddPaths(ctx, 1, time.Hour)
+	require.ErrorIs(t, err, ErrMailboxPending)
+	h.r.SetMailbox(&Mailbox{LSPKey: testKey(0x0a).PubKey(),
+		MailboxKey: testKey(0x0b).PubKey()})
+	withMB, err := h.r.AddPaths(ctx, 1, time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, testKey(0x0a).PubKey().SerializeCompressed(),
+		withMB[0].MailboxLSP)
+	h.r.SetMailbox(nil)
+	h.r.mu.Lock()
+	h.r.wantMB = false
+	h.r.mu.Unlock()
+
 	// No expiry asked: the configured default (30 days).
 	p, err := h.r.AddPaths(ctx, 1, 0)
 	require.NoError(t, err)

@@ -36,6 +36,8 @@ func commands(e *env) []cli.Command {
 		listReceivePathsCommand(e),
 		revokeReceivePathCommand(e),
 		subscribeReceiveEventsCommand(e),
+		listMailboxCommand(e),
+		unregisterMailboxCommand(e),
 		payAsyncCommand(e),
 		generateManualCommand(e),
 	}

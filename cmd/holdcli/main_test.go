@@ -138,7 +138,10 @@ func TestGetInfo(t *testing.T) {
     ],
     "held_htlc_available": {
         "replied": "3"
-    }
+    },
+    "mailbox_lsp": "",
+    "mailbox_registered": false,
+    "mailbox": null
 }
 `, out)
 }

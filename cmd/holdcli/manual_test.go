@@ -72,7 +72,8 @@ func TestManualCoversCommands(t *testing.T) {
 		"getreleasepaths", "releaseheld", "failheld", "getpolicy",
 		"setpolicy", "subscribeevents", "addreceivepaths",
 		"listreceivepaths", "revokereceivepath",
-		"subscribereceiveevents", "payasync"}
+		"subscribereceiveevents", "listmailbox", "unregistermailbox",
+		"payasync"}
 	var sections []string
 	for _, line := range strings.Split(doc, "\n") {
 		if name, ok := strings.CutPrefix(line, "### "); ok {

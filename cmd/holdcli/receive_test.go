@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -17,6 +18,7 @@ type receiveFake struct {
 	adds    []*holdrpc.AddReceivePathsRequest
 	lists   []*holdrpc.ListReceivePathsRequest
 	revokes []*holdrpc.RevokeReceivePathRequest
+	unregs  []*holdrpc.UnregisterMailboxRequest
 }
 
 var testReceivePath = &holdrpc.ReceivePath{
@@ -53,6 +55,38 @@ func (f *receiveFake) RevokeReceivePath(_ context.Context,
 	f.revokes = append(f.revokes, req)
 	f.mu.Unlock()
 	return testReceivePath, nil
+}
+
+func (f *receiveFake) UnregisterMailbox(_ context.Context,
+	req *holdrpc.UnregisterMailboxRequest) (
+	*holdrpc.UnregisterMailboxResponse, error) {
+
+	f.mu.Lock()
+	f.unregs = append(f.unregs, req)
+	f.mu.Unlock()
+	return &holdrpc.UnregisterMailboxResponse{WasRegistered: true}, nil
+}
+
+func TestUnregisterMailboxCommand(t *testing.T) {
+	fake := &receiveFake{fakeHold: testFake(t)}
+	h := newHarnessFor(t, fake)
+	peer := "02" + strings.Repeat("ab", 32)
+
+	out, err := h.run("unregistermailbox", peer)
+	require.NoError(t, err)
+	require.Equal(t, "{\n    \"was_registered\": true\n}\n", out)
+	require.Len(t, fake.unregs, 1)
+	require.Equal(t, mustHex(t, peer), fake.unregs[0].Peer)
+
+	for _, args := range [][]string{
+		{"unregistermailbox"},
+		{"unregistermailbox", "02ab"},
+		{"listmailbox", "extra"},
+	} {
+		_, err := h.run(args...)
+		require.ErrorIs(t, err, errUsage, args)
+	}
+	require.Len(t, fake.unregs, 1)
 }
 
 func TestReceivePathCommands(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/mailbox"
 	"github.com/holdd/holdd/plugin"
 	flags "github.com/jessevdk/go-flags"
 )
@@ -55,15 +58,27 @@ type recipientConfig struct {
 	PathExpiry    time.Duration `long:"pathexpiry" description:"How long new async-receive message paths work unless holdcli addreceivepaths says otherwise"`
 	ReplyBurst    int           `long:"replyburst" description:"release_held_htlc replies one receive path may send at once before the rate limit applies"`
 	ReplyInterval time.Duration `long:"replyinterval" description:"After the burst, one reply per receive path per this interval"`
+	Mailbox       string        `long:"mailbox" description:"Node key (hex) of the LSP whose holdd keeps onion messages for this node while it is offline (mailbox role); receive paths then run through it"`
+}
+
+type mailboxConfig struct {
+	Open                 bool          `long:"open" description:"Keep messages for any peer that registers, not only for peers with a channel to lnd"`
+	Allow                []string      `long:"allow" description:"Node key (hex) served without a channel; repeat for several"`
+	MaxPerRecipient      int64         `long:"maxperrecipient" description:"Most messages kept for one recipient; the oldest go first"`
+	MaxBytesPerRecipient int64         `long:"maxbytesperrecipient" description:"Most bytes kept for one recipient"`
+	MaxTotal             int64         `long:"maxtotal" description:"Most messages kept in total"`
+	MaxTotalBytes        int64         `long:"maxtotalbytes" description:"Most bytes kept in total"`
+	MaxAge               time.Duration `long:"maxage" description:"Drop a message this long after it arrived"`
 }
 
 const (
 	roleLSP       = "lsp"
 	roleRecipient = "recipient"
+	roleMailbox   = "mailbox"
 )
 
 // knownRoles are the values role accepts.
-var knownRoles = []string{roleLSP, roleRecipient}
+var knownRoles = []string{roleLSP, roleRecipient, roleMailbox}
 
 type config struct {
 	ShowVersion bool   `short:"V" long:"version" description:"Display version information and exit"`
@@ -81,7 +96,7 @@ type config struct {
 	TLSExtraDomains []string `long:"tlsextradomain" description:"Extra domain to add to holdd's TLS certificate; repeat for several"`
 	RPCListen       string   `long:"rpclisten" description:"Address holdd's gRPC API listens on"`
 
-	Roles []string `long:"role" description:"What holdd does; repeat or comma-separate to combine: lsp (hold HTLCs that carry hold_htlc and release them on release_held_htlc), recipient (answer held_htlc_available on this node's async-receive paths). Default lsp"`
+	Roles []string `long:"role" description:"What holdd does; repeat or comma-separate to combine: lsp (hold HTLCs that carry hold_htlc and release them on release_held_htlc), recipient (answer held_htlc_available on this node's async-receive paths), mailbox (keep onion messages for registered recipients while they are offline). Default lsp"`
 
 	Transport string `long:"transport" description:"How release messages reach holdd: peer (lnd 0.21+: holdd connects to lnd's p2p port), custommsg (lnd 0.18-0.20: protocol.custom-message=513), or auto (by lnd's version)" choice:"auto" choice:"peer" choice:"custommsg"`
 
@@ -91,6 +106,7 @@ type config struct {
 	Hold       *holdConfig       `group:"hold" namespace:"hold"`
 	Release    *releaseConfig    `group:"release" namespace:"release"`
 	Recipient  *recipientConfig  `group:"recipient" namespace:"recipient"`
+	Mailbox    *mailboxConfig    `group:"mailbox" namespace:"mailbox"`
 	Prometheus *prometheusConfig `group:"prometheus" namespace:"prometheus"`
 }
 
@@ -123,6 +139,13 @@ func defaultConfig() *config {
 			PathExpiry:    30 * 24 * time.Hour,
 			ReplyBurst:    20,
 			ReplyInterval: 3 * time.Second,
+		},
+		Mailbox: &mailboxConfig{
+			MaxPerRecipient:      mailbox.DefaultMaxPerRecipient,
+			MaxBytesPerRecipient: mailbox.DefaultMaxBytesPerRecipient,
+			MaxTotal:             mailbox.DefaultMaxTotal,
+			MaxTotalBytes:        mailbox.DefaultMaxTotalBytes,
+			MaxAge:               mailbox.DefaultMaxAge,
 		},
 		Release: &releaseConfig{
 			PathCount:  2,
@@ -228,7 +251,42 @@ func (c *config) validate() error {
 			"1m, recipient.replyburst at least 1 and "+
 			"recipient.replyinterval positive", errConfig)
 	}
+	if c.Recipient.Mailbox != "" {
+		if _, err := parseNodeKey(c.Recipient.Mailbox); err != nil {
+			return fmt.Errorf("%w: recipient.mailbox: %v", errConfig,
+				err)
+		}
+	}
+	for _, k := range c.Mailbox.Allow {
+		if _, err := parseNodeKey(k); err != nil {
+			return fmt.Errorf("%w: mailbox.allow: %v", errConfig, err)
+		}
+	}
+	m := c.Mailbox
+	if m.MaxPerRecipient < 1 || m.MaxBytesPerRecipient < 1 ||
+		m.MaxTotal < m.MaxPerRecipient ||
+		m.MaxTotalBytes < m.MaxBytesPerRecipient ||
+		m.MaxAge < 10*time.Second {
+
+		return fmt.Errorf("%w: mailbox limits must be positive, the "+
+			"totals at least the per-recipient ones, and maxage at "+
+			"least 10s", errConfig)
+	}
 	return nil
+}
+
+// parseNodeKey parses a compressed node key in hex.
+func parseNodeKey(s string) ([33]byte, error) {
+	var key [33]byte
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return key, fmt.Errorf("%q is not hex", s)
+	}
+	if _, err := btcec.ParsePubKey(b); err != nil || len(b) != 33 {
+		return key, fmt.Errorf("%q is not a compressed node key", s)
+	}
+	copy(key[:], b)
+	return key, nil
 }
 
 // parseRoles turns repeated and comma-separated role options into a sorted

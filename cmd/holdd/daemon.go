@@ -16,10 +16,12 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/holdrpc"
 	"github.com/holdd/holdd/interceptor"
+	"github.com/holdd/holdd/mailbox"
 	"github.com/holdd/holdd/metrics"
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/recipient"
 	"github.com/holdd/holdd/release"
+	"github.com/holdd/holdd/release/onionsend"
 	"github.com/holdd/holdd/rpcclient"
 	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/cert"
@@ -131,6 +133,7 @@ func run(ctx context.Context, cfg *config) error {
 		intakeRef       atomic.Pointer[release.Intake]
 		engineRef       atomic.Pointer[plugin.Engine]
 		responderRef    atomic.Pointer[recipient.Responder]
+		mailboxRef      atomic.Pointer[mailbox.Mailbox]
 		metricsObserver plugin.Observer = plugin.Observers{}
 		reg             *metrics.Metrics
 	)
@@ -153,6 +156,13 @@ func run(ctx context.Context, cfg *config) error {
 			Recipient: func() map[string]uint64 {
 				if r := responderRef.Load(); r != nil {
 					return r.Counts()
+				}
+				return nil
+			},
+			Mailbox: func() *mailbox.Stats {
+				if m := mailboxRef.Load(); m != nil {
+					s := m.Stats()
+					return &s
 				}
 				return nil
 			},
@@ -208,9 +218,19 @@ func run(ctx context.Context, cfg *config) error {
 		releaser, clk, logs.sub("RLSE"))
 	intakeRef.Store(intake)
 
+	sender, err := onionsend.New(onionsend.Config{
+		Lightning: lnd.Lightning,
+		Self:      lnd.IdentityKey,
+		Native:    !lnd.Version.Less(nativeOnionMessages),
+	})
+	if err != nil {
+		return err
+	}
+
+	var registrar *mailboxRegistrar
 	if cfg.hasRole(roleRecipient) {
 		responder, feed, err := newRecipientRole(cfg, lnd, db, auth,
-			finalHop, clk, logs)
+			finalHop, sender, clk, logs)
 		if err != nil {
 			return err
 		}
@@ -218,10 +238,47 @@ func run(ctx context.Context, cfg *config) error {
 		responderRef.Store(responder)
 		rpcConfig.Receiver = responder
 		rpcConfig.ReceiveEvents = feed
+		if cfg.Recipient.Mailbox != "" {
+			registrar, err = newMailboxRegistrar(lnd,
+				cfg.Recipient.Mailbox, responder, clk,
+				logs.sub("MBXC"))
+			if err != nil {
+				return err
+			}
+		}
 	}
 
+	// The mailbox stops after the transport that feeds it (defers run
+	// in reverse).
+	if cfg.hasRole(roleMailbox) {
+		if transport != transportPeer {
+			return fmt.Errorf("%w: %w", errConfig,
+				errMailboxNeedsPeerLink)
+		}
+		mb, err := startMailboxRole(cfg, lnd, db, nodeKey.PubKey(),
+			sender, clk, logs.sub("MBOX"))
+		if err != nil {
+			return err
+		}
+		if err := mb.Start(ctx); err != nil {
+			return fmt.Errorf("start mailbox: %w", err)
+		}
+		defer func() { _ = mb.Stop() }()
+		intake.SetForwarder(mb)
+		mailboxRef.Store(mb)
+		rpcConfig.Mailbox = mb
+		log.Infof("Mailbox on: keeping messages for registered "+
+			"recipients (mailbox key %x)",
+			nodeKey.PubKey().SerializeCompressed())
+	}
+
+	onLinkUp := func() {}
+	if registrar != nil {
+		onLinkUp = registrar.Trigger
+		go registrar.run(ctx)
+	}
 	stopTransport, err := startTransport(transport, lnd, nodeKey, intake,
-		clk, logs, cfg, &linkState)
+		clk, logs, cfg, &linkState, onLinkUp)
 	if err != nil {
 		return err
 	}

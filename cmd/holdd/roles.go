@@ -137,17 +137,10 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 // paths end (nil: at lnd).
 func newRecipientRole(cfg *config, lnd *rpcclient.Client, db *store.Store,
 	auth *release.Authenticator, finalHop *btcec.PublicKey,
-	clk clock.Clock, logs *loggers) (*recipient.Responder,
-	*eventfeed.Feed[recipient.Event], error) {
+	sender *onionsend.Sender, clk clock.Clock,
+	logs *loggers) (*recipient.Responder, *eventfeed.Feed[recipient.Event],
+	error) {
 
-	sender, err := onionsend.New(onionsend.Config{
-		Lightning: lnd.Lightning,
-		Self:      lnd.IdentityKey,
-		Native:    !lnd.Version.Less(nativeOnionMessages),
-	})
-	if err != nil {
-		return nil, nil, err
-	}
 	feed := eventfeed.New[recipient.Event]()
 	responder, err := recipient.New(recipient.Config{
 		Auth:          auth,

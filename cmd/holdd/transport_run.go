@@ -37,7 +37,8 @@ func newPeeler(transport string, lnd *rpcclient.Client,
 // its stop function. state is kept as the transport's state name.
 func startTransport(transport string, lnd *rpcclient.Client,
 	nodeKey *btcec.PrivateKey, intake *release.Intake, clk clock.Clock,
-	logs *loggers, cfg *config, state *atomic.Value) (func(), error) {
+	logs *loggers, cfg *config, state *atomic.Value,
+	onUp func()) (func(), error) {
 
 	switch transport {
 	case transportPeer:
@@ -50,6 +51,9 @@ func startTransport(transport string, lnd *rpcclient.Client,
 			Logger:     logs.sub("PLNK"),
 			OnStateChange: func(s peerlink.State) {
 				state.Store(s.String())
+				if s == peerlink.StateConnected {
+					onUp()
+				}
 			},
 		})
 		if err != nil {
@@ -69,6 +73,7 @@ func startTransport(transport string, lnd *rpcclient.Client,
 			OnStateChange: func(up bool) {
 				if up {
 					state.Store("connected")
+					onUp()
 				} else {
 					state.Store("disconnected")
 				}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/mailbox"
+	"github.com/holdd/holdd/recipient"
+	"github.com/holdd/holdd/release/onionsend"
+	"github.com/holdd/holdd/rpcclient"
+	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+)
+
+// errMailboxNeedsPeerLink is returned for role=mailbox on a custom-message
+// transport: the mailbox is a hop of its recipients' paths, and only the
+// peer link lets lnd forward that hop to holdd.
+var errMailboxNeedsPeerLink = errors.New("role=mailbox needs " +
+	"transport=peer (lnd 0.21 or newer)")
+
+// startMailboxRole starts the mailbox: it keeps onion messages for
+// registered recipients that are offline and forwards them through lnd.
+func startMailboxRole(cfg *config, lnd *rpcclient.Client, db *store.Store,
+	mailboxKey *btcec.PublicKey, sender *onionsend.Sender, clk clock.Clock,
+	log logrus.FieldLogger) (*mailbox.Mailbox, error) {
+
+	allow := make([][33]byte, 0, len(cfg.Mailbox.Allow))
+	for _, k := range cfg.Mailbox.Allow {
+		key, err := parseNodeKey(k)
+		if err != nil {
+			return nil, err
+		}
+		allow = append(allow, key)
+	}
+	mb, err := mailbox.New(mailbox.Config{
+		Store:      db,
+		Forwarder:  sender,
+		Peers:      lnd.Lightning,
+		Messages:   lnd.Lightning,
+		Channels:   lnd.Lightning,
+		MailboxKey: mailboxKey,
+		Open:       cfg.Mailbox.Open,
+		Allow:      allow,
+		Limits: mailbox.Limits{
+			MaxPerRecipient:      cfg.Mailbox.MaxPerRecipient,
+			MaxBytesPerRecipient: cfg.Mailbox.MaxBytesPerRecipient,
+			MaxTotal:             cfg.Mailbox.MaxTotal,
+			MaxTotalBytes:        cfg.Mailbox.MaxTotalBytes,
+			MaxAge:               cfg.Mailbox.MaxAge,
+			// A short maxage is swept at least four times within it.
+			SweepInterval: min(mailbox.DefaultSweepInterval,
+				cfg.Mailbox.MaxAge/4),
+		},
+		Clock:  clk,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return mb, nil
+}
+
+// mailboxRegistrar keeps this node registered with its LSP's mailbox
+// (recipient role with recipient.mailbox set). The mailbox delivers only
+// after a registration that follows the recipient coming online, so holdd
+// registers again whenever its own link to lnd comes up and whenever lnd
+// reconnects to the LSP, plus every refreshInterval.
+type mailboxRegistrar struct {
+	client    *mailbox.Client
+	lsp       [33]byte
+	lspKey    *btcec.PublicKey
+	responder *recipient.Responder
+	peers     peerEventSource
+	clock     clock.Clock
+	log       logrus.FieldLogger
+
+	trigger chan struct{}
+}
+
+// peerEventSource is lnd's peer event stream and channel list.
+type peerEventSource interface {
+	SubscribePeerEvents(ctx context.Context,
+		in *lnrpc.PeerEventSubscription,
+		opts ...grpc.CallOption) (lnrpc.Lightning_SubscribePeerEventsClient,
+		error)
+
+	ListChannels(ctx context.Context, in *lnrpc.ListChannelsRequest,
+		opts ...grpc.CallOption) (*lnrpc.ListChannelsResponse, error)
+}
+
+const (
+	// mailboxRefreshInterval re-registers even when nothing seemed to
+	// change, in case an event was missed.
+	mailboxRefreshInterval = 10 * time.Minute
+
+	mailboxRetryMin = 2 * time.Second
+	mailboxRetryMax = time.Minute
+
+	// channelPollInterval spaces checks for an active channel with the
+	// LSP after a reconnect.
+	channelPollInterval = 250 * time.Millisecond
+)
+
+func newMailboxRegistrar(lnd *rpcclient.Client, lspHex string,
+	responder *recipient.Responder, clk clock.Clock,
+	log logrus.FieldLogger) (*mailboxRegistrar, error) {
+
+	lsp, err := parseNodeKey(lspHex)
+	if err != nil {
+		return nil, err
+	}
+	lspKey, err := btcec.ParsePubKey(lsp[:])
+	if err != nil {
+		return nil, err
+	}
+	client, err := mailbox.NewClient(mailbox.ClientConfig{
+		Messages: lnd.Lightning,
+		Clock:    clk,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	responder.WantMailbox()
+	return &mailboxRegistrar{
+		client:    client,
+		lsp:       lsp,
+		lspKey:    lspKey,
+		responder: responder,
+		peers:     lnd.Lightning,
+		clock:     clk,
+		log:       log,
+		trigger:   make(chan struct{}, 1),
+	}, nil
+}
+
+// Trigger asks for a registration soon; it never blocks.
+func (r *mailboxRegistrar) Trigger() {
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// run registers until ctx ends.
+func (r *mailboxRegistrar) run(ctx context.Context) {
+	go r.watchLSP(ctx)
+	retry := mailboxRetryMin
+	for {
+		r.waitChannelActive(ctx)
+		reg, err := r.client.Register(ctx, r.lsp)
+		wait := mailboxRefreshInterval
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			r.log.Warnf("Mailbox registration with %x: %v; retrying "+
+				"in %v", r.lsp, err, retry)
+			wait, retry = retry, min(2*retry, mailboxRetryMax)
+		default:
+			// The client logs the registration.
+			retry = mailboxRetryMin
+			r.responder.SetMailbox(&recipient.Mailbox{
+				LSPKey: r.lspKey, MailboxKey: reg.MailboxKey,
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.trigger:
+		case <-r.clock.TickAfter(wait):
+		}
+	}
+}
+
+// waitChannelActive returns once this node has an active channel with the
+// LSP, or has none at all. Registering tells the mailbox to deliver, the
+// delivered held_htlc_available makes the sender's LSP resume the HTLC at
+// once, and that HTLC fails at our LSP if our channel with it is not yet
+// re-established after a reconnect.
+func (r *mailboxRegistrar) waitChannelActive(ctx context.Context) {
+	for ctx.Err() == nil {
+		resp, err := r.peers.ListChannels(ctx, &lnrpc.ListChannelsRequest{
+			Peer: r.lsp[:],
+		})
+		if err == nil {
+			if len(resp.Channels) == 0 {
+				return
+			}
+			for _, ch := range resp.Channels {
+				if ch.Active {
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-r.clock.TickAfter(channelPollInterval):
+		}
+	}
+}
+
+// watchLSP triggers a registration each time lnd reconnects to the LSP.
+func (r *mailboxRegistrar) watchLSP(ctx context.Context) {
+	retry := mailboxRetryMin
+	for ctx.Err() == nil {
+		stream, err := r.peers.SubscribePeerEvents(ctx,
+			&lnrpc.PeerEventSubscription{})
+		for err == nil {
+			var ev *lnrpc.PeerEvent
+			ev, err = stream.Recv()
+			if err == nil && ev.Type == lnrpc.PeerEvent_PEER_ONLINE &&
+				ev.PubKey == hex.EncodeToString(r.lsp[:]) {
+
+				retry = mailboxRetryMin
+				r.Trigger()
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Debugf("Peer events: %v; resubscribing in %v", err, retry)
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.clock.TickAfter(retry):
+		}
+		retry = min(2*retry, mailboxRetryMax)
+	}
+}

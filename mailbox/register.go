@@ -1,0 +1,216 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/lightningnetwork/lnd/lnrpc"
+)
+
+// Outcomes of registration messages, the keys of Stats.Registrations.
+const (
+	// RegAccepted: registered or refreshed, and told so.
+	RegAccepted = "accepted"
+
+	// RegRefused: the policy does not admit the peer; it was told why.
+	RegRefused = "refused"
+
+	// RegFailed: the policy check or the store failed; the peer was
+	// told to retry.
+	RegFailed = "failed"
+
+	// RegMalformed: the message did not decode; no answer (there is no
+	// request_id to echo).
+	RegMalformed = "malformed"
+
+	// RegRateLimited: another registration from the peer came less than
+	// RegisterInterval earlier; ignored without an answer.
+	RegRateLimited = "rate_limited"
+
+	// RegReplyFailed: the answer could not be sent. Counted besides the
+	// outcome above; the client retries.
+	RegReplyFailed = "reply_failed"
+)
+
+// Refusal reasons sent in mailbox_registered.
+const (
+	ReasonNotEligible = "not eligible: no channel with this node"
+	ReasonRetry       = "temporarily unavailable, retry later"
+)
+
+// runRegistrations reads registration messages from lnd until Stop,
+// resubscribing with capped backoff.
+func (m *Mailbox) runRegistrations() {
+	m.resubscribeLoop("custom messages", m.serveRegistrations)
+}
+
+// serveRegistrations runs one custom message subscription. healthy
+// reports whether it delivered a message.
+func (m *Mailbox) serveRegistrations() (bool, error) {
+	ctx, cancel := context.WithCancel(m.ctx)
+	defer cancel()
+
+	stream, err := m.cfg.Messages.SubscribeCustomMessages(ctx,
+		&lnrpc.SubscribeCustomMessagesRequest{})
+	if err != nil {
+		return false, fmt.Errorf("subscribe: %w", err)
+	}
+	healthy := false
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errStreamEnded
+			}
+			return healthy, fmt.Errorf("receive: %w", err)
+		}
+		healthy = true
+		// lnd streams every custom message; the others are not ours.
+		if msg.GetType() != RegisterMsgType {
+			continue
+		}
+		var peer [33]byte
+		if len(msg.GetPeer()) != len(peer) {
+			continue
+		}
+		copy(peer[:], msg.GetPeer())
+		m.handleRegister(ctx, peer, msg.GetData())
+	}
+}
+
+// handleRegister answers one mailbox_register from peer, the sender lnd
+// authenticated. A refused or failed registration changes nothing stored.
+func (m *Mailbox) handleRegister(ctx context.Context, peer [33]byte,
+	data []byte) string {
+
+	now := m.cfg.Clock.Now()
+	m.mu.Lock()
+	last, seen := m.lastReg[peer]
+	if seen && now.Sub(last) < m.lim.RegisterInterval {
+		m.stats.Registrations[RegRateLimited]++
+		m.mu.Unlock()
+		return RegRateLimited
+	}
+	m.lastReg[peer] = now
+	m.mu.Unlock()
+
+	req, err := DecodeRegister(data)
+	if err != nil {
+		m.log.Debugf("Ignoring registration from %x: %v", peer, err)
+		return m.countReg(RegMalformed)
+	}
+
+	// Counted before the answer goes out, so that a client holding the
+	// answer finds the counter already moved.
+	ans, outcome := m.decide(ctx, peer, req.RequestID, now)
+	m.countReg(outcome)
+	m.reply(ctx, peer, ans)
+
+	// A registration comes from the recipient's holdd once it is
+	// connected to its lnd, through that lnd: the recipient is ready,
+	// and what waited for it goes out now.
+	if outcome == RegAccepted {
+		m.mu.Lock()
+		m.online[peer] = struct{}{}
+		m.mu.Unlock()
+		m.kick(peer)
+	}
+
+	return outcome
+}
+
+// decide applies the policy to a registration and persists an accepted
+// one. It returns the answer and the outcome.
+func (m *Mailbox) decide(ctx context.Context, peer [33]byte, id uint64,
+	now time.Time) (*RegisteredMsg, string) {
+
+	ok, err := m.eligible(ctx, peer)
+	switch {
+	case err != nil:
+		m.log.Errorf("Registration of %x: policy check: %v", peer, err)
+		return &RegisteredMsg{RequestID: id, Error: ReasonRetry},
+			RegFailed
+
+	case !ok:
+		m.log.Infof("Refusing mailbox registration of %x: no channel",
+			peer)
+		return &RegisteredMsg{RequestID: id, Error: ReasonNotEligible},
+			RegRefused
+	}
+
+	_, created, err := m.cfg.Store.RegisterMailboxRecipient(ctx, peer, now)
+	if err != nil {
+		m.log.Errorf("Registration of %x: %v", peer, err)
+		return &RegisteredMsg{RequestID: id, Error: ReasonRetry},
+			RegFailed
+	}
+	m.mu.Lock()
+	m.registered[peer] = struct{}{}
+	m.mu.Unlock()
+	if created {
+		m.log.Infof("Registered mailbox recipient %x", peer)
+	} else {
+		m.log.Debugf("Refreshed mailbox registration of %x", peer)
+	}
+
+	return &RegisteredMsg{
+		RequestID:   id,
+		MailboxKey:  m.cfg.MailboxKey,
+		MaxAge:      m.lim.MaxAge,
+		MaxMessages: uint64(m.lim.MaxPerRecipient),
+		MaxBytes:    uint64(m.lim.MaxBytesPerRecipient),
+	}, RegAccepted
+}
+
+func (m *Mailbox) countReg(outcome string) string {
+	m.mu.Lock()
+	m.stats.Registrations[outcome]++
+	m.mu.Unlock()
+
+	return outcome
+}
+
+// eligible applies the registration policy: open, allowlisted, or a peer
+// with at least one channel to lnd.
+func (m *Mailbox) eligible(ctx context.Context, peer [33]byte) (bool,
+	error) {
+
+	if m.cfg.Open {
+		return true, nil
+	}
+	if _, ok := m.allow[peer]; ok {
+		return true, nil
+	}
+	if m.cfg.Channels == nil {
+		return false, nil
+	}
+	resp, err := m.cfg.Channels.ListChannels(ctx,
+		&lnrpc.ListChannelsRequest{Peer: peer[:]})
+	if err != nil {
+		return false, fmt.Errorf("list channels: %w", err)
+	}
+
+	return len(resp.GetChannels()) > 0, nil
+}
+
+// reply sends mailbox_registered to peer.
+func (m *Mailbox) reply(ctx context.Context, peer [33]byte,
+	msg *RegisteredMsg) {
+
+	data, err := msg.Encode()
+	if err == nil {
+		_, err = m.cfg.Messages.SendCustomMessage(ctx,
+			&lnrpc.SendCustomMessageRequest{
+				Peer: peer[:],
+				Type: RegisteredMsgType,
+				Data: data,
+			})
+	}
+	if err != nil {
+		m.countReg(RegReplyFailed)
+		m.log.Warnf("Answering the registration of %x: %v", peer, err)
+	}
+}

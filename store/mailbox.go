@@ -1,0 +1,668 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MailboxRecipient is a recipient registered with the mailbox.
+type MailboxRecipient struct {
+	// Peer is the recipient's node key, as lnd authenticated it.
+	Peer [33]byte
+
+	RegisteredAt time.Time
+	RefreshedAt  time.Time
+
+	// Messages and Bytes are what is stored for the recipient now. They
+	// are filled in by ListMailboxRecipients only.
+	Messages int64
+	Bytes    int64
+}
+
+// MailboxMessage is one stored onion message.
+type MailboxMessage struct {
+	// ID orders messages: a recipient's are delivered in ID order and the
+	// lowest IDs are evicted first.
+	ID int64
+
+	Recipient [33]byte
+	PathKey   [33]byte
+	Onion     []byte
+
+	ReceivedAt time.Time
+
+	// ClaimedAt is set while the message is being handed to lnd.
+	ClaimedAt time.Time
+}
+
+// Size is what the message counts against the byte bounds.
+func (m *MailboxMessage) Size() int64 {
+	return int64(len(m.Onion))
+}
+
+// MailboxLimits bound what PutMailboxMessage keeps. Zero means no bound.
+// Every stored message counts, but only messages that are not claimed are
+// evicted: a claimed one is in flight to lnd and about to go anyway.
+type MailboxLimits struct {
+	RecipientCount int64
+	RecipientBytes int64
+	TotalCount     int64
+	TotalBytes     int64
+}
+
+// EvictReason says which bound made PutMailboxMessage drop a message.
+type EvictReason string
+
+const (
+	// EvictRecipientCount: the recipient had too many messages.
+	EvictRecipientCount EvictReason = "recipient_count"
+
+	// EvictRecipientBytes: the recipient's messages were too large.
+	EvictRecipientBytes EvictReason = "recipient_bytes"
+
+	// EvictTotalCount: the mailbox held too many messages.
+	EvictTotalCount EvictReason = "total_count"
+
+	// EvictTotalBytes: the mailbox's messages were too large.
+	EvictTotalBytes EvictReason = "total_bytes"
+)
+
+// MailboxRemoved describes a message that a call deleted.
+type MailboxRemoved struct {
+	ID        int64
+	Recipient [33]byte
+	Size      int64
+
+	// Reason is set for evictions only.
+	Reason EvictReason
+}
+
+// MailboxPut is the result of PutMailboxMessage.
+type MailboxPut struct {
+	ID int64
+
+	// Claimed reports whether the message was stored claimed.
+	Claimed bool
+
+	// Evicted lists the older messages dropped to make room, oldest
+	// first.
+	Evicted []MailboxRemoved
+}
+
+// RegisterMailboxRecipient registers peer, or refreshes its registration.
+// created reports a new registration; a refresh keeps RegisteredAt.
+func (s *Store) RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
+	now time.Time) (MailboxRecipient, bool, error) {
+
+	if now.IsZero() {
+		return MailboxRecipient{}, false, fmt.Errorf("%w: zero "+
+			"registration time", ErrInvalidArgument)
+	}
+	nowNs, err := timeNanos(now, "now")
+	if err != nil {
+		return MailboxRecipient{}, false, err
+	}
+
+	var (
+		r       = MailboxRecipient{Peer: peer}
+		created bool
+	)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var reg int64
+		err := tx.QueryRowContext(ctx, `SELECT registered_at FROM
+			mailbox_recipients WHERE peer = ?`, peer[:]).Scan(&reg)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			created = true
+			reg = nowNs
+			_, err = tx.ExecContext(ctx, `INSERT INTO
+				mailbox_recipients (peer, registered_at,
+				refreshed_at) VALUES (?, ?, ?)`, peer[:], reg,
+				nowNs)
+
+		case err == nil:
+			_, err = tx.ExecContext(ctx, `UPDATE mailbox_recipients
+				SET refreshed_at = ? WHERE peer = ?`, nowNs,
+				peer[:])
+		}
+		if err != nil {
+			return err
+		}
+		r.RegisteredAt = nanosTime(reg)
+		r.RefreshedAt = nanosTime(nowNs)
+
+		return nil
+	})
+	if err != nil {
+		return MailboxRecipient{}, false, fmt.Errorf("register mailbox "+
+			"recipient %x: %w", peer, err)
+	}
+
+	return r, created, nil
+}
+
+// UnregisterMailboxRecipient removes peer's registration and every message
+// stored for it. found is false if peer was not registered.
+func (s *Store) UnregisterMailboxRecipient(ctx context.Context,
+	peer [33]byte) ([]MailboxRemoved, bool, error) {
+
+	var (
+		removed []MailboxRemoved
+		found   bool
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		removed, err = deleteReturning(ctx, tx, `DELETE FROM
+			mailbox_messages WHERE recipient = ?
+			RETURNING id, recipient, size`, peer[:])
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM mailbox_recipients
+			WHERE peer = ?`, peer[:])
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		found = n == 1
+
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("unregister mailbox recipient "+
+			"%x: %w", peer, err)
+	}
+
+	return removed, found, nil
+}
+
+// ListMailboxRecipients returns every registration with what is stored for
+// it, ordered by peer key.
+func (s *Store) ListMailboxRecipients(ctx context.Context) ([]MailboxRecipient,
+	error) {
+
+	rows, err := s.db.QueryContext(ctx, `SELECT r.peer, r.registered_at,
+		r.refreshed_at, COUNT(m.id), COALESCE(SUM(m.size), 0)
+		FROM mailbox_recipients r
+		LEFT JOIN mailbox_messages m ON m.recipient = r.peer
+		GROUP BY r.peer ORDER BY r.peer`)
+	if err != nil {
+		return nil, fmt.Errorf("list mailbox recipients: %w", err)
+	}
+	defer rows.Close()
+
+	var out []MailboxRecipient
+	for rows.Next() {
+		var (
+			r        MailboxRecipient
+			peer     []byte
+			reg, ref int64
+		)
+		err := rows.Scan(&peer, &reg, &ref, &r.Messages, &r.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("list mailbox recipients: %w", err)
+		}
+		if err := blobFixed(r.Peer[:], peer, "peer"); err != nil {
+			return nil, err
+		}
+		r.RegisteredAt = nanosTime(reg)
+		r.RefreshedAt = nanosTime(ref)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list mailbox recipients: %w", err)
+	}
+
+	return out, nil
+}
+
+// PutMailboxMessage stores m for a registered recipient, first evicting the
+// oldest unclaimed messages as needed so the new one fits lim: the
+// recipient's own for a recipient bound, anyone's for a total bound. If
+// claim is set and the recipient has no other stored message, the message
+// is stored already claimed, so a caller that delivers it at once needs no
+// second write before sending. m.ID and m.ClaimedAt are ignored.
+//
+// A recipient that is not registered gets ErrNotFound; a message larger
+// than a byte bound can never fit and gets ErrInvalidArgument. Neither
+// changes anything.
+func (s *Store) PutMailboxMessage(ctx context.Context, m MailboxMessage,
+	claim bool, lim MailboxLimits) (MailboxPut, error) {
+
+	size := m.Size()
+	switch {
+	case size == 0:
+		return MailboxPut{}, fmt.Errorf("%w: empty onion",
+			ErrInvalidArgument)
+
+	case m.ReceivedAt.IsZero():
+		return MailboxPut{}, fmt.Errorf("%w: zero received time",
+			ErrInvalidArgument)
+
+	case lim.RecipientCount < 0 || lim.RecipientBytes < 0 ||
+		lim.TotalCount < 0 || lim.TotalBytes < 0:
+
+		return MailboxPut{}, fmt.Errorf("%w: negative mailbox limit",
+			ErrInvalidArgument)
+
+	case (lim.RecipientBytes > 0 && size > lim.RecipientBytes) ||
+		(lim.TotalBytes > 0 && size > lim.TotalBytes):
+
+		return MailboxPut{}, fmt.Errorf("%w: %d-byte message exceeds "+
+			"a byte bound", ErrInvalidArgument, size)
+	}
+	recv, err := timeNanos(m.ReceivedAt, "ReceivedAt")
+	if err != nil {
+		return MailboxPut{}, err
+	}
+
+	var put MailboxPut
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM
+			mailbox_recipients WHERE peer = ?`,
+			m.Recipient[:]).Scan(&n)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: recipient not registered",
+				ErrNotFound)
+		}
+
+		evicted, err := evictRecipient(ctx, tx, m.Recipient, size, lim)
+		if err != nil {
+			return err
+		}
+		put.Evicted = evicted
+
+		evicted, err = evictTotal(ctx, tx, size, lim)
+		if err != nil {
+			return err
+		}
+		put.Evicted = append(put.Evicted, evicted...)
+
+		if claim {
+			var others int
+			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM
+				mailbox_messages WHERE recipient = ?`,
+				m.Recipient[:]).Scan(&others)
+			if err != nil {
+				return err
+			}
+			put.Claimed = others == 0
+		}
+		claimedAt := int64(0)
+		if put.Claimed {
+			claimedAt = recv
+		}
+
+		res, err := tx.ExecContext(ctx, `INSERT INTO mailbox_messages
+			(recipient, path_key, onion, size, received_at,
+			claimed_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			m.Recipient[:], m.PathKey[:], m.Onion, size, recv,
+			claimedAt)
+		if err != nil {
+			return err
+		}
+		put.ID, err = res.LastInsertId()
+
+		return err
+	})
+	if err != nil {
+		return MailboxPut{}, fmt.Errorf("store mailbox message for %x: "+
+			"%w", m.Recipient, err)
+	}
+
+	return put, nil
+}
+
+// evictBatch is how many eviction candidates are read at a time.
+const evictBatch = 64
+
+// usage is what a set of messages takes against a pair of bounds.
+type usage struct {
+	count, bytes       int64
+	maxCount, maxBytes int64
+	byCount, byBytes   EvictReason
+}
+
+// over returns the bound one more message of size bytes would exceed.
+func (u *usage) over(size int64) EvictReason {
+	switch {
+	case u.maxCount > 0 && u.count+1 > u.maxCount:
+		return u.byCount
+	case u.maxBytes > 0 && u.bytes+size > u.maxBytes:
+		return u.byBytes
+	}
+
+	return ""
+}
+
+// evictRecipient drops recipient's oldest unclaimed messages until one
+// more of size bytes fits its bounds.
+func evictRecipient(ctx context.Context, tx *sql.Tx, recipient [33]byte,
+	size int64, lim MailboxLimits) ([]MailboxRemoved, error) {
+
+	u := usage{
+		maxCount: lim.RecipientCount, maxBytes: lim.RecipientBytes,
+		byCount: EvictRecipientCount, byBytes: EvictRecipientBytes,
+	}
+	if u.maxCount == 0 && u.maxBytes == 0 {
+		return nil, nil
+	}
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0)
+		FROM mailbox_messages WHERE recipient = ?`,
+		recipient[:]).Scan(&u.count, &u.bytes)
+	if err != nil {
+		return nil, err
+	}
+
+	return evictOldest(ctx, tx, &u, size, `SELECT id, recipient, size
+		FROM mailbox_messages WHERE recipient = ? AND claimed_at = 0
+		AND id > ? ORDER BY id LIMIT ?`, recipient[:])
+}
+
+// evictTotal drops the globally oldest unclaimed messages until one more of
+// size bytes fits the total bounds.
+func evictTotal(ctx context.Context, tx *sql.Tx, size int64,
+	lim MailboxLimits) ([]MailboxRemoved, error) {
+
+	u := usage{
+		maxCount: lim.TotalCount, maxBytes: lim.TotalBytes,
+		byCount: EvictTotalCount, byBytes: EvictTotalBytes,
+	}
+	if u.maxCount == 0 && u.maxBytes == 0 {
+		return nil, nil
+	}
+	err := tx.QueryRowContext(ctx, `SELECT messages, bytes
+		FROM mailbox_usage WHERE id = 1`).Scan(&u.count, &u.bytes)
+	if err != nil {
+		return nil, err
+	}
+
+	return evictOldest(ctx, tx, &u, size, `SELECT id, recipient, size
+		FROM mailbox_messages WHERE claimed_at = 0 AND id > ?
+		ORDER BY id LIMIT ?`)
+}
+
+// evictOldest deletes the candidates query yields (it takes args, then the
+// last id seen and a batch size), oldest first, while one more message of
+// size bytes would exceed u. When the candidates run out first, the rest
+// is claimed and in flight, and the bound stays exceeded by those.
+func evictOldest(ctx context.Context, tx *sql.Tx, u *usage, size int64,
+	query string, args ...any) ([]MailboxRemoved, error) {
+
+	var (
+		out    []MailboxRemoved
+		lastID int64
+	)
+	for u.over(size) != "" {
+		rows, err := tx.QueryContext(ctx, query,
+			append(args, lastID, evictBatch)...)
+		if err != nil {
+			return nil, err
+		}
+		batch, err := scanRemoved(rows)
+		if err != nil {
+			return nil, err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, c := range batch {
+			reason := u.over(size)
+			if reason == "" {
+				break
+			}
+			_, err := tx.ExecContext(ctx,
+				"DELETE FROM mailbox_messages WHERE id = ?",
+				c.ID)
+			if err != nil {
+				return nil, err
+			}
+			c.Reason = reason
+			out = append(out, c)
+			u.count--
+			u.bytes -= c.Size
+			lastID = c.ID
+		}
+	}
+
+	return out, nil
+}
+
+// NextMailboxMessages returns up to limit of recipient's unclaimed
+// messages, oldest first.
+func (s *Store) NextMailboxMessages(ctx context.Context, recipient [33]byte,
+	limit int) ([]MailboxMessage, error) {
+
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: limit %d", ErrInvalidArgument, limit)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, recipient, path_key,
+		onion, received_at, claimed_at FROM mailbox_messages
+		WHERE recipient = ? AND claimed_at = 0 ORDER BY id LIMIT ?`,
+		recipient[:], limit)
+	if err != nil {
+		return nil, fmt.Errorf("read mailbox messages: %w", err)
+	}
+	defer rows.Close()
+
+	var out []MailboxMessage
+	for rows.Next() {
+		var (
+			m             MailboxMessage
+			rcpt, pathKey []byte
+			recv, claimed int64
+		)
+		err := rows.Scan(&m.ID, &rcpt, &pathKey, &m.Onion, &recv,
+			&claimed)
+		if err != nil {
+			return nil, fmt.Errorf("read mailbox messages: %w", err)
+		}
+		if err := blobFixed(m.Recipient[:], rcpt, "recipient"); err != nil {
+			return nil, err
+		}
+		if err := blobFixed(m.PathKey[:], pathKey, "path_key"); err != nil {
+			return nil, err
+		}
+		m.ReceivedAt = nanosTime(recv)
+		m.ClaimedAt = nanosTime(claimed)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read mailbox messages: %w", err)
+	}
+
+	return out, nil
+}
+
+// ClaimMailboxMessage marks message id as being handed to lnd. ok is false
+// if the message is gone (evicted, expired) or already claimed: it must not
+// be sent then.
+func (s *Store) ClaimMailboxMessage(ctx context.Context, id int64,
+	now time.Time) (bool, error) {
+
+	if now.IsZero() {
+		return false, fmt.Errorf("%w: zero claim time",
+			ErrInvalidArgument)
+	}
+	nowNs, err := timeNanos(now, "now")
+	if err != nil {
+		return false, err
+	}
+
+	return s.execOne(ctx, "claim mailbox message", `UPDATE mailbox_messages
+		SET claimed_at = ? WHERE id = ? AND claimed_at = 0`, nowNs, id)
+}
+
+// UnclaimMailboxMessage returns a claimed message to the queue, in its old
+// place, after lnd refused it. ok is false if it is gone or not claimed.
+func (s *Store) UnclaimMailboxMessage(ctx context.Context, id int64) (bool,
+	error) {
+
+	return s.execOne(ctx, "unclaim mailbox message", `UPDATE
+		mailbox_messages SET claimed_at = 0 WHERE id = ? AND
+		claimed_at != 0`, id)
+}
+
+// DeleteMailboxMessage deletes message id. ok is false if it was gone.
+func (s *Store) DeleteMailboxMessage(ctx context.Context, id int64) (bool,
+	error) {
+
+	return s.execOne(ctx, "delete mailbox message",
+		"DELETE FROM mailbox_messages WHERE id = ?", id)
+}
+
+// execOne runs a statement that touches at most one row and reports
+// whether it did.
+func (s *Store) execOne(ctx context.Context, what, query string,
+	args ...any) (bool, error) {
+
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+
+	return n == 1, nil
+}
+
+// ExpireMailboxMessages deletes the unclaimed messages received at or
+// before cutoff and returns them.
+func (s *Store) ExpireMailboxMessages(ctx context.Context,
+	cutoff time.Time) ([]MailboxRemoved, error) {
+
+	cut, err := timeNanos(cutoff, "cutoff")
+	if err != nil {
+		return nil, err
+	}
+	var removed []MailboxRemoved
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		removed, err = deleteReturning(ctx, tx, `DELETE FROM
+			mailbox_messages WHERE received_at <= ? AND
+			claimed_at = 0 RETURNING id, recipient, size`, cut)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire mailbox messages: %w", err)
+	}
+
+	return removed, nil
+}
+
+// DropClaimedMailboxMessages deletes every claimed message and returns
+// them. Called at start-up: a message claimed by a previous run may or may
+// not have reached lnd, and sending it again could deliver it twice.
+func (s *Store) DropClaimedMailboxMessages(ctx context.Context) (
+	[]MailboxRemoved, error) {
+
+	var (
+		removed []MailboxRemoved
+		err     error
+	)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		removed, err = deleteReturning(ctx, tx, `DELETE FROM
+			mailbox_messages WHERE claimed_at != 0
+			RETURNING id, recipient, size`)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("drop claimed mailbox messages: %w", err)
+	}
+
+	return removed, nil
+}
+
+// MailboxRecipientsWithMessages returns the recipients that have unclaimed
+// messages, ordered by key.
+func (s *Store) MailboxRecipientsWithMessages(ctx context.Context) (
+	[][33]byte, error) {
+
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT recipient FROM
+		mailbox_messages WHERE claimed_at = 0 ORDER BY recipient`)
+	if err != nil {
+		return nil, fmt.Errorf("list mailbox recipients with "+
+			"messages: %w", err)
+	}
+	defer rows.Close()
+
+	var out [][33]byte
+	for rows.Next() {
+		var (
+			b    []byte
+			peer [33]byte
+		)
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("list mailbox recipients with "+
+				"messages: %w", err)
+		}
+		if err := blobFixed(peer[:], b, "recipient"); err != nil {
+			return nil, err
+		}
+		out = append(out, peer)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list mailbox recipients with "+
+			"messages: %w", err)
+	}
+
+	return out, nil
+}
+
+// MailboxUsage returns how many messages are stored and their total size,
+// claimed ones included.
+func (s *Store) MailboxUsage(ctx context.Context) (int64, int64, error) {
+	var count, bytes int64
+	err := s.db.QueryRowContext(ctx, `SELECT messages, bytes
+		FROM mailbox_usage WHERE id = 1`).Scan(&count, &bytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("mailbox usage: %w", err)
+	}
+
+	return count, bytes, nil
+}
+
+// deleteReturning runs a DELETE ... RETURNING id, recipient, size.
+func deleteReturning(ctx context.Context, tx *sql.Tx, query string,
+	args ...any) ([]MailboxRemoved, error) {
+
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+
+	return scanRemoved(rows)
+}
+
+// scanRemoved reads (id, recipient, size) rows and closes them.
+func scanRemoved(rows *sql.Rows) ([]MailboxRemoved, error) {
+	defer rows.Close()
+
+	var out []MailboxRemoved
+	for rows.Next() {
+		var (
+			r    MailboxRemoved
+			rcpt []byte
+		)
+		if err := rows.Scan(&r.ID, &rcpt, &r.Size); err != nil {
+			return nil, err
+		}
+		if err := blobFixed(r.Recipient[:], rcpt, "recipient"); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	return out, nil
+}
