@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/holdd/holdd/rpcclient"
@@ -100,6 +101,9 @@ type LndNode struct {
 	args    []string
 	logPath string
 	proc    *process
+
+	// stopped is set by Stop and cleared by Start.
+	stopped atomic.Bool
 	conn    *grpc.ClientConn
 }
 
@@ -179,6 +183,7 @@ func (n *LndNode) Start(ctx context.Context) error {
 		return err
 	}
 	n.proc = proc
+	n.stopped.Store(false)
 
 	err = waitFor(ctx, DefaultTimeout, "lnd "+n.Name+" to write tls.cert "+
 		"and admin.macaroon", func(context.Context) (bool, error) {
@@ -291,7 +296,14 @@ func (n *LndNode) Stop() error {
 	if n.proc == nil {
 		return nil
 	}
+	n.stopped.Store(true)
 	return n.proc.stop(30 * time.Second)
+}
+
+// Stopped reports whether a test stopped the node and has not started it
+// again.
+func (n *LndNode) Stopped() bool {
+	return n.stopped.Load()
 }
 
 // Kill SIGKILLs lnd, as a crash would.

@@ -433,6 +433,7 @@ func (l *fakeLnd) ListChannels(_ context.Context,
 	for i := 0; i < l.channels[peer]; i++ {
 		resp.Channels = append(resp.Channels, &lnrpc.Channel{
 			RemotePubkey: hex.EncodeToString(peer[:]),
+			Active:       true,
 		})
 	}
 

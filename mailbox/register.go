@@ -110,13 +110,19 @@ func (m *Mailbox) handleRegister(ctx context.Context, peer [33]byte,
 	m.reply(ctx, peer, ans)
 
 	// A registration comes from the recipient's holdd once it is
-	// connected to its lnd, through that lnd: the recipient is ready,
-	// and what waited for it goes out now.
+	// connected to its lnd, through that lnd: the recipient is ready as
+	// soon as our channel with it forwards again, and what waited for it
+	// goes out then.
 	if outcome == RegAccepted {
-		m.mu.Lock()
-		m.online[peer] = struct{}{}
-		m.mu.Unlock()
-		m.kick(peer)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.waitChannelActive(peer)
+			m.mu.Lock()
+			m.online[peer] = struct{}{}
+			m.mu.Unlock()
+			m.kick(peer)
+		}()
 	}
 
 	return outcome
@@ -194,6 +200,45 @@ func (m *Mailbox) eligible(ctx context.Context, peer [33]byte) (bool,
 	}
 
 	return len(resp.GetChannels()) > 0, nil
+}
+
+const (
+	// channelPoll and channelPolls bound the wait for an active channel
+	// with a recipient that just came back: about 30 s.
+	channelPoll  = 100 * time.Millisecond
+	channelPolls = 300
+)
+
+// waitChannelActive returns once lnd reports a channel with peer active,
+// or peer has no channel with lnd, or after about 30 s. A message
+// delivered earlier makes the recipient release the sender's HTLC at once;
+// that HTLC then reaches our lnd and fails if our channel with the
+// recipient is still being re-established (lnd: "link not eligible").
+func (m *Mailbox) waitChannelActive(peer [33]byte) {
+	if m.cfg.Channels == nil {
+		return
+	}
+	for range channelPolls {
+		resp, err := m.cfg.Channels.ListChannels(m.ctx,
+			&lnrpc.ListChannelsRequest{Peer: peer[:]})
+		if err == nil {
+			if len(resp.GetChannels()) == 0 {
+				return
+			}
+			for _, ch := range resp.GetChannels() {
+				if ch.GetActive() {
+					return
+				}
+			}
+		}
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-m.cfg.Clock.TickAfter(channelPoll):
+		}
+	}
+	m.log.Warnf("Channel with recipient %x still inactive; delivering "+
+		"anyway", peer)
 }
 
 // reply sends mailbox_registered to peer.

@@ -15,6 +15,12 @@ var ErrNotOffered = errors.New("circuit key not offered on the current " +
 	"interceptor stream")
 
 var (
+	// ErrIncomingInactive is returned by a Resolver that will not resume
+	// an HTLC while its incoming channel is inactive: lnd v0.21 fails a
+	// resumed forward whose incoming link is gone (it cannot check the
+	// incoming dust exposure), so the sender must be back first.
+	ErrIncomingInactive = errors.New("incoming channel inactive")
+
 	// ErrUnknownHTLC is returned for a circuit key holdd does not hold.
 	ErrUnknownHTLC = errors.New("unknown held HTLC")
 

@@ -227,3 +227,79 @@ func (a *NodeAliases) Alias(ctx context.Context, node [33]byte) string {
 	a.mu.Unlock()
 	return info.Node.Alias
 }
+
+// ChannelEventsClient is the part of lnd's Lightning service
+// ChannelActivity uses.
+type ChannelEventsClient interface {
+	ChannelLister
+	SubscribeChannelEvents(ctx context.Context,
+		in *lnrpc.ChannelEventSubscription, opts ...grpc.CallOption) (
+		lnrpc.Lightning_SubscribeChannelEventsClient, error)
+}
+
+// ChannelActivity tells whether a channel's link is up, and when channels
+// become active.
+type ChannelActivity struct {
+	client ChannelEventsClient
+	log    logrus.FieldLogger
+}
+
+// NewChannelActivity creates a ChannelActivity over lnd.
+func NewChannelActivity(client ChannelEventsClient,
+	log logrus.FieldLogger) *ChannelActivity {
+
+	return &ChannelActivity{client: client, log: log}
+}
+
+// Active reports whether lnd lists channel chanID (real or alias short
+// channel id) as active, i.e. its link forwards.
+func (c *ChannelActivity) Active(ctx context.Context,
+	chanID uint64) (bool, error) {
+
+	resp, err := c.client.ListChannels(ctx, &lnrpc.ListChannelsRequest{})
+	if err != nil {
+		return false, fmt.Errorf("list channels: %w", err)
+	}
+	for _, ch := range resp.Channels {
+		if ch.ChanId == chanID {
+			return ch.Active, nil
+		}
+		for _, alias := range ch.AliasScids {
+			if alias == chanID {
+				return ch.Active, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// WatchActive calls onActive whenever a channel becomes active, until ctx
+// ends, re-subscribing with a capped backoff when the stream breaks.
+func (c *ChannelActivity) WatchActive(ctx context.Context, onActive func()) {
+	delay := time.Second
+	for ctx.Err() == nil {
+		stream, err := c.client.SubscribeChannelEvents(ctx,
+			&lnrpc.ChannelEventSubscription{})
+		for err == nil {
+			var ev *lnrpc.ChannelEventUpdate
+			ev, err = stream.Recv()
+			if err == nil && ev.Type ==
+				lnrpc.ChannelEventUpdate_ACTIVE_CHANNEL {
+
+				delay = time.Second
+				onActive()
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.Debugf("Channel events: %v; resubscribing in %v", err,
+			delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Minute)
+	}
+}

@@ -319,18 +319,34 @@ func run(ctx context.Context, cfg *config) error {
 }
 
 // lateResolver lets the engine be built before the interceptor it answers
-// through.
+// through. It holds back a resume while the HTLC's incoming channel is
+// inactive: lnd v0.21 fails a resumed forward whose incoming link is gone
+// (it cannot check that link's dust exposure), so the HTLC stays released
+// until the sender is back (see watchIncoming).
 type lateResolver struct {
-	r atomic.Pointer[interceptor.Interceptor]
+	r     atomic.Pointer[interceptor.Interceptor]
+	links interface {
+		Active(ctx context.Context, chanID uint64) (bool, error)
+	}
 }
 
 func (l *lateResolver) set(i *interceptor.Interceptor) { l.r.Store(i) }
 
 func (l *lateResolver) Resume(ctx context.Context, key store.CircuitKey) error {
-	if i := l.r.Load(); i != nil {
-		return i.Resume(ctx, key)
+	i := l.r.Load()
+	if i == nil {
+		return plugin.ErrNotOffered
 	}
-	return plugin.ErrNotOffered
+	if l.links != nil {
+		active, err := l.links.Active(ctx, key.ChanID)
+		if err != nil {
+			return err
+		}
+		if !active {
+			return plugin.ErrIncomingInactive
+		}
+	}
+	return i.Resume(ctx, key)
 }
 
 func (l *lateResolver) Fail(ctx context.Context, key store.CircuitKey) error {

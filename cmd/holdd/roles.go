@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/eventfeed"
@@ -17,6 +19,7 @@ import (
 	"github.com/holdd/holdd/rpcclient"
 	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/sirupsen/logrus"
 )
 
 // lspRole is the running lsp role: the hold engine on lnd's interceptor,
@@ -85,7 +88,8 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 
 	// The interceptor and the engine need each other: the engine answers
 	// through the interceptor, the interceptor asks the engine.
-	resolver := &lateResolver{}
+	links := rpcclient.NewChannelActivity(lnd.Lightning, logs.sub("HOLD"))
+	resolver := &lateResolver{links: links}
 	role.engine, err = plugin.New(plugin.Config{
 		Policy:   policy,
 		Store:    db,
@@ -129,8 +133,51 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		return nil, err
 	}
 	role.stops = append(role.stops, func() { _ = role.icpt.Stop() })
+	go watchIncoming(engineCtx, links, db, role.engine, logs.sub("HOLD"))
 	ok = true
 	return role, nil
+}
+
+// releasedRetryInterval re-tries released HTLCs in case a channel event
+// was missed.
+const releasedRetryInterval = 30 * time.Second
+
+// watchIncoming resumes released HTLCs when channels become active: a
+// release that arrived while the sender was offline waits for it.
+func watchIncoming(ctx context.Context, links *rpcclient.ChannelActivity,
+	db *store.Store, engine *plugin.Engine, log logrus.FieldLogger) {
+
+	wake := make(chan struct{}, 1)
+	go links.WatchActive(ctx, func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-time.After(releasedRetryInterval):
+		}
+		released, err := db.ListHTLCs(ctx, store.ListFilter{
+			States: []store.HoldState{store.StateReleased},
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Errorf("List released HTLCs: %v", err)
+			}
+			continue
+		}
+		for _, h := range released {
+			if err := engine.ResumeReleased(ctx, h.Key); err != nil &&
+				!errors.Is(err, plugin.ErrUnknownHTLC) {
+
+				log.Errorf("Resume released %v: %v", h.Key, err)
+			}
+		}
+	}
 }
 
 // newRecipientRole builds the recipient role. finalHop is where receive

@@ -1,0 +1,29 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/holdd/holdd/store"
+)
+
+// ResumeReleased retries the resume of an HTLC that was released but not
+// resumed, e.g. because its incoming channel was inactive. It is a no-op
+// for an HTLC in any other state.
+func (e *Engine) ResumeReleased(ctx context.Context,
+	key store.CircuitKey) error {
+
+	e.mu.Lock()
+	ent, ok := e.active[key]
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %v", ErrUnknownHTLC, key)
+	}
+	ent.mu.Lock()
+	defer ent.mu.Unlock()
+	if ent.removed || ent.rec.State != store.StateReleased {
+		return nil
+	}
+	e.resumeReleased(ctx, ent)
+	return nil
+}
