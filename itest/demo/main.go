@@ -1,10 +1,12 @@
 //go:build itest
 
 // Command demo runs one async payment end to end on a private regtest
-// network (btcd, lnd S -> L -> P, holdd attached to L) and prints its
-// timeline: the recipient is offline when the sender pays, L holds the
-// HTLC, the sender receives the release paths, the recipient comes online
-// and releases the HTLC with an onion message, and the payment settles.
+// network (btcd, lnd S -> L -> P; holdd on L in the lsp and mailbox roles,
+// holdd on P in the recipient role) and prints its timeline: the recipient
+// is offline when the sender pays, L holds the HTLC, the sender receives
+// the release paths and sends held_htlc_available, L's mailbox keeps it,
+// the recipient comes online, its holdd releases the HTLC, and the payment
+// settles.
 //
 // It runs with `make demo`, which first builds (or reuses) the pinned lnd
 // and btcd. Every process it starts is stopped when it ends, on Ctrl-C too.
@@ -24,10 +26,12 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/asyncsend"
 	"github.com/holdd/holdd/holdrpc"
 	"github.com/holdd/holdd/itest"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/holdd/holdd/release/onionsend"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
 )
@@ -68,6 +72,7 @@ func run() int {
 		"S -> L (LSP + holdd) -> P")
 
 	cfg := itest.DefaultConfig()
+	cfg.HolddArgs = []string{"--role=lsp,mailbox"}
 	for _, bin := range []string{cfg.LndBin, cfg.BtcdBin} {
 		if _, err := os.Stat(bin); err != nil {
 			fmt.Fprintf(os.Stderr, "demo: %s is missing; run `make "+
@@ -304,11 +309,14 @@ func sats(v int64) string {
 	return b.String()
 }
 
-// demo runs the async payment on a network that is up.
+// demo runs the async payment on a network that is up, with the three
+// roles and no hand-built message: S pays through asyncsend (what holdcli
+// payasync runs), L's holdd holds and keeps P's messages in its mailbox,
+// P's holdd answers held_htlc_available when P is back.
 func demo(ctx context.Context, w io.Writer, net *itest.Network) error {
 	fmt.Fprintf(w, "\n")
 	tl := &timeline{w: w, start: time.Now()}
-	tl.log("network up (btcd + 3 lnd + holdd) in %.1fs",
+	tl.log("network up (btcd + 3 lnd + holdd on L) in %.1fs",
 		net.SetupDuration.Seconds())
 
 	client, err := net.HolddClient()
@@ -319,13 +327,40 @@ func demo(ctx context.Context, w io.Writer, net *itest.Network) error {
 	if err != nil {
 		return fmt.Errorf("holdd GetInfo: %w", err)
 	}
-	transport := "release transport"
-	if info.Transport != "" {
-		transport = info.Transport + " transport"
+	tl.log("holdd %s on L: roles %s, interceptor connected=%v, %s "+
+		"transport %s, height %d", info.Version,
+		strings.Join(info.Roles, "+"), info.InterceptorConnected,
+		info.Transport, info.PeerLinkState, info.BlockHeight)
+
+	mailboxFlag := "--recipient.mailbox=" + net.L.PubKeyHex
+	p, err := net.StartRecipientHoldd(ctx, mailboxFlag)
+	if err != nil {
+		return err
 	}
-	tl.log("holdd %s on L: interceptor connected=%v, %s %s, height %d",
-		info.Version, info.InterceptorConnected, transport,
-		info.PeerLinkState, info.BlockHeight)
+	if err := waitFor(ctx, "P's holdd registered with L's mailbox",
+		func() (bool, error) {
+			info, err := p.Client.GetInfo(ctx, &holdrpc.GetInfoRequest{})
+			return err == nil && info.MailboxRegistered, err
+		}); err != nil {
+		return err
+	}
+	tl.log("holdd on P (recipient role) registered with L's mailbox")
+	paths, err := p.Client.AddReceivePaths(ctx,
+		&holdrpc.AddReceivePathsRequest{Count: 2})
+	if err != nil {
+		return err
+	}
+	recipientPaths := make([]*onionmsg.BlindedPath, 0, len(paths.Paths))
+	for _, rp := range paths.Paths {
+		path, err := onionmsg.DecodeBlindedPath(bytes.NewReader(rp.Path))
+		if err != nil {
+			return err
+		}
+		recipientPaths = append(recipientPaths, path)
+	}
+	tl.log("P publishes %d receive paths [L -> L's holdd (mailbox) -> P "+
+		"-> P's holdd], %d hops each", len(recipientPaths),
+		paths.Paths[0].Hops)
 
 	inv, err := net.P.AddInvoice(ctx, amountSat, "holdd demo")
 	if err != nil {
@@ -335,30 +370,44 @@ func demo(ctx context.Context, w io.Writer, net *itest.Network) error {
 		sats(amountSat), inv.RHash[:8])
 
 	// The recipient of an async payment is offline when it is paid.
+	if err := net.StopRecipientHoldd(); err != nil {
+		return err
+	}
 	if err := net.P.Stop(); err != nil {
 		return fmt.Errorf("stop lnd P: %w", err)
 	}
-	tl.log("recipient P goes offline (lnd P stopped)")
+	tl.log("recipient P goes offline (its lnd and holdd stopped)")
 
-	deliveries, err := net.S.SubscribeCustomMessages(ctx,
-		release.PathDeliveryMsgType)
-	if err != nil {
-		return err
-	}
-	defer deliveries.Close()
 	events, err := subscribeHoldEvents(ctx, client, inv.RHash)
 	if err != nil {
 		return err
 	}
-
-	pay, err := net.S.SendPayment(ctx, inv.PaymentRequest, itest.PayOpts{
-		FirstHopCustomRecords: itest.HoldHTLCRecords(),
-		TimeoutSeconds:        120,
+	payer, err := asyncsend.New(asyncsend.Config{
+		Messages: net.S.Lightning,
+		Router:   net.S.Router,
+		NewMessenger: asyncsend.OnionMessengers(onionsend.Config{
+			Lightning: net.S.Lightning,
+			Self:      mustKey(net.S.PubKey),
+			Native:    true,
+		}),
 	})
 	if err != nil {
 		return err
 	}
-	defer pay.Close()
+	type payResult struct {
+		res *asyncsend.Result
+		err error
+	}
+	done := make(chan payResult, 1)
+	go func() {
+		res, err := payer.Pay(ctx, &asyncsend.Request{
+			PaymentRequest: inv.PaymentRequest,
+			RecipientPaths: recipientPaths,
+			TimeoutSeconds: 120,
+			FeeLimitSat:    1_000,
+		}, func(pr asyncsend.Progress) { narrate(tl, pr) })
+		done <- payResult{res, err}
+	}()
 	tl.log("S pays P %s sat with hold_htlc (TLV %d on the HTLC to L)",
 		sats(amountSat), itest.HoldHTLCType)
 
@@ -372,39 +421,31 @@ func demo(ctx context.Context, w io.Writer, net *itest.Network) error {
 		"%d blocks away", scid(h.Incoming.ChanId), h.Incoming.HtlcId,
 		h.FailbackHeight, h.FailbackHeight-int32(info.BlockHeight))
 
-	msg, err := deliveries.Next(ctx, stepTimeout)
-	if err != nil {
-		return fmt.Errorf("release paths for S: %w", err)
-	}
-	delivery, err := release.DecodePathDelivery(msg.Data)
-	if err != nil {
-		return fmt.Errorf("decode path delivery: %w", err)
-	}
-	tl.log("release paths delivered to S (%d paths, %d bytes)",
-		len(delivery.Paths), len(msg.Data))
-
-	if err := pay.RequireInFlightFor(ctx, offlineFor); err != nil {
+	if err := waitFor(ctx, "L's mailbox to keep S's messages for P",
+		func() (bool, error) {
+			info, err := client.GetInfo(ctx, &holdrpc.GetInfoRequest{})
+			return err == nil && info.Mailbox != nil &&
+				info.Mailbox.StoredMessages == 2, err
+		}); err != nil {
 		return err
 	}
+	tl.log("L's mailbox keeps both messages for P (it sees only " +
+		"blinded onions)")
+	time.Sleep(offlineFor)
 	tl.log("payment still in flight after %v: L holds it, nothing "+
 		"fails while P is away", offlineFor)
 
 	if err := net.P.Start(ctx); err != nil {
 		return fmt.Errorf("start lnd P: %w", err)
 	}
-	if err := net.WaitChannelsActive(ctx); err != nil {
+	backAt := time.Now()
+	tl.log("recipient P comes online (lnd P up)")
+	if _, err := net.StartRecipientHoldd(ctx, mailboxFlag); err != nil {
 		return err
 	}
-	tl.log("recipient P comes online (lnd P up, channel L->P active)")
-
-	// In a deployment S hands the paths to P inside its
-	// held_htlc_available; the demo passes them across directly.
-	if err := sendRelease(ctx, net.P, delivery.Paths[0]); err != nil {
-		return err
-	}
-	sentAt := time.Now()
-	tl.log("P sends release_held_htlc over path 1 (onion message to " +
-		"L, relayed to holdd)")
+	tl.log("holdd on P reported ready %dms after P's lnd started: it "+
+		"registered again, the mailbox delivered, P's holdd answered "+
+		"release_held_htlc", time.Since(backAt).Milliseconds())
 
 	released, err := events.next(ctx, "released")
 	if err != nil {
@@ -417,15 +458,18 @@ func demo(ctx context.Context, w io.Writer, net *itest.Network) error {
 	tl.log("L resumes the HTLC (released by %s, held %.1fs)",
 		released.Htlc.ReleaseSource, heldFor.Seconds())
 
-	final, err := pay.WaitStatus(ctx, stepTimeout,
-		lnrpc.Payment_SUCCEEDED)
-	if err != nil {
-		return err
+	var pr payResult
+	select {
+	case pr = <-done:
+	case <-time.After(stepTimeout):
+		return errors.New("payment did not end")
 	}
-	releaseToSettled := time.Since(sentAt)
-	tl.log("payment SUCCEEDED, preimage %s..., fee %s msat",
-		final.PaymentPreimage[:16], sats(final.FeeMsat))
-
+	if pr.err != nil {
+		return pr.err
+	}
+	if !pr.res.Succeeded() {
+		return fmt.Errorf("payment %v", pr.res.Status)
+	}
 	settled, err := net.P.Lightning.LookupInvoice(ctx,
 		&lnrpc.PaymentHash{RHash: inv.RHash})
 	if err != nil {
@@ -436,27 +480,58 @@ func demo(ctx context.Context, w io.Writer, net *itest.Network) error {
 	}
 	tl.log("P's invoice SETTLED: %s sat received", sats(settled.AmtPaidSat))
 	tl.log("done: P was paid although offline when S paid; L held the "+
-		"HTLC %.1fs; release sent to payment settled in %dms",
-		heldFor.Seconds(), releaseToSettled.Milliseconds())
-	return nil
+		"HTLC %.1fs; P back to payment settled in %dms",
+		heldFor.Seconds(), time.Since(backAt).Milliseconds())
+	return net.StopRecipientHoldd()
 }
 
-// sendRelease sends release_held_htlc from node over a release path.
-func sendRelease(ctx context.Context, node *itest.LndNode,
-	path *onionmsg.BlindedPath) error {
+// narrate prints the sender's progress.
+func narrate(tl *timeline, pr asyncsend.Progress) {
+	switch pr.Stage {
+	case asyncsend.StageHeld:
+		tl.log("S receives %d release paths from L (custom message "+
+			"%d)", pr.Held.Paths, release.PathDeliveryMsgType)
+	case asyncsend.StageMessageSent:
+		tl.log("S sends held_htlc_available over P's path %d, reply "+
+			"path = release path %d", pr.Message.RecipientPath+1,
+			pr.Message.ReleasePath+1)
+	case asyncsend.StageMessageFailed:
+		tl.log("S could not send held_htlc_available over path %d: %v",
+			pr.Message.RecipientPath+1, pr.Message.Err)
+	case asyncsend.StageSucceeded:
+		tl.log("S sees the payment SUCCEEDED, preimage %x..., fee %s "+
+			"msat", pr.Preimage[:8], sats(pr.FeeMsat))
+	case asyncsend.StageFailed:
+		tl.log("S sees the payment FAILED: %v", pr.FailureReason)
+	}
+}
 
-	if path.IntroNode == nil {
-		return errors.New("release path has no introduction node")
+// waitFor polls cond every 100ms until it holds or stepTimeout passes.
+func waitFor(ctx context.Context, what string,
+	cond func() (bool, error)) error {
+
+	deadline := time.Now().Add(stepTimeout)
+	var last error
+	for time.Now().Before(deadline) {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	sessionKey, err := btcec.NewPrivateKey()
+	return fmt.Errorf("timed out waiting for %s (last error: %v)", what,
+		last)
+}
+
+func mustKey(b []byte) *btcec.PublicKey {
+	k, err := btcec.ParsePubKey(b)
 	if err != nil {
-		return err
+		panic(err)
 	}
-	msg, err := onionmsg.BuildOnionMessage(sessionKey, path, nil,
-		map[uint64][]byte{release.ReleaseHeldHTLCType: {0x00}})
-	if err != nil {
-		return fmt.Errorf("build release_held_htlc: %w", err)
-	}
-	return node.SendOnionMessage(ctx, path.IntroNode.SerializeCompressed(),
-		msg.PathKey.SerializeCompressed(), msg.OnionBlob)
+	return k
 }
