@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,4 +174,124 @@ func BenchmarkMemoryPerHeld(b *testing.B) {
 		"B/held")
 	runtime.KeepAlive(e)
 	_ = e.Stop()
+}
+
+// durableEngine returns an uncapped engine on a real store in a temporary
+// directory, with fail-back margin 10.
+func durableEngine(b *testing.B, blocks *fakeBlocks) *Engine {
+	b.Helper()
+	st, err := store.Open(context.Background(),
+		filepath.Join(b.TempDir(), "holdd.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := DefaultPolicy()
+	p.MaxHeldPerPeer, p.MaxHeldTotal = 0, 0
+	p.FailbackMargin = 10
+	logger := logrus.New()
+	logger.SetOutput(io.Discard)
+	logger.SetLevel(logrus.WarnLevel)
+	e, err := New(Config{
+		Policy:   p,
+		Store:    st,
+		Resolver: nullResolver{},
+		Peers:    fakePeers{},
+		Blocks:   blocks,
+		Clock:    clock.NewTestClock(testStart),
+		Logger:   logger,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = e.Stop()
+		_ = st.Close()
+	})
+	return e
+}
+
+// holdConcurrently makes HTLCs [from, to) held through e from writers
+// goroutines at once, as the interceptor does: it decides every HTLC in a
+// goroutine of its own.
+func holdConcurrently(b *testing.B, e *Engine, writers int, from, to uint64) {
+	var (
+		next atomic.Uint64
+		wg   sync.WaitGroup
+	)
+	next.Store(from)
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= to {
+					return
+				}
+				h := flagged(key(i%100+1, i), hashOf(byte(i)),
+					10_000)
+				d := e.Intercept(context.Background(), h)
+				if d.Action != ActionHold {
+					b.Errorf("hold %d: %v", i, d)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkHoldDurable measures holds through the engine onto the real
+// store (one fsynced insert each, shared between concurrent holds by the
+// store's group commit), with writers HTLCs arriving at once.
+func BenchmarkHoldDurable(b *testing.B) {
+	for _, writers := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			e := durableEngine(b, newFakeBlocks(startHeight))
+			b.ReportAllocs()
+			b.ResetTimer()
+			holdConcurrently(b, e, writers, 0, uint64(b.N))
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(),
+				"holds/s")
+		})
+	}
+}
+
+// BenchmarkFailBackBurst measures how fast one block fails back b.N held
+// HTLCs that all reached their fail-back height with it, onto the real
+// store.
+func BenchmarkFailBackBurst(b *testing.B) {
+	blocks := newFakeBlocks(startHeight)
+	e := durableEngine(b, blocks)
+	holdConcurrently(b, e, 64, 0, uint64(b.N))
+	b.ResetTimer()
+	blocks.ch <- startHeight + 90
+	for e.Stats().HeldCount > 0 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "failbacks/s")
+}
+
+// BenchmarkBlockNothingDue measures what a new block costs under the
+// engine lock when no held HTLC reached its fail-back height: the common
+// case, run for every block and (for the hold deadline) every tick.
+func BenchmarkBlockNothingDue(b *testing.B) {
+	for _, n := range heldSizes[1:] {
+		b.Run(fmt.Sprintf("held=%d", n), func(b *testing.B) {
+			e := benchEngine(b, n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				e.failDue(e.byFailback, FailExpiry,
+					func(ent *entry) bool {
+						return ent.failbackHeight <=
+							startHeight
+					})
+			}
+		})
+	}
 }

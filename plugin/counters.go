@@ -2,12 +2,18 @@ package plugin
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/holdd/holdd/store"
 )
 
 // counters counts decisions and release outcomes by name.
 type counters struct {
+	// passes counts the "pass" decision, made for every forward that is
+	// not held: an atomic, so that concurrent forwards do not meet on
+	// the mutex.
+	passes atomic.Uint64
+
 	mu        sync.Mutex
 	decisions map[string]uint64
 	releases  map[string]uint64
@@ -24,6 +30,10 @@ func (c *counters) decision(name string) {
 	c.mu.Lock()
 	c.decisions[name]++
 	c.mu.Unlock()
+}
+
+func (c *counters) pass() {
+	c.passes.Add(1)
 }
 
 func (c *counters) release(name string) {
@@ -51,6 +61,9 @@ func (e *Engine) Stats() Stats {
 	s.Decisions = make(map[string]uint64, len(e.stats.decisions))
 	for k, v := range e.stats.decisions {
 		s.Decisions[k] = v
+	}
+	if n := e.stats.passes.Load(); n > 0 {
+		s.Decisions["pass"] += n
 	}
 	s.Releases = make(map[string]uint64, len(e.stats.releases))
 	for k, v := range e.stats.releases {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,11 @@ type entry struct {
 	// removed is set once the entry left the active map; a goroutine that
 	// waited on mu for it must look the key up again.
 	removed bool
+
+	// failbackPos and deadlinePos are the entry's places in the
+	// engine's due heaps, -1 when not in one. Engine.mu guards them.
+	failbackPos int
+	deadlinePos int
 }
 
 func newEntry(rec store.HeldHTLC) *entry {
@@ -57,6 +63,8 @@ func newEntry(rec store.HeldHTLC) *entry {
 		failbackHeight: rec.FailbackHeight,
 		deadline:       rec.HoldDeadline,
 		rec:            rec,
+		failbackPos:    -1,
+		deadlinePos:    -1,
 	}
 }
 
@@ -71,16 +79,20 @@ type Engine struct {
 	cfg Config
 	log logrus.FieldLogger
 
-	policyMu sync.RWMutex
-	policy   Policy
+	// policy is replaced whole by SetPolicy; every intercept reads it,
+	// so it is an atomic pointer rather than behind a lock.
+	policy atomic.Pointer[Policy]
 
 	height atomic.Int32
 
-	// mu guards active, perPeer and total. It is never held across I/O.
-	mu      sync.Mutex
-	active  map[store.CircuitKey]*entry
-	perPeer map[[33]byte]usage
-	total   usage
+	// mu guards active, the due heaps, perPeer and total. It is never
+	// held across I/O.
+	mu         sync.Mutex
+	active     map[store.CircuitKey]*entry
+	byFailback *dueHeap
+	byDeadline *dueHeap
+	perPeer    map[[33]byte]usage
+	total      usage
 
 	stats *counters
 
@@ -111,15 +123,18 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = time.Second
 	}
-	return &Engine{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		policy:  cfg.Policy,
-		active:  make(map[store.CircuitKey]*entry),
-		perPeer: make(map[[33]byte]usage),
-		stats:   newCounters(),
-		quit:    make(chan struct{}),
-	}, nil
+	e := &Engine{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		active:     make(map[store.CircuitKey]*entry),
+		byFailback: newFailbackHeap(),
+		byDeadline: newDeadlineHeap(),
+		perPeer:    make(map[[33]byte]usage),
+		stats:      newCounters(),
+		quit:       make(chan struct{}),
+	}
+	e.storePolicy(cfg.Policy)
+	return e, nil
 }
 
 // Start loads the active HTLCs from the store, waits for the first block
@@ -133,8 +148,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	for _, rec := range recs {
-		e.active[rec.Key] = newEntry(rec)
-		e.addUsage(rec.IncomingPeer, rec.IncomingAmtMsat)
+		e.track(newEntry(rec))
 	}
 	e.mu.Unlock()
 	e.log.Infof("Loaded %d active held HTLCs from the store", len(recs))
@@ -174,9 +188,7 @@ func (e *Engine) Height() int32 {
 
 // Policy returns the policy in force.
 func (e *Engine) Policy() Policy {
-	e.policyMu.RLock()
-	defer e.policyMu.RUnlock()
-	return e.policy
+	return *e.policy.Load()
 }
 
 // SetPolicy replaces the policy; it applies to decisions made from now on.
@@ -184,10 +196,15 @@ func (e *Engine) SetPolicy(p Policy) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	e.policyMu.Lock()
-	e.policy = p
-	e.policyMu.Unlock()
+	e.storePolicy(p)
 	return nil
+}
+
+// storePolicy puts in force a copy of p that shares nothing with the
+// caller's.
+func (e *Engine) storePolicy(p Policy) {
+	p.HoldTypes = slices.Clone(p.HoldTypes)
+	e.policy.Store(&p)
 }
 
 // Intercept decides what to do with an HTLC lnd offers. It is called for
@@ -197,15 +214,15 @@ func (e *Engine) Intercept(ctx context.Context, h HTLC) Decision {
 		return e.interceptOnChain(ctx, h)
 	}
 
-	policy := e.Policy()
-	flagged := policy.wantsHold(h.CustomRecords)
-
 	// An HTLC with no custom records at all was never held: the common
 	// pass-through costs no lock and no store access.
-	if !flagged && len(h.CustomRecords) == 0 {
-		e.stats.decision("pass")
+	if len(h.CustomRecords) == 0 {
+		e.stats.pass()
 		return Decision{Action: ActionResume}
 	}
+
+	policy := e.policy.Load()
+	flagged := policy.wantsHold(h.CustomRecords)
 
 	e.mu.Lock()
 	ent, ok := e.active[h.Key]
@@ -232,7 +249,7 @@ func (e *Engine) Intercept(ctx context.Context, h HTLC) Decision {
 	}
 
 	if !flagged {
-		e.stats.decision("pass")
+		e.stats.pass()
 		return Decision{Action: ActionResume}
 	}
 	return e.interceptNew(ctx, policy, h)
@@ -342,7 +359,7 @@ func (e *Engine) replayFinal(rec store.HeldHTLC) Decision {
 }
 
 // interceptNew decides on a flagged HTLC holdd has never seen.
-func (e *Engine) interceptNew(ctx context.Context, policy Policy,
+func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 	h HTLC) Decision {
 
 	height := e.Height()
@@ -399,15 +416,14 @@ func (e *Engine) interceptNew(ctx context.Context, policy Policy,
 	if reason := e.capExceeded(policy, peer, h.IncomingAmtMsat); reason != "" {
 		e.mu.Unlock()
 		e.log.Infof("HTLC %v (%d msat from %x) over cap %s: failing "+
-			"back", h.Key, h.IncomingAmtMsat, peer[:], reason)
+			"back", h.Key, h.IncomingAmtMsat, peer, reason)
 		return e.fail(reason)
 	}
 	// Nobody can reach ent before it is in the map, so locking it here
 	// cannot block.
 	ent.mu.Lock()
 	defer ent.mu.Unlock()
-	e.active[h.Key] = ent
-	e.addUsage(peer, h.IncomingAmtMsat)
+	e.track(ent)
 	e.mu.Unlock()
 
 	stored, inserted, err := e.cfg.Store.InsertHeld(ctx, rec)
@@ -456,7 +472,7 @@ func (e *Engine) interceptNew(ctx context.Context, policy Policy,
 	}
 
 	e.log.Infof("Holding HTLC %v hash=%x amt=%d msat fail-back height "+
-		"%d (auto-fail %d, height %d)", h.Key, h.PaymentHash[:],
+		"%d (auto-fail %d, height %d)", h.Key, h.PaymentHash,
 		h.IncomingAmtMsat, failback, h.AutoFailHeight, height)
 	e.stats.decision("hold")
 	e.notify(EventHeld, ent.rec)
@@ -505,6 +521,10 @@ func (e *Engine) resumeReleased(ctx context.Context, ent *entry) {
 	case errors.Is(err, ErrNotOffered):
 		e.log.Infof("HTLC %v released while lnd does not offer it; "+
 			"resuming when it is replayed", key)
+		return
+	case errors.Is(err, ErrIncomingInactive):
+		e.log.Infof("HTLC %v released while its incoming channel is "+
+			"inactive (sender offline); resuming when it is back", key)
 		return
 	case err != nil:
 		e.log.Errorf("Resume of %v failed, it stays released: %v",
@@ -634,9 +654,22 @@ func (e *Engine) drop(ent *entry) {
 	defer e.mu.Unlock()
 	if cur, ok := e.active[ent.key]; ok && cur == ent {
 		delete(e.active, ent.key)
+		e.byFailback.remove(ent)
+		e.byDeadline.remove(ent)
 		e.subUsage(ent.peer, ent.amt)
 	}
 	ent.removed = true
+}
+
+// track adds ent to the active set, the due heaps and the caps' usage.
+// e.mu is held.
+func (e *Engine) track(ent *entry) {
+	e.active[ent.key] = ent
+	e.byFailback.add(ent)
+	if !ent.deadline.IsZero() {
+		e.byDeadline.add(ent)
+	}
+	e.addUsage(ent.peer, ent.amt)
 }
 
 func (e *Engine) fail(reason FailReason) Decision {
@@ -656,7 +689,7 @@ func (e *Engine) notify(kind EventKind, rec store.HeldHTLC) {
 }
 
 // capExceeded returns the cap an additional HTLC would break. e.mu is held.
-func (e *Engine) capExceeded(p Policy, peer [33]byte,
+func (e *Engine) capExceeded(p *Policy, peer [33]byte,
 	amt uint64) FailReason {
 
 	pu := e.perPeer[peer]
@@ -702,8 +735,8 @@ func (e *Engine) blockLoop(blocks <-chan int32) {
 	// HTLCs loaded from the store may have passed their fail-back height
 	// while holdd was down.
 	start := e.Height()
-	e.failDue(func(ent *entry) (FailReason, bool) {
-		return FailExpiry, ent.failbackHeight <= start
+	e.failDue(e.byFailback, FailExpiry, func(ent *entry) bool {
+		return ent.failbackHeight <= start
 	})
 	for {
 		select {
@@ -713,9 +746,10 @@ func (e *Engine) blockLoop(blocks <-chan int32) {
 				return
 			}
 			e.height.Store(h)
-			e.failDue(func(ent *entry) (FailReason, bool) {
-				return FailExpiry, ent.failbackHeight <= h
-			})
+			e.failDue(e.byFailback, FailExpiry,
+				func(ent *entry) bool {
+					return ent.failbackHeight <= h
+				})
 		case <-e.quit:
 			return
 		}
@@ -729,10 +763,10 @@ func (e *Engine) tickLoop() {
 		select {
 		case <-e.cfg.Clock.TickAfter(e.cfg.TickInterval):
 			now := e.cfg.Clock.Now()
-			e.failDue(func(ent *entry) (FailReason, bool) {
-				return FailMaxHoldTime, !ent.deadline.IsZero() &&
-					!now.Before(ent.deadline)
-			})
+			e.failDue(e.byDeadline, FailMaxHoldTime,
+				func(ent *entry) bool {
+					return !now.Before(ent.deadline)
+				})
 			n, err := e.cfg.Store.PrunePendingReleases(
 				context.Background(), now)
 			if err != nil {
@@ -746,24 +780,45 @@ func (e *Engine) tickLoop() {
 	}
 }
 
-// failDue fails back every active entry for which due says so.
-func (e *Engine) failDue(due func(*entry) (FailReason, bool)) {
-	var toFail []*entry
-	var reasons []FailReason
+// failDueWorkers bounds how many fail-backs failDue runs at once. Run one
+// after another, a block that takes many HTLCs to their fail-back height
+// costs one fsynced store write each; run side by side, the store commits
+// them together.
+const failDueWorkers = 32
+
+// failDue fails back, for reason, every active entry that isDue finds
+// due in h (see dueHeap.due).
+func (e *Engine) failDue(h *dueHeap, reason FailReason,
+	isDue func(*entry) bool) {
+
 	e.mu.Lock()
-	for _, ent := range e.active {
-		if reason, ok := due(ent); ok {
-			toFail = append(toFail, ent)
-			reasons = append(reasons, reason)
-		}
-	}
+	due := h.due(isDue)
 	e.mu.Unlock()
 
-	for i, ent := range toFail {
-		err := e.failBack(context.Background(), ent, reasons[i])
+	failBack := func(ent *entry) {
+		err := e.failBack(context.Background(), ent, reason)
 		if err != nil && !errors.Is(err, ErrNotHeld) {
-			e.log.Errorf("Fail-back of %v (%s): %v", ent.key,
-				reasons[i], err)
+			e.log.Errorf("Fail-back of %v (%s): %v", ent.key, reason,
+				err)
 		}
 	}
+	if len(due) == 1 {
+		failBack(due[0])
+		return
+	}
+
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, failDueWorkers)
+	for _, ent := range due {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() {
+				<-sem
+				wg.Done()
+			}()
+			failBack(ent)
+		}()
+	}
+	wg.Wait()
 }

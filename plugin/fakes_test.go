@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -22,13 +23,49 @@ type fakeStore struct {
 	// beforePut runs when PutPendingRelease is called, before the row is
 	// written and outside the store's lock.
 	beforePut func()
+
+	// beforeWrite runs when InsertHeld or Transition is called, before
+	// anything is written and outside the store's lock.
+	beforeWrite func(method string, key store.CircuitKey)
+
+	// calls counts every call by method name.
+	calls map[string]int
 }
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{
 		htlcs:   make(map[store.CircuitKey]store.HeldHTLC),
 		pending: make(map[store.CircuitKey]store.PendingRelease),
+		calls:   make(map[string]int),
 	}
+}
+
+func (f *fakeStore) count(method string) {
+	f.mu.Lock()
+	f.calls[method]++
+	f.mu.Unlock()
+}
+
+func (f *fakeStore) hookWrite(method string, key store.CircuitKey) {
+	f.mu.Lock()
+	hook := f.beforeWrite
+	f.mu.Unlock()
+	if hook != nil {
+		hook(method, key)
+	}
+}
+
+func (f *fakeStore) setBeforeWrite(hook func(string, store.CircuitKey)) {
+	f.mu.Lock()
+	f.beforeWrite = hook
+	f.mu.Unlock()
+}
+
+// callCounts returns how often each method was called.
+func (f *fakeStore) callCounts() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.calls)
 }
 
 func (f *fakeStore) takeErr() error {
@@ -40,6 +77,8 @@ func (f *fakeStore) takeErr() error {
 func (f *fakeStore) InsertHeld(_ context.Context, h store.HeldHTLC) (
 	store.HeldHTLC, bool, error) {
 
+	f.count("InsertHeld")
+	f.hookWrite("InsertHeld", h.Key)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
@@ -56,6 +95,7 @@ func (f *fakeStore) InsertHeld(_ context.Context, h store.HeldHTLC) (
 func (f *fakeStore) GetHeld(_ context.Context, key store.CircuitKey) (
 	store.HeldHTLC, error) {
 
+	f.count("GetHeld")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h, ok := f.htlcs[key]
@@ -69,6 +109,8 @@ func (f *fakeStore) Transition(_ context.Context, key store.CircuitKey,
 	from []store.HoldState, to store.HoldState, note string,
 	at time.Time) (store.HeldHTLC, error) {
 
+	f.count("Transition")
+	f.hookWrite("Transition", key)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
@@ -106,6 +148,7 @@ func (f *fakeStore) Transition(_ context.Context, key store.CircuitKey,
 func (f *fakeStore) ListHTLCs(_ context.Context, flt store.ListFilter) (
 	[]store.HeldHTLC, error) {
 
+	f.count("ListHTLCs")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []store.HeldHTLC
@@ -124,6 +167,7 @@ func (f *fakeStore) ListHTLCs(_ context.Context, flt store.ListFilter) (
 func (f *fakeStore) PutPendingRelease(_ context.Context,
 	r store.PendingRelease) error {
 
+	f.count("PutPendingRelease")
 	f.mu.Lock()
 	hook := f.beforePut
 	f.mu.Unlock()
@@ -142,6 +186,7 @@ func (f *fakeStore) TakePendingRelease(_ context.Context,
 	key store.CircuitKey, hash [32]byte, now time.Time) (
 	store.PendingRelease, bool, error) {
 
+	f.count("TakePendingRelease")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.pending[key]
@@ -155,6 +200,7 @@ func (f *fakeStore) TakePendingRelease(_ context.Context,
 func (f *fakeStore) PrunePendingReleases(_ context.Context,
 	now time.Time) (int64, error) {
 
+	f.count("PrunePendingReleases")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var n int64
@@ -198,6 +244,16 @@ type fakeResolver struct {
 	mu         sync.Mutex
 	sent       []resolution
 	notOffered map[store.CircuitKey]bool
+
+	// beforeResolve runs before a resolution is sent, outside the
+	// resolver's lock, as a stand-in for the RPC.
+	beforeResolve func(store.CircuitKey)
+}
+
+func (r *fakeResolver) setBeforeResolve(hook func(store.CircuitKey)) {
+	r.mu.Lock()
+	r.beforeResolve = hook
+	r.mu.Unlock()
 }
 
 func newFakeResolver() *fakeResolver {
@@ -205,6 +261,12 @@ func newFakeResolver() *fakeResolver {
 }
 
 func (r *fakeResolver) resolve(key store.CircuitKey, a Action) error {
+	r.mu.Lock()
+	hook := r.beforeResolve
+	r.mu.Unlock()
+	if hook != nil {
+		hook(key)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.notOffered[key] {

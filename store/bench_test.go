@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,4 +49,42 @@ func BenchmarkTransition(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// BenchmarkInsertHeldParallel measures durable inserts from several
+// goroutines at once, as the interceptor makes them: it decides every HTLC
+// in its own goroutine.
+func BenchmarkInsertHeldParallel(b *testing.B) {
+	for _, writers := range []int{1, 4, 16, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			ctx := context.Background()
+			s := newTestStore(b)
+			var next atomic.Uint64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1) - 1
+						if i >= uint64(b.N) {
+							return
+						}
+						key := CircuitKey{ChanID: 1, HtlcID: i}
+						_, ok, err := s.InsertHeld(ctx,
+							testHTLC(key, t0))
+						if err != nil || !ok {
+							b.Errorf("insert %v: %v %v",
+								key, ok, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(),
+				"writes/s")
+		})
+	}
 }

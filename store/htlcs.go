@@ -10,12 +10,6 @@ import (
 	"time"
 )
 
-const htlcColumns = `chan_id, htlc_id, payment_hash, incoming_peer,
-	incoming_amt_msat, outgoing_amt_msat, incoming_expiry, outgoing_expiry,
-	outgoing_chan_id, auto_fail_height, failback_height, hold_deadline,
-	state, fail_reason, release_source, held_at, updated_at, released_at,
-	resolved_at`
-
 type rowScanner interface {
 	Scan(dest ...any) error
 }
@@ -64,17 +58,12 @@ func scanHTLC(r rowScanner) (HeldHTLC, error) {
 	return h, nil
 }
 
-type queryer interface {
-	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
-}
+// getHTLC reads key in tx, or outside a transaction if tx is nil.
+func (s *Store) getHTLC(ctx context.Context, tx *sql.Tx, key CircuitKey) (
+	HeldHTLC, error) {
 
-func getHTLC(ctx context.Context, q queryer, key CircuitKey) (HeldHTLC,
-	error) {
-
-	row := q.QueryRowContext(ctx, "SELECT "+htlcColumns+
-		" FROM held_htlcs WHERE chan_id = ? AND htlc_id = ?",
-		u64Blob(key.ChanID), u64Blob(key.HtlcID))
-	h, err := scanHTLC(row)
+	h, err := scanHTLC(s.row(ctx, tx, &s.stmts.getHTLC,
+		u64Blob(key.ChanID), u64Blob(key.HtlcID)))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return HeldHTLC{}, fmt.Errorf("htlc %v: %w", key, ErrNotFound)
@@ -85,13 +74,10 @@ func getHTLC(ctx context.Context, q queryer, key CircuitKey) (HeldHTLC,
 	return h, nil
 }
 
-func insertEvent(ctx context.Context, tx *sql.Tx, key CircuitKey,
-	from, to HoldState, note string, at int64) error {
+func (s *Store) insertEvent(ctx context.Context, tx *sql.Tx,
+	key CircuitKey, from, to HoldState, note string, at int64) error {
 
-	_, err := tx.ExecContext(ctx, `INSERT INTO htlc_events
-		(chan_id, htlc_id, from_state, to_state, note, at)
-		VALUES (?, ?, ?, ?, ?, ?)`,
-		u64Blob(key.ChanID), u64Blob(key.HtlcID), string(from),
+	_, err := s.exec(ctx, tx, &s.stmts.insertEvent, u64Blob(key.ChanID), u64Blob(key.HtlcID), string(from),
 		string(to), note, at)
 	if err != nil {
 		return fmt.Errorf("record event for %v: %w", key, err)
@@ -146,24 +132,22 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 		}
 	}
 
+	// What a read of the new row returns: the times as they round-trip
+	// through unix nanoseconds, every other field as given.
+	fresh := h
+	fresh.HoldDeadline = nanosTime(times[0])
+	fresh.HeldAt = nanosTime(times[1])
+	fresh.UpdatedAt = nanosTime(times[2])
+
 	var (
 		stored   HeldHTLC
 		inserted bool
 	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		existing, err := getHTLC(ctx, tx, h.Key)
-		switch {
-		case err == nil:
-			stored = existing
-			return nil
+	err := s.group.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// A write may run twice (see groupCommit): start afresh.
+		stored, inserted = HeldHTLC{}, false
 
-		case !errors.Is(err, ErrNotFound):
-			return err
-		}
-
-		_, err = tx.ExecContext(ctx, "INSERT INTO held_htlcs ("+
-			htlcColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "+
-			"?, ?, '', '', ?, ?, 0, 0)",
+		res, err := s.exec(ctx, tx, &s.stmts.insertHTLC,
 			u64Blob(h.Key.ChanID), u64Blob(h.Key.HtlcID),
 			h.PaymentHash[:], h.IncomingPeer[:],
 			int64(h.IncomingAmtMsat), int64(h.OutgoingAmtMsat),
@@ -174,15 +158,23 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 		if err != nil {
 			return fmt.Errorf("insert htlc %v: %w", h.Key, err)
 		}
-		err = insertEvent(ctx, tx, h.Key, "", h.State, "", times[1])
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("insert htlc %v: %w", h.Key, err)
+		}
+		if n == 0 {
+			// The key exists: lnd replayed it.
+			stored, err = s.getHTLC(ctx, tx, h.Key)
+
+			return err
+		}
+		err = s.insertEvent(ctx, tx, h.Key, "", h.State, "", times[1])
 		if err != nil {
 			return err
 		}
+		stored, inserted = fresh, true
 
-		stored, err = getHTLC(ctx, tx, h.Key)
-		inserted = err == nil
-
-		return err
+		return nil
 	})
 	if err != nil {
 		return HeldHTLC{}, false, err
@@ -195,7 +187,7 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 func (s *Store) GetHeld(ctx context.Context, key CircuitKey) (HeldHTLC,
 	error) {
 
-	return getHTLC(ctx, s.db, key)
+	return s.getHTLC(ctx, nil, key)
 }
 
 // Transition moves key from one of from to to atomically (compare-and-set)
@@ -232,20 +224,21 @@ func (s *Store) Transition(ctx context.Context, key CircuitKey,
 		return HeldHTLC{}, err
 	}
 
-	var set string
+	var upd *lazyStmt
 	switch to {
 	case StateReleased:
-		set = "release_source = ?3, released_at = ?2"
+		upd = &s.stmts.toReleased
 	case StateFailed:
-		set = "fail_reason = ?3, resolved_at = ?2"
+		upd = &s.stmts.toFailed
 	default:
 		// resumed, gone: the only other targets ValidTransition allows.
-		set = "resolved_at = ?2"
+		upd = &s.stmts.toResolved
 	}
 
 	var updated HeldHTLC
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		cur, err := getHTLC(ctx, tx, key)
+	err = s.group.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		updated = HeldHTLC{}
+		cur, err := s.getHTLC(ctx, tx, key)
 		if err != nil {
 			return err
 		}
@@ -256,10 +249,7 @@ func (s *Store) Transition(ctx context.Context, key CircuitKey,
 			}
 		}
 
-		res, err := tx.ExecContext(ctx, "UPDATE held_htlcs SET "+
-			"state = ?1, updated_at = ?2, "+set+
-			" WHERE chan_id = ?4 AND htlc_id = ?5 AND state = ?6",
-			string(to), atNs, note, u64Blob(key.ChanID),
+		res, err := s.exec(ctx, tx, upd, string(to), atNs, note, u64Blob(key.ChanID),
 			u64Blob(key.HtlcID), string(cur.State))
 		if err != nil {
 			return fmt.Errorf("update htlc %v: %w", key, err)
@@ -268,14 +258,27 @@ func (s *Store) Transition(ctx context.Context, key CircuitKey,
 			return fmt.Errorf("update htlc %v: %d rows (%v)", key, n,
 				err)
 		}
-		err = insertEvent(ctx, tx, key, cur.State, to, note, atNs)
+		err = s.insertEvent(ctx, tx, key, cur.State, to, note, atNs)
 		if err != nil {
 			return err
 		}
 
-		updated, err = getHTLC(ctx, tx, key)
+		// The record as the update left it, without reading it back.
+		updated = cur
+		updated.State = to
+		updated.UpdatedAt = nanosTime(atNs)
+		switch to {
+		case StateReleased:
+			updated.ReleaseSource = note
+			updated.ReleasedAt = nanosTime(atNs)
+		case StateFailed:
+			updated.FailReason = note
+			updated.ResolvedAt = nanosTime(atNs)
+		default:
+			updated.ResolvedAt = nanosTime(atNs)
+		}
 
-		return err
+		return nil
 	})
 	if err != nil {
 		return HeldHTLC{}, err

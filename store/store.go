@@ -30,14 +30,19 @@ const busyTimeoutMs = 5000
 // our own connections; with one connection every call is serialized by
 // database/sql, read-modify-write transactions (Transition, Secret) cannot
 // interleave, and the per-connection PRAGMAs (synchronous, foreign_keys) are
-// guaranteed to be in force on the connection that writes. holdd's write
-// rate is bounded by lnd's HTLC rate, far below what one connection with
-// fsync per commit sustains. The consequence for callers is that no callback
-// invoked while the store holds the connection (Secret's generate) may call
-// back into the store.
+// guaranteed to be in force on the connection that writes. The consequence
+// for callers is that no callback invoked while the store holds the
+// connection (Secret's generate) may call back into the store.
+//
+// The hold path's writes (InsertHeld, Transition and the pending release
+// writes) go through a group commit: writes that arrive while a transaction
+// is being committed share the next one, and its single fsync. Each still
+// returns only once its own write is durable, with its own result.
 type Store struct {
-	db   *sql.DB
-	path string
+	db    *sql.DB
+	path  string
+	stmts *stmts
+	group *groupCommit
 }
 
 // Open opens (creating if needed) the database at path, applies pending
@@ -112,6 +117,13 @@ func open(ctx context.Context, path string, migFS fs.FS) (*Store, error) {
 	if err := migrate(ctx, db, migs); err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	s.stmts = newStmts()
+	s.stmts.prepare(db)
+	s.group = &groupCommit{
+		db:       db,
+		stmts:    s.stmts,
+		maxBatch: defaultMaxBatch,
 	}
 
 	return s, nil
@@ -190,11 +202,12 @@ func (s *Store) Path() string {
 
 // Close closes the database. Every write has already been made durable.
 func (s *Store) Close() error {
-	return s.db.Close()
+	return errors.Join(s.stmts.close(), s.db.Close())
 }
 
-// inTx runs fn in a write transaction and commits it; fn's error rolls it
-// back.
+// inTx runs fn in a write transaction of its own and commits it; fn's
+// error rolls it back. Unlike the group commit, fn may use its caller's
+// ctx: a cancellation then interrupts only this transaction.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
