@@ -3,6 +3,7 @@ package rpcclient
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -238,58 +239,170 @@ type ChannelEventsClient interface {
 }
 
 // ChannelActivity tells whether a channel's link is up, and when channels
-// become active.
+// become active. While WatchActive runs it answers from channel events
+// without an RPC; otherwise it asks lnd.
 type ChannelActivity struct {
 	client ChannelEventsClient
+	peers  *ChannelPeers
 	log    logrus.FieldLogger
+
+	mu      sync.Mutex
+	synced  bool
+	points  map[string]uint64
+	active  map[uint64]bool
+	aliases map[uint64]uint64
 }
 
-// NewChannelActivity creates a ChannelActivity over lnd.
-func NewChannelActivity(client ChannelEventsClient,
+// NewChannelActivity creates a ChannelActivity over lnd. peers maps
+// channels to peers, so that a check without events lists one peer's
+// channels only.
+func NewChannelActivity(client ChannelEventsClient, peers *ChannelPeers,
 	log logrus.FieldLogger) *ChannelActivity {
 
-	return &ChannelActivity{client: client, log: log}
+	return &ChannelActivity{client: client, peers: peers, log: log}
 }
 
-// Active reports whether lnd lists channel chanID (real or alias short
-// channel id) as active, i.e. its link forwards.
+// Active reports whether channel chanID (real or alias short channel id)
+// is active, i.e. its link forwards.
 func (c *ChannelActivity) Active(ctx context.Context,
 	chanID uint64) (bool, error) {
 
-	resp, err := c.client.ListChannels(ctx, &lnrpc.ListChannelsRequest{})
+	c.mu.Lock()
+	if c.synced {
+		if real, ok := c.aliases[chanID]; ok {
+			chanID = real
+		}
+		if active, ok := c.active[chanID]; ok {
+			c.mu.Unlock()
+			return active, nil
+		}
+	}
+	c.mu.Unlock()
+
+	peer, err := c.peers.PeerOf(ctx, chanID)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.client.ListChannels(ctx, &lnrpc.ListChannelsRequest{
+		Peer: peer[:],
+	})
 	if err != nil {
 		return false, fmt.Errorf("list channels: %w", err)
 	}
 	for _, ch := range resp.Channels {
-		if ch.ChanId == chanID {
+		if ch.ChanId == chanID || slices.Contains(ch.AliasScids, chanID) {
 			return ch.Active, nil
 		}
-		for _, alias := range ch.AliasScids {
-			if alias == chanID {
-				return ch.Active, nil
-			}
-		}
 	}
-	return false, nil
+	return false, fmt.Errorf("channel %d not found", chanID)
 }
 
-// WatchActive calls onActive whenever a channel becomes active, until ctx
-// ends, re-subscribing with a capped backoff when the stream breaks.
+// load replaces the cached state with lnd's channel list.
+func (c *ChannelActivity) load(ctx context.Context) error {
+	resp, err := c.client.ListChannels(ctx, &lnrpc.ListChannelsRequest{})
+	if err != nil {
+		return err
+	}
+	points := make(map[string]uint64, len(resp.Channels))
+	active := make(map[uint64]bool, len(resp.Channels))
+	aliases := make(map[uint64]uint64)
+	for _, ch := range resp.Channels {
+		points[ch.ChannelPoint] = ch.ChanId
+		active[ch.ChanId] = ch.Active
+		for _, a := range ch.AliasScids {
+			aliases[a] = ch.ChanId
+		}
+	}
+	c.mu.Lock()
+	c.points, c.active, c.aliases, c.synced = points, active, aliases, true
+	c.mu.Unlock()
+	return nil
+}
+
+// apply updates the cache from one event; it reports whether a channel
+// became active.
+func (c *ChannelActivity) apply(ctx context.Context,
+	ev *lnrpc.ChannelEventUpdate) bool {
+
+	var (
+		point string
+		up    bool
+	)
+	switch ev.Type {
+	case lnrpc.ChannelEventUpdate_ACTIVE_CHANNEL:
+		point, up = chanPointString(ev.GetActiveChannel()), true
+	case lnrpc.ChannelEventUpdate_INACTIVE_CHANNEL:
+		point = chanPointString(ev.GetInactiveChannel())
+	case lnrpc.ChannelEventUpdate_OPEN_CHANNEL,
+		lnrpc.ChannelEventUpdate_CLOSED_CHANNEL:
+
+		// New or gone channels: take lnd's list again.
+		if err := c.load(ctx); err != nil {
+			c.unsync()
+		}
+		return false
+	default:
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.points[point]
+	if !ok {
+		// Unknown channel: fall back to asking lnd until reloaded.
+		c.synced = false
+		return up
+	}
+	c.active[id] = up
+	return up
+}
+
+func (c *ChannelActivity) unsync() {
+	c.mu.Lock()
+	c.synced = false
+	c.mu.Unlock()
+}
+
+// chanPointString formats a channel point as lnd's ListChannels does.
+func chanPointString(cp *lnrpc.ChannelPoint) string {
+	if cp == nil {
+		return ""
+	}
+	var txid []byte
+	switch t := cp.FundingTxid.(type) {
+	case *lnrpc.ChannelPoint_FundingTxidStr:
+		return fmt.Sprintf("%s:%d", t.FundingTxidStr, cp.OutputIndex)
+	case *lnrpc.ChannelPoint_FundingTxidBytes:
+		txid = t.FundingTxidBytes
+	}
+	// FundingTxidBytes is in internal (reversed) byte order.
+	rev := make([]byte, len(txid))
+	for i := range txid {
+		rev[len(txid)-1-i] = txid[i]
+	}
+	return fmt.Sprintf("%x:%d", rev, cp.OutputIndex)
+}
+
+// WatchActive keeps the cache current from lnd's channel events and calls
+// onActive whenever a channel becomes active, until ctx ends, re-subscribing
+// with a capped backoff when the stream breaks.
 func (c *ChannelActivity) WatchActive(ctx context.Context, onActive func()) {
 	delay := time.Second
 	for ctx.Err() == nil {
 		stream, err := c.client.SubscribeChannelEvents(ctx,
 			&lnrpc.ChannelEventSubscription{})
+		// Subscribe first, then list: no change falls between.
+		if err == nil {
+			err = c.load(ctx)
+		}
 		for err == nil {
 			var ev *lnrpc.ChannelEventUpdate
 			ev, err = stream.Recv()
-			if err == nil && ev.Type ==
-				lnrpc.ChannelEventUpdate_ACTIVE_CHANNEL {
-
+			if err == nil && c.apply(ctx, ev) {
 				delay = time.Second
 				onActive()
 			}
 		}
+		c.unsync()
 		if ctx.Err() != nil {
 			return
 		}

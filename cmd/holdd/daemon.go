@@ -337,12 +337,11 @@ func (l *lateResolver) Resume(ctx context.Context, key store.CircuitKey) error {
 	if i == nil {
 		return plugin.ErrNotOffered
 	}
+	// Only a definite "inactive" holds the resume back; when lnd
+	// cannot tell, lnd decides.
 	if l.links != nil {
 		active, err := l.links.Active(ctx, key.ChanID)
-		if err != nil {
-			return err
-		}
-		if !active {
+		if err == nil && !active {
 			return plugin.ErrIncomingInactive
 		}
 	}

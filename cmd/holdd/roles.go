@@ -88,13 +88,15 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 
 	// The interceptor and the engine need each other: the engine answers
 	// through the interceptor, the interceptor asks the engine.
-	links := rpcclient.NewChannelActivity(lnd.Lightning, logs.sub("HOLD"))
+	peers := rpcclient.NewChannelPeers(lnd.Lightning)
+	links := rpcclient.NewChannelActivity(lnd.Lightning, peers,
+		logs.sub("HOLD"))
 	resolver := &lateResolver{links: links}
 	role.engine, err = plugin.New(plugin.Config{
 		Policy:   policy,
 		Store:    db,
 		Resolver: resolver,
-		Peers:    rpcclient.NewChannelPeers(lnd.Lightning),
+		Peers:    peers,
 		Blocks: rpcclient.NewBlockWatcher(lnd.Lightning, lnd.Chain,
 			logs.sub("BLKS")),
 		Clock: clk,
