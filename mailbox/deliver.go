@@ -57,7 +57,7 @@ func (m *Mailbox) spawnLocked(peer [33]byte) {
 }
 
 // finish lets go of peer's queue after an inline send, unless someone
-// kicked it meanwhile (new messages, an online event): then a drain takes
+// kicked it meanwhile (new messages, the recipient becoming ready): then a drain takes
 // over, so no wake-up is lost.
 func (m *Mailbox) finish(peer [33]byte) {
 	m.mu.Lock()
@@ -156,7 +156,7 @@ const (
 	sent sendResult = iota
 
 	// kept: lnd refused it; it is unclaimed and waits for the next
-	// online event or sweep.
+	// readiness or sweep.
 	kept
 
 	// uncertain: the send timed out or was cancelled, so lnd may have
@@ -210,7 +210,7 @@ func (m *Mailbox) deliverStored(msg store.MailboxMessage) bool {
 
 	// Refused: the recipient is most likely gone. Uncertain: lnd is
 	// slow or restarting. Either way the next message would fare the
-	// same; the next online event or sweep resumes.
+	// same; the next readiness or sweep resumes.
 	return false
 }
 

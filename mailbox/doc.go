@@ -1,6 +1,6 @@
 // Package mailbox owns the mailbox role: holdd at a recipient's LSP keeps
 // onion messages for registered recipients that are offline and hands them
-// to the LSP's lnd when lnd reports the recipient online.
+// to the LSP's lnd once the recipient is ready again.
 //
 // A recipient's async-receive message paths run
 //
@@ -10,9 +10,11 @@
 // so the LSP's lnd forwards each message to holdd over the peer link, the
 // intake peels holdd's hop and calls Mailbox.Handle with the next node and
 // the already re-wrapped message. The mailbox stores it first, then sends it
-// with lnd's SendOnionMessage when the recipient is connected; otherwise it
-// sends it when lnd's peer events report the recipient online. Messages of a
-// recipient go out in the order they arrived and at most once.
+// with lnd's SendOnionMessage when the recipient is ready; otherwise it
+// sends it when the recipient is ready again: connected (lnd's peer
+// events), registered again by its holdd, and its channel with the LSP
+// active. Messages of a recipient go out in the order they arrived and at
+// most once.
 //
 // The mailbox serves only recipients that registered with the custom
 // message mailbox_register (48003); it answers with mailbox_registered

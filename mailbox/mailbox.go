@@ -355,7 +355,7 @@ type Stats struct {
 	StoredBytes    int64
 
 	// Recipients is the number of registered recipients, and
-	// OnlineRecipients how many of them lnd reports connected.
+	// OnlineRecipients how many of them are ready for delivery.
 	Recipients       int
 	OnlineRecipients int
 
@@ -385,7 +385,7 @@ type Stats struct {
 type RecipientInfo struct {
 	store.MailboxRecipient
 
-	// Online reports whether lnd reports the recipient connected.
+	// Online reports whether the recipient is ready for delivery.
 	Online bool
 }
 
@@ -417,9 +417,18 @@ type Mailbox struct {
 	registered map[[33]byte]struct{}
 	online     map[[33]byte]struct{}
 	queues     map[[33]byte]*queue
+
+	// offlineGen counts each recipient's PEER_OFFLINE events, so that a
+	// readiness decided before one is not applied after it; waiting holds
+	// the recipients a channel waiter runs for, one at most each.
+	offlineGen map[[33]byte]uint64
+	waiting    map[[33]byte]bool
 	lastReg    map[[33]byte]time.Time
 	peersUp    bool
 	stats      Stats
+
+	// peersSynced is set once the first ListPeers was applied.
+	peersSynced bool
 }
 
 // New validates cfg and returns a stopped Mailbox.
@@ -444,6 +453,8 @@ func New(cfg Config) (*Mailbox, error) {
 		registered: make(map[[33]byte]struct{}),
 		online:     make(map[[33]byte]struct{}),
 		queues:     make(map[[33]byte]*queue),
+		offlineGen: make(map[[33]byte]uint64),
+		waiting:    make(map[[33]byte]bool),
 		lastReg:    make(map[[33]byte]time.Time),
 		stats: Stats{
 			Dropped:       make(map[string]uint64),

@@ -498,9 +498,16 @@ func TestPeerStreamReconnects(t *testing.T) {
 	require.Equal(t, OutcomeStored, h.mb.Handle(ctx, a, testMsg(t, 'a', 5)))
 
 	// The recipient connects while the stream is down: the listing on
-	// resubscribe finds it and its message goes out.
+	// resubscribe finds it, but it may be its lnd without its holdd, so
+	// it is not ready until it registers again.
 	h.lnd.endPeerStreams(errors.New("lnd restarted"))
 	h.lnd.setOnline(a, true)
+	require.Eventually(t, func() bool {
+		return h.lnd.peerSubscriptions() >= 2 &&
+			h.mb.Stats().PeerEventsUp
+	}, waitFor, time.Millisecond)
+	require.Zero(t, h.mb.Stats().Delivered)
+	h.registerFrom(a)
 	got := h.waitSends(1)
 	h.waitIdle()
 	require.Equal(t, []sentMsg{sentOf(t, a, testMsg(t, 'a', 5))}, got)

@@ -81,8 +81,25 @@ func (m *Mailbox) followPeers() (bool, error) {
 		online[key] = struct{}{}
 	}
 	m.mu.Lock()
+	// At start, connected peers count as ready (their holdd was most
+	// likely up before ours). On a resubscribe only those that were
+	// ready stay so: the others may have reconnected in the gap, before
+	// their holdd.
+	if m.peersSynced {
+		for k := range online {
+			if _, ok := m.online[k]; !ok {
+				delete(online, k)
+			}
+		}
+	}
+	for k := range m.online {
+		if _, ok := online[k]; !ok {
+			m.offlineGen[k]++
+		}
+	}
 	m.online = online
 	m.peersUp = true
+	m.peersSynced = true
 	m.mu.Unlock()
 	m.log.Debugf("lnd has %d peer(s) connected", len(online))
 
@@ -128,6 +145,7 @@ func (m *Mailbox) peerEvent(ev *lnrpc.PeerEvent) {
 
 	case lnrpc.PeerEvent_PEER_OFFLINE:
 		delete(m.online, key)
+		m.offlineGen[key]++
 	}
 	m.mu.Unlock()
 

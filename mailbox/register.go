@@ -114,15 +114,15 @@ func (m *Mailbox) handleRegister(ctx context.Context, peer [33]byte,
 	// soon as our channel with it forwards again, and what waited for it
 	// goes out then.
 	if outcome == RegAccepted {
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.waitChannelActive(peer)
-			m.mu.Lock()
-			m.online[peer] = struct{}{}
-			m.mu.Unlock()
-			m.kick(peer)
-		}()
+		m.mu.Lock()
+		start := !m.waiting[peer]
+		m.waiting[peer] = true
+		gen := m.offlineGen[peer]
+		m.mu.Unlock()
+		if start {
+			m.wg.Add(1)
+			go m.readyWhenChannelActive(peer, gen)
+		}
 	}
 
 	return outcome
@@ -205,40 +205,61 @@ func (m *Mailbox) eligible(ctx context.Context, peer [33]byte) (bool,
 const (
 	// channelPoll and channelPolls bound the wait for an active channel
 	// with a recipient that just came back: about 30 s.
-	channelPoll  = 100 * time.Millisecond
-	channelPolls = 300
+	channelPoll  = 250 * time.Millisecond
+	channelPolls = 120
 )
 
-// waitChannelActive returns once lnd reports a channel with peer active,
-// or peer has no channel with lnd, or after about 30 s. A message
-// delivered earlier makes the recipient release the sender's HTLC at once;
-// that HTLC then reaches our lnd and fails if our channel with the
-// recipient is still being re-established (lnd: "link not eligible").
-func (m *Mailbox) waitChannelActive(peer [33]byte) {
+// readyWhenChannelActive marks peer ready once lnd lists a channel with it
+// as active (or it has none), unless it went offline since its
+// registration. A message delivered earlier makes the recipient release
+// the sender's HTLC at once; that HTLC then reaches our lnd and fails if
+// our channel with the recipient is still being re-established. If the
+// channel stays inactive for about 30 s the peer is not marked ready: its
+// holdd registers again later.
+func (m *Mailbox) readyWhenChannelActive(peer [33]byte, gen uint64) {
+	defer m.wg.Done()
+	ok := m.waitChannelActive(peer)
+
+	m.mu.Lock()
+	delete(m.waiting, peer)
+	ready := ok && m.offlineGen[peer] == gen
+	if ready {
+		m.online[peer] = struct{}{}
+	}
+	m.mu.Unlock()
+	if ready {
+		m.kick(peer)
+	}
+}
+
+// waitChannelActive reports whether lnd lists a channel with peer as
+// active, or peer has no channel with lnd, within about 30 s.
+func (m *Mailbox) waitChannelActive(peer [33]byte) bool {
 	if m.cfg.Channels == nil {
-		return
+		return true
 	}
 	for range channelPolls {
 		resp, err := m.cfg.Channels.ListChannels(m.ctx,
 			&lnrpc.ListChannelsRequest{Peer: peer[:]})
 		if err == nil {
 			if len(resp.GetChannels()) == 0 {
-				return
+				return true
 			}
 			for _, ch := range resp.GetChannels() {
 				if ch.GetActive() {
-					return
+					return true
 				}
 			}
 		}
 		select {
 		case <-m.ctx.Done():
-			return
+			return false
 		case <-m.cfg.Clock.TickAfter(channelPoll):
 		}
 	}
-	m.log.Warnf("Channel with recipient %x still inactive; delivering "+
-		"anyway", peer)
+	m.log.Warnf("Channel with recipient %x still inactive; not "+
+		"delivering until it registers again", peer)
+	return false
 }
 
 // reply sends mailbox_registered to peer.

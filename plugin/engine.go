@@ -321,6 +321,13 @@ func (e *Engine) interceptKnown(ctx context.Context, ent *entry,
 
 	switch rec.State {
 	case store.StateReleased:
+		if !e.incomingUsable(ctx, h.Key) {
+			e.log.Infof("Replayed HTLC %v is released but its "+
+				"incoming channel is inactive; holding until "+
+				"the sender is back", h.Key)
+			e.stats.decision("hold_replayed")
+			return Decision{Action: ActionHold}
+		}
 		if err := e.finish(ctx, ent, store.StateResumed,
 			""); err != nil {
 			// The release stays recorded; lnd offers the key again

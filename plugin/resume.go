@@ -27,3 +27,20 @@ func (e *Engine) ResumeReleased(ctx context.Context,
 	e.resumeReleased(ctx, ent)
 	return nil
 }
+
+// IncomingChecker is implemented by a Resolver that can tell whether an
+// HTLC's incoming channel forwards; see ErrIncomingInactive.
+type IncomingChecker interface {
+	// IncomingInactive reports true only when the channel is known to
+	// be inactive; when it cannot tell it reports false.
+	IncomingInactive(ctx context.Context, key store.CircuitKey) bool
+}
+
+// incomingUsable reports whether a resume of key may go out now: not when
+// the resolver knows its incoming channel is inactive.
+func (e *Engine) incomingUsable(ctx context.Context,
+	key store.CircuitKey) bool {
+
+	c, ok := e.cfg.Resolver.(IncomingChecker)
+	return !ok || !c.IncomingInactive(ctx, key)
+}

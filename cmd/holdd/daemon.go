@@ -240,8 +240,11 @@ func run(ctx context.Context, cfg *config) error {
 		rpcConfig.ReceiveEvents = feed
 		if cfg.Recipient.Mailbox != "" {
 			registrar, err = newMailboxRegistrar(lnd,
-				cfg.Recipient.Mailbox, responder, clk,
-				logs.sub("MBXC"))
+				cfg.Recipient.Mailbox, responder,
+				func() bool {
+					return linkState.Load().(string) ==
+						"connected"
+				}, clk, logs.sub("MBXC"))
 			if err != nil {
 				return err
 			}
@@ -337,15 +340,22 @@ func (l *lateResolver) Resume(ctx context.Context, key store.CircuitKey) error {
 	if i == nil {
 		return plugin.ErrNotOffered
 	}
-	// Only a definite "inactive" holds the resume back; when lnd
-	// cannot tell, lnd decides.
-	if l.links != nil {
-		active, err := l.links.Active(ctx, key.ChanID)
-		if err == nil && !active {
-			return plugin.ErrIncomingInactive
-		}
+	if l.IncomingInactive(ctx, key) {
+		return plugin.ErrIncomingInactive
 	}
 	return i.Resume(ctx, key)
+}
+
+// IncomingInactive implements plugin.IncomingChecker. Only a definite
+// "inactive" holds a resume back; when lnd cannot tell, lnd decides.
+func (l *lateResolver) IncomingInactive(ctx context.Context,
+	key store.CircuitKey) bool {
+
+	if l.links == nil {
+		return false
+	}
+	active, err := l.links.Active(ctx, key.ChanID)
+	return err == nil && !active
 }
 
 func (l *lateResolver) Fail(ctx context.Context, key store.CircuitKey) error {

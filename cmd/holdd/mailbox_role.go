@@ -81,6 +81,11 @@ type mailboxRegistrar struct {
 	log       logrus.FieldLogger
 
 	trigger chan struct{}
+
+	// linkUp reports whether holdd's own link to lnd is up: a
+	// registration makes the mailbox deliver at once, and our lnd drops
+	// messages for a holdd that is not connected to it.
+	linkUp func() bool
 }
 
 // peerEventSource is lnd's peer event stream and channel list.
@@ -108,7 +113,7 @@ const (
 )
 
 func newMailboxRegistrar(lnd *rpcclient.Client, lspHex string,
-	responder *recipient.Responder, clk clock.Clock,
+	responder *recipient.Responder, linkUp func() bool, clk clock.Clock,
 	log logrus.FieldLogger) (*mailboxRegistrar, error) {
 
 	lsp, err := parseNodeKey(lspHex)
@@ -137,6 +142,7 @@ func newMailboxRegistrar(lnd *rpcclient.Client, lspHex string,
 		clock:     clk,
 		log:       log,
 		trigger:   make(chan struct{}, 1),
+		linkUp:    linkUp,
 	}, nil
 }
 
@@ -153,6 +159,14 @@ func (r *mailboxRegistrar) run(ctx context.Context) {
 	go r.watchLSP(ctx)
 	retry := mailboxRetryMin
 	for {
+		for !r.linkUp() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.trigger:
+			case <-r.clock.TickAfter(time.Second):
+			}
+		}
 		r.waitChannelActive(ctx)
 		reg, err := r.client.Register(ctx, r.lsp)
 		wait := mailboxRefreshInterval

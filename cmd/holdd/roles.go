@@ -135,7 +135,18 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		return nil, err
 	}
 	role.stops = append(role.stops, func() { _ = role.icpt.Stop() })
-	go watchIncoming(engineCtx, links, db, role.engine, logs.sub("HOLD"))
+	// Stopped first (stops run in reverse), before the engine it calls.
+	watchCtx, stopWatch := context.WithCancel(engineCtx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		watchIncoming(watchCtx, links, db, role.engine,
+			logs.sub("HOLD"))
+	}()
+	role.stops = append(role.stops, func() {
+		stopWatch()
+		<-watchDone
+	})
 	ok = true
 	return role, nil
 }
