@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,9 @@ const (
 	// the HTLC's first hop is not known yet, so a peer flooding us with
 	// deliveries costs bounded memory.
 	maxPending = 32
+
+	// maxPendingPerPeer bounds one peer's share of them.
+	maxPendingPerPeer = 4
 )
 
 // heldHTLCAvailable is the final-hop payload: TLV 72 with value 00, which
@@ -643,14 +647,41 @@ func (r *payment) onMessage(ctx context.Context, m *lnrpc.CustomMessage) {
 		r.res.Ignored.Undecodable++
 		return
 	}
-	if len(r.pending) >= maxPending {
-		r.res.Ignored.Overflow++
-		return
-	}
 	pd := pendingDelivery{peerKey: peerKey, delivery: d}
 	copy(pd.peer[:], peerKey.SerializeCompressed())
+	// A full queue drops its oldest entry from the same peer, else its
+	// oldest: a peer flooding us cannot keep the LSP's delivery out.
+	if len(r.pending) >= maxPending || r.pendingFrom(pd.peer) >=
+		maxPendingPerPeer {
+
+		r.res.Ignored.Overflow++
+		r.dropOldest(pd.peer)
+	}
 	r.pending = append(r.pending, pd)
 	r.processPending(ctx)
+}
+
+// pendingFrom counts the waiting deliveries from peer.
+func (r *payment) pendingFrom(peer [33]byte) int {
+	n := 0
+	for _, pd := range r.pending {
+		if pd.peer == peer {
+			n++
+		}
+	}
+	return n
+}
+
+// dropOldest drops peer's oldest waiting delivery, or the oldest of all
+// when peer has none waiting.
+func (r *payment) dropOldest(peer [33]byte) {
+	i := slices.IndexFunc(r.pending, func(pd pendingDelivery) bool {
+		return pd.peer == peer
+	})
+	if i < 0 {
+		i = 0
+	}
+	r.pending = slices.Delete(r.pending, i, i+1)
 }
 
 // processPending acts on every waiting delivery that is for our payment

@@ -562,3 +562,35 @@ func TestOnionMessengers(t *testing.T) {
 	require.Equal(t, lspKey.PubKey().SerializeCompressed(),
 		lnd.sent[0].Peer)
 }
+
+// TestPayFloodCannotCrowdOutLSP: a peer that floods deliveries for our
+// hash before our HTLC's first hop is known keeps at most
+// maxPendingPerPeer of them waiting, so the LSP's delivery still gets in.
+func TestPayFloodCannotCrowdOutLSP(t *testing.T) {
+	f := newFixture(t)
+	h := newHarness(t, &Request{PaymentRequest: "lnbcrt1",
+		RecipientPaths: f.recipient[:2]}, harnessOpts{})
+
+	for i := range 2 * maxPending {
+		h.deliver(xKey, release.PathDeliveryMsgType, deliveryBytes(t,
+			store.CircuitKey{ChanID: 9, HtlcID: uint64(i)}, f.hash,
+			f.expires, f.release[0]))
+	}
+	good := store.CircuitKey{ChanID: 5, HtlcID: 1}
+	h.deliver(lspKey, release.PathDeliveryMsgType, deliveryBytes(t, good,
+		f.hash, f.expires, f.release[1], f.release[2]))
+	h.flush()
+
+	h.update(pmtUpdate(f.hash, lnrpc.Payment_IN_FLIGHT, lspKey), nil)
+	require.Equal(t, StagePaymentInFlight, h.next().Stage)
+	require.Equal(t, StageHeld, h.next().Stage)
+	require.Equal(t, StageMessageSent, h.next().Stage)
+	require.Equal(t, StageMessageSent, h.next().Stage)
+
+	h.update(f.succeeded(0), nil)
+	require.Equal(t, StageSucceeded, h.next().Stage)
+	res, err := h.wait()
+	require.NoError(t, err)
+	require.Equal(t, 2*maxPending-maxPendingPerPeer, res.Ignored.Overflow)
+	require.Equal(t, maxPendingPerPeer, res.Ignored.NotFirstHop)
+}
