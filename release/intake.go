@@ -189,6 +189,13 @@ func (in *Intake) handle(ctx context.Context,
 	pathID := pathIDOpt.UnwrapOr(nil)
 
 	if msgType == HeldHTLCAvailableType {
+		// Over one of our release paths (or anything but a receive
+		// path) it is no message for us: as before the recipient role.
+		if KindOf(pathID) != PathIDReceive {
+			in.log.Debugf("Dropping held_htlc_available that did " +
+				"not come over a receive path")
+			return OutcomeNoRelease, false
+		}
 		if in.answerer == nil {
 			in.log.Debugf("Dropping held_htlc_available: the " +
 				"recipient role is off")

@@ -64,6 +64,7 @@ func TestIntakeOutcomes(t *testing.T) {
 	forged[30] ^= 0xff
 	expiredClaim := claim
 	expiredClaim.ExpiresAt = now.Add(-time.Second)
+	receiveID := auth.MintReceive(ReceiveClaim{ExpiresAt: claim.ExpiresAt})
 
 	tests := []struct {
 		name        string
@@ -96,9 +97,12 @@ func TestIntakeOutcomes(t *testing.T) {
 			OutcomeUndecodable, false},
 		{"has next hop", stubPeeler{peeled: &onionmsg.Peeled{
 			Final: false}}, nil, OutcomeNotForUs, false},
-		{"held_htlc_available, recipient role off", stubPeeler{
+		{"held_htlc_available over a release path", stubPeeler{
 			peeled: finalWith(good, map[uint64][]byte{72: {0}})},
-			nil, OutcomeRoleOff, false},
+			nil, OutcomeNoRelease, false},
+		{"held_htlc_available, recipient role off", stubPeeler{
+			peeled: finalWith(receiveID, map[uint64][]byte{
+				72: {0}})}, nil, OutcomeRoleOff, false},
 		{"no async-payment tlv", stubPeeler{peeled: finalWith(good,
 			map[uint64][]byte{65: {0}})}, nil, OutcomeNoRelease, false},
 		{"value 01", stubPeeler{peeled: finalWith(good,
@@ -180,7 +184,8 @@ func TestIntakeDispatch(t *testing.T) {
 	auth, err := NewAuthenticator(testSecret)
 	require.NoError(t, err)
 	now := testClaim().ExpiresAt.Add(-time.Hour)
-	pathID := []byte{2, 1, 2, 3}
+	pathID := auth.MintReceive(ReceiveClaim{PathID: [8]byte{1, 2, 3},
+		ExpiresAt: now.Add(time.Hour)})
 	reply := &onionmsg.BlindedPath{}
 	nextKey := pubKey(0x42)
 	inner := &lnwire.OnionMessage{OnionBlob: []byte{1, 2, 3}}
@@ -209,6 +214,9 @@ func TestIntakeDispatch(t *testing.T) {
 		{"release with lsp role off", finalWith(pathID,
 			map[uint64][]byte{74: {0}}),
 			map[string]uint64{OutcomeRoleOff: 1}, 0, 0},
+		{"held_htlc_available over a release path", finalWith(
+			auth.Mint(testClaim()), map[uint64][]byte{72: {0}}),
+			map[string]uint64{OutcomeNoRelease: 1}, 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
