@@ -125,14 +125,8 @@ func (s *Server) SubscribeReceiveEvents(_ *SubscribeReceiveEventsRequest,
 	if s.cfg.ReceiveEvents == nil {
 		return errRoleOff("recipient")
 	}
-	events, cancel := s.cfg.ReceiveEvents.Subscribe(256)
-	defer cancel()
-	for {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				return nil
-			}
+	return streamFeed(stream.Context(), s.cfg.ReceiveEvents.Subscribe,
+		stream.Send, func(ev recipient.Event) *ReceiveEvent {
 			out := &ReceiveEvent{
 				Kind:            "held_htlc_available",
 				Outcome:         ev.Outcome,
@@ -148,13 +142,8 @@ func (s *Server) SubscribeReceiveEvents(_ *SubscribeReceiveEventsRequest,
 			if ev.Err != nil {
 				out.Error = ev.Err.Error()
 			}
-			if err := stream.Send(out); err != nil {
-				return err
-			}
-		case <-stream.Context().Done():
-			return nil
-		}
-	}
+			return out
+		})
 }
 
 func marshalReceivePaths(paths []store.ReceivePath) (*ReceivePathsResponse,

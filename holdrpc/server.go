@@ -442,7 +442,23 @@ func (s *Server) SubscribeHoldEvents(_ *SubscribeHoldEventsRequest,
 	if s.cfg.Events == nil {
 		return errRoleOff("lsp")
 	}
-	events, cancel := s.cfg.Events.Subscribe(256)
+	return streamFeed(stream.Context(), s.cfg.Events.Subscribe,
+		stream.Send, func(ev plugin.Event) *HoldEvent {
+			return &HoldEvent{
+				Kind:            string(ev.Kind),
+				Htlc:            marshalHTLC(ev.HTLC),
+				TimestampUnixNs: ev.HTLC.UpdatedAt.UnixNano(),
+			}
+		})
+}
+
+// streamFeed sends a feed's events, converted, until the feed closes or
+// the client goes away.
+func streamFeed[E, M any](ctx context.Context,
+	subscribe func(buffer int) (<-chan E, func()), send func(M) error,
+	convert func(E) M) error {
+
+	events, cancel := subscribe(256)
 	defer cancel()
 	for {
 		select {
@@ -450,15 +466,10 @@ func (s *Server) SubscribeHoldEvents(_ *SubscribeHoldEventsRequest,
 			if !ok {
 				return nil
 			}
-			err := stream.Send(&HoldEvent{
-				Kind:            string(ev.Kind),
-				Htlc:            marshalHTLC(ev.HTLC),
-				TimestampUnixNs: ev.HTLC.UpdatedAt.UnixNano(),
-			})
-			if err != nil {
+			if err := send(convert(ev)); err != nil {
 				return err
 			}
-		case <-stream.Context().Done():
+		case <-ctx.Done():
 			return nil
 		}
 	}

@@ -439,14 +439,5 @@ func TestFailBackBeforeAutoFail(t *testing.T) {
 	require.Less(t, height, h.AutoFailHeight)
 
 	// Nothing went on chain: both of L's channels are still open.
-	for _, scid := range []uint64{net.ChanSL, net.ChanLP} {
-		ch, err := net.L.ChannelByID(ctx, scid)
-		require.NoError(t, err)
-		require.True(t, ch.Active, ch.RemotePubkey)
-		require.Empty(t, ch.PendingHtlcs)
-	}
-	closed, err := net.L.Lightning.ClosedChannels(ctx,
-		&lnrpc.ClosedChannelsRequest{})
-	require.NoError(t, err)
-	require.Empty(t, closed.Channels)
+	requireChannelsIdle(t, net, net.ChanSL, net.ChanLP)
 }

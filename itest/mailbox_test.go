@@ -277,12 +277,6 @@ func TestMailboxRecipientNeverReturns(t *testing.T) {
 	require.Error(t, pay.wait(t, DefaultTimeout))
 	require.Len(t, pay.stages("failed"), 1, pay.output())
 
-	ch, err := net.L.ChannelByID(ctx, net.ChanSL)
-	require.NoError(t, err)
-	require.True(t, ch.Active)
-	require.Empty(t, ch.PendingHtlcs)
-	closed, err := net.L.Lightning.ClosedChannels(ctx,
-		&lnrpc.ClosedChannelsRequest{})
-	require.NoError(t, err)
-	require.Empty(t, closed.Channels)
+	// P is still offline: only S's channel can be active.
+	requireChannelsIdle(t, net, net.ChanSL)
 }

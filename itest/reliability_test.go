@@ -733,9 +733,16 @@ func TestReliabilityLndRestart(t *testing.T) {
 	require.NoError(t, net.WaitChannelsActive(ctx))
 	requireResumed(t, net, b, "onion")
 	final := holddInfo(t, net)
-	require.Equal(t, replayed, final.Decisions["hold_replayed"])
-	require.Equal(t, before.Decisions["resume_replayed"]+1,
-		final.Decisions["resume_replayed"])
+	// lnd replays B while S's link comes up. Either holdd resumes the
+	// replay at once, or it sees the link not yet active, holds the
+	// replay, and resumes B when lnd reports the channel active: one of
+	// the two, exactly once.
+	heldAgain := final.Decisions["hold_replayed"] - replayed
+	resumedOnReplay := final.Decisions["resume_replayed"] -
+		before.Decisions["resume_replayed"]
+	require.Equal(t, uint64(1), heldAgain+resumedOnReplay,
+		"held again %d, resumed on replay %d", heldAgain,
+		resumedOnReplay)
 	require.Equal(t, uint32(0), final.HeldCount)
 
 	require.Empty(t, lLog.lines(t, lndFwdNotExists))
@@ -774,6 +781,19 @@ func TestReliabilityDuplicateReleases(t *testing.T) {
 	waitReleaseDelta(t, net, before,
 		map[string]uint64{"matched": 1, "duplicate": 5})
 	require.Equal(t, "resumed", getHeld(t, net, h.htlc.Incoming).State)
+}
+
+// requireChannelsIdle checks that L's channels scids are active with no
+// HTLC on them, and that L closed none and has none closing.
+func requireChannelsIdle(t *testing.T, net *Network, scids ...uint64) {
+	t.Helper()
+	for _, scid := range scids {
+		ch, err := net.L.ChannelByID(t.Context(), scid)
+		require.NoError(t, err)
+		require.True(t, ch.Active, ch.RemotePubkey)
+		require.Empty(t, ch.PendingHtlcs)
+	}
+	requireNoForceClose(t, net)
 }
 
 // requireNoForceClose checks that L closed no channel and has none closing.

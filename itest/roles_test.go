@@ -483,16 +483,7 @@ func TestAsyncRolesRecipientDown(t *testing.T) {
 		&lnrpc.PaymentHash{RHash: inv.RHash})
 	require.NoError(t, err)
 	require.Equal(t, lnrpc.Invoice_OPEN, inv2.State)
-	for _, scid := range []uint64{net.ChanSL, net.ChanLP} {
-		ch, err := net.L.ChannelByID(ctx, scid)
-		require.NoError(t, err)
-		require.True(t, ch.Active, ch.RemotePubkey)
-		require.Empty(t, ch.PendingHtlcs)
-	}
-	closed, err := net.L.Lightning.ClosedChannels(ctx,
-		&lnrpc.ClosedChannelsRequest{})
-	require.NoError(t, err)
-	require.Empty(t, closed.Channels)
+	requireChannelsIdle(t, net, net.ChanSL, net.ChanLP)
 
 	// P's holdd, back up, has nothing to answer: the messages are gone.
 	p = startRecipient(t, net)

@@ -49,10 +49,11 @@ func decodeOnionMessage(data []byte) (*lnwire.OnionMessage, error) {
 	return &msg, nil
 }
 
-// encodeOnionMessage is the inverse of decodeOnionMessage. lnwire's encoder
-// writes the length as a bare uint16, so an oversized packet is refused here
-// rather than silently framed with a wrapped length.
-func encodeOnionMessage(msg *lnwire.OnionMessage) ([]byte, error) {
+// EncodeOnionMessage is the inverse of decodeOnionMessage: the body of peer
+// message 513. lnwire's encoder writes the length as a bare uint16, so an
+// oversized packet is refused here rather than silently framed with a
+// wrapped length.
+func EncodeOnionMessage(msg *lnwire.OnionMessage) ([]byte, error) {
 	switch {
 	case msg == nil:
 		return nil, fmt.Errorf("%w: nil message", ErrInvalidMessage)

@@ -93,7 +93,7 @@ func FuzzDecodeCustomOnionMessage(f *testing.F) {
 			require.Nil(t, msg)
 			return
 		}
-		b, err := encodeOnionMessage(msg)
+		b, err := EncodeOnionMessage(msg)
 		require.NoError(t, err)
 		require.Equal(t, data, b)
 	})

@@ -238,7 +238,7 @@ func (t *Transport) Send(ctx context.Context, peer [33]byte,
 		return ErrStopped
 	}
 
-	data, err := encodeOnionMessage(msg)
+	data, err := EncodeOnionMessage(msg)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package onionsend
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/release/custommsg"
 	"github.com/holdd/holdd/release/onionmsg"
 	sphinx "github.com/lightningnetwork/lightning-onion"
 	"github.com/lightningnetwork/lnd/fn/v2"
@@ -24,8 +24,6 @@ import (
 // custom message to lnd before 0.21.
 const OnionMessageType uint32 = 513
 
-// onionMessageHeaderLen is onion_message's path_key and u16 packet length.
-const onionMessageHeaderLen = btcec.PubKeyBytesLenCompressed + 2
 
 var (
 	// ErrInvalidConfig is wrapped by every error New returns.
@@ -325,9 +323,9 @@ func (s *Sender) SendToPeer(ctx context.Context, peer [33]byte,
 			})
 	} else {
 		var data []byte
-		data, err = EncodeOnionMessage(msg)
+		data, err = custommsg.EncodeOnionMessage(msg)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 		}
 		_, err = s.cfg.Lightning.SendCustomMessage(ctx,
 			&lnrpc.SendCustomMessageRequest{
@@ -348,25 +346,6 @@ func (s *Sender) SendToPeer(ctx context.Context, peer [33]byte,
 	}
 }
 
-// EncodeOnionMessage returns the body of peer message 513 (onion_message):
-// path_key | u16 len | onion_message_packet, as lnwire writes it. An
-// oversized packet is refused, since lnwire would wrap its u16 length.
-func EncodeOnionMessage(msg *lnwire.OnionMessage) ([]byte, error) {
-	switch {
-	case msg == nil || msg.PathKey == nil:
-		return nil, fmt.Errorf("%w: no path key", ErrInvalidMessage)
-
-	case onionMessageHeaderLen+len(msg.OnionBlob) > lnwire.MaxMsgBody:
-		return nil, fmt.Errorf("%w: %d-byte packet does not fit a "+
-			"message", ErrInvalidMessage, len(msg.OnionBlob))
-	}
-	var b bytes.Buffer
-	b.Grow(onionMessageHeaderLen + len(msg.OnionBlob))
-	if err := msg.Encode(&b, 0); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
-	}
-	return b.Bytes(), nil
-}
 
 func parseKeyHex(s string) (*btcec.PublicKey, error) {
 	b, err := hex.DecodeString(s)
