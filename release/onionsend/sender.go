@@ -24,7 +24,6 @@ import (
 // custom message to lnd before 0.21.
 const OnionMessageType uint32 = 513
 
-
 var (
 	// ErrInvalidConfig is wrapped by every error New returns.
 	ErrInvalidConfig = errors.New("onionsend: invalid config")
@@ -345,7 +344,6 @@ func (s *Sender) SendToPeer(ctx context.Context, peer [33]byte,
 		return fmt.Errorf("%w: to %x: %w", ErrSend, peer, err)
 	}
 }
-
 
 func parseKeyHex(s string) (*btcec.PublicKey, error) {
 	b, err := hex.DecodeString(s)
