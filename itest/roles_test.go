@@ -365,8 +365,13 @@ func TestAsyncRoles(t *testing.T) {
 	waitReleaseCount(t, net, "matched", before["matched"]+1)
 	waitReleaseCount(t, net, "duplicate", before["duplicate"]+1)
 
+	require.True(t, logContains(t, net, "holdd.log",
+		fmt.Sprintf("Delivered 2 release paths for %d:%d",
+			rec.Incoming.ChanId, rec.Incoming.HtlcId)))
 	require.True(t, logContains(t, net, "holdd-recipient.log",
 		"sending release_held_htlc"))
+	require.True(t, logContains(t, net, "holdd-recipient.log",
+		"release_held_htlc sent to peer "+net.L.PubKeyHex))
 	require.True(t, logContains(t, net, "holdd.log",
 		fmt.Sprintf("release_held_htlc for %d:%d: matched",
 			rec.Incoming.ChanId, rec.Incoming.HtlcId)))
