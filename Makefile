@@ -4,6 +4,7 @@ LND_VERSION ?= v0.21.2-beta
 # custom-message transport.
 LSP_LND_OLD ?= v0.20.2-beta
 CORE_ITESTS := ^(TestSmoke|TestHoldAndRelease|TestPassThrough|TestForgedReleasesReleaseNothing|TestFailBackBeforeAutoFail)$$
+RECIPIENT_ITESTS := ^(TestSmoke|TestAsyncRoles|TestAsyncRolesReleasedOnce|TestAsyncRolesRecipientDown)$$
 ITEST_TIMEOUT ?= 40m
 FUZZTIME ?= 30s
 HOLDD_CACHE ?= $(HOME)/.cache/holdd
@@ -32,11 +33,15 @@ deps:
 
 # Integration tests against real btcd and lnd on regtest: the whole suite
 # with every node on $(LND_VERSION), then the core tests with L on
+# $(LSP_LND_OLD), then the role tests with P (the recipient) on
 # $(LSP_LND_OLD).
 itest: deps
 	$(GO) test -tags itest -count=1 -timeout $(ITEST_TIMEOUT) -v ./itest/...
 	HOLDD_ITEST_LSP_LND=$(LSP_LND_OLD) $(GO) test -tags itest -count=1 \
 		-timeout $(ITEST_TIMEOUT) -v -run '$(CORE_ITESTS)' ./itest
+	HOLDD_ITEST_RECIPIENT_LND=$(LSP_LND_OLD) $(GO) test -tags itest \
+		-count=1 -timeout $(ITEST_TIMEOUT) -v \
+		-run '$(RECIPIENT_ITESTS)' ./itest
 
 test: unit itest
 

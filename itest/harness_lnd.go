@@ -49,6 +49,18 @@ func lspArgs(v rpcclient.Version) []string {
 	return append(args, "--protocol.onion-msg-relay-all")
 }
 
+// recipientArgs are the extra flags of P on lnd version v: before 0.21 lnd
+// knows no onion messages, so raw type 513 goes to P's holdd through the
+// custom-message API, and P advertises bit 39 so that peers send it onion
+// messages.
+func recipientArgs(v rpcclient.Version) []string {
+	if v.Less(nativeOnionMessages) {
+		return []string{"--protocol.custom-message=513",
+			"--protocol.custom-init=39"}
+	}
+	return nil
+}
+
 // parseLndVersion parses a release tag such as "v0.20.2-beta".
 func parseLndVersion(tag string) (rpcclient.Version, error) {
 	return rpcclient.ParseVersion(strings.TrimPrefix(tag, "v"))

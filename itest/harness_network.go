@@ -62,6 +62,10 @@ type Config struct {
 	// "v0.20.2-beta") LSPLndBin must report; a mismatch fails setup.
 	LSPLndVersion string
 
+	// RecipientLndBin and RecipientLndVersion do the same for P.
+	RecipientLndBin     string
+	RecipientLndVersion string
+
 	// HolddBin, when set, is used instead of building ./cmd/holdd.
 	HolddBin string
 
@@ -90,6 +94,9 @@ type Network struct {
 	// binaries report them.
 	LndVersion rpcclient.Version
 	LSPVersion rpcclient.Version
+
+	// RecipientVersion is P's lnd release.
+	RecipientVersion rpcclient.Version
 
 	// Holdd is the running holdd, nil while stopped.
 	Holdd *Holdd
@@ -140,7 +147,7 @@ func lndBin(tag string) string {
 // HOLDD_ITEST_LND and HOLDD_ITEST_BTCD override the paths, HOLDD_ITEST_HOLDD
 // runs a prebuilt holdd instead of building ./cmd/holdd.
 // HOLDD_ITEST_LSP_LND (a release tag such as v0.20.2-beta) runs L alone on
-// that release, from the same cache.
+// that release, from the same cache; HOLDD_ITEST_RECIPIENT_LND does so for P.
 func DefaultConfig() Config {
 	cfg := Config{
 		LndBin:  lndBin(DefaultLndVersion),
@@ -152,6 +159,10 @@ func DefaultConfig() Config {
 	if tag := os.Getenv("HOLDD_ITEST_LSP_LND"); tag != "" {
 		cfg.LSPLndVersion = tag
 		cfg.LSPLndBin = lndBin(tag)
+	}
+	if tag := os.Getenv("HOLDD_ITEST_RECIPIENT_LND"); tag != "" {
+		cfg.RecipientLndVersion = tag
+		cfg.RecipientLndBin = lndBin(tag)
 	}
 	if bin := os.Getenv("HOLDD_ITEST_BTCD"); bin != "" {
 		cfg.BtcdBin = bin
@@ -172,7 +183,11 @@ func NewNetwork(ctx context.Context, cfg Config) (*Network, error) {
 	if cfg.LSPLndBin == "" {
 		cfg.LSPLndBin = cfg.LndBin
 	}
-	for _, bin := range []string{cfg.LndBin, cfg.LSPLndBin, cfg.BtcdBin} {
+	if cfg.RecipientLndBin == "" {
+		cfg.RecipientLndBin = cfg.LndBin
+	}
+	for _, bin := range []string{cfg.LndBin, cfg.LSPLndBin,
+		cfg.RecipientLndBin, cfg.BtcdBin} {
 		if _, err := os.Stat(bin); err != nil {
 			return nil, fmt.Errorf("%w: %s", errNoBinary, bin)
 		}
@@ -184,6 +199,20 @@ func NewNetwork(ctx context.Context, cfg Config) (*Network, error) {
 	lspVersion, err := lndBinaryVersion(ctx, cfg.LSPLndBin)
 	if err != nil {
 		return nil, err
+	}
+	recipientVersion, err := lndBinaryVersion(ctx, cfg.RecipientLndBin)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RecipientLndVersion != "" {
+		want, err := parseLndVersion(cfg.RecipientLndVersion)
+		if err != nil {
+			return nil, fmt.Errorf("P's lnd version: %w", err)
+		}
+		if want != recipientVersion {
+			return nil, fmt.Errorf("%s reports lnd %s, want %s",
+				cfg.RecipientLndBin, recipientVersion, want)
+		}
 	}
 	if cfg.LSPLndVersion != "" {
 		want, err := parseLndVersion(cfg.LSPLndVersion)
@@ -204,8 +233,10 @@ func NewNetwork(ctx context.Context, cfg Config) (*Network, error) {
 		BaseDir:    base,
 		LndVersion: lndVersion,
 		LSPVersion: lspVersion,
-		LogDir:     filepath.Join(base, "logs"),
-		holddDir:   filepath.Join(base, "holdd"),
+
+		RecipientVersion: recipientVersion,
+		LogDir:           filepath.Join(base, "logs"),
+		holddDir:         filepath.Join(base, "holdd"),
 	}
 	if err := os.MkdirAll(n.LogDir, 0o755); err != nil {
 		return n, err
@@ -282,7 +313,8 @@ func (n *Network) setupChain(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	n.P, err = newLndNode("P", cfg.LndBin, n.BaseDir, n.LogDir, n.Btcd)
+	n.P, err = newLndNode("P", cfg.RecipientLndBin, n.BaseDir, n.LogDir,
+		n.Btcd, recipientArgs(n.RecipientVersion)...)
 	if err != nil {
 		return err
 	}
@@ -417,6 +449,14 @@ func (n *Network) setupChannels(ctx context.Context) error {
 // peer link from 0.21 on, lnd's custom-message API before.
 func (n *Network) Transport() string {
 	if n.LSPVersion.Less(nativeOnionMessages) {
+		return TransportCustomMsg
+	}
+	return TransportPeer
+}
+
+// RecipientTransport is how P's holdd gets onion messages from P's lnd.
+func (n *Network) RecipientTransport() string {
+	if n.RecipientVersion.Less(nativeOnionMessages) {
 		return TransportCustomMsg
 	}
 	return TransportPeer

@@ -47,12 +47,17 @@ func cliFor(t *testing.T, net *Network, h *Holdd) *holdcli {
 
 // addReceivePaths mints receive paths on P's holdd through holdcli and
 // returns them as holdcli prints them. They must be
-// [P's lnd: next = P's holdd] -> [P's holdd: path_id].
+// [P's lnd: next = P's holdd] -> [P's holdd: path_id], or [P's lnd: path_id]
+// when P's lnd is older than 0.21 and P's holdd reads P's final hop.
 func addReceivePaths(t *testing.T, net *Network, h *Holdd,
 	count int) []*holdrpc.ReceivePath {
 
 	t.Helper()
-	return mintReceivePaths(t, net, h, count, net.P.PubKey, 2)
+	hops := uint32(2)
+	if net.RecipientTransport() == TransportCustomMsg {
+		hops = 1
+	}
+	return mintReceivePaths(t, net, h, count, net.P.PubKey, hops)
 }
 
 // mintReceivePaths mints receive paths and checks their introduction node
@@ -318,6 +323,10 @@ func TestAsyncRoles(t *testing.T) {
 	net := Net(t)
 	ctx := t.Context()
 	p := startRecipient(t, net)
+	// On lnd 0.21 P's holdd reads messages over its peer link; on older
+	// lnd through the custom-message API, answering with message 513.
+	require.Equal(t, net.RecipientTransport(), p.info(t).Transport)
+	require.Equal(t, []string{"recipient"}, p.info(t).Roles)
 	paths := addReceivePaths(t, net, p, 2)
 	lEvents := subscribeHoldEvents(t, net.Holdd.Client)
 	pEvents := subscribeReceiveEvents(t, p)

@@ -35,12 +35,18 @@ func TestSmoke(t *testing.T) {
 			int32(SegwitHeight+announceConfs))
 
 		// Each node runs the release the harness meant:
-		// HOLDD_ITEST_LSP_LND changes L alone.
-		wantL := net.LSPVersion
+		// HOLDD_ITEST_LSP_LND changes L alone, and
+		// HOLDD_ITEST_RECIPIENT_LND P alone.
+		wantL, wantP := net.LndVersion, net.LndVersion
 		if tag := os.Getenv("HOLDD_ITEST_LSP_LND"); tag != "" {
 			v, err := parseLndVersion(tag)
 			require.NoError(t, err)
 			wantL = v
+		}
+		if tag := os.Getenv("HOLDD_ITEST_RECIPIENT_LND"); tag != "" {
+			v, err := parseLndVersion(tag)
+			require.NoError(t, err)
+			wantP = v
 		}
 		for _, node := range net.Nodes() {
 			info, err := node.Lightning.GetInfo(ctx,
@@ -52,8 +58,11 @@ func TestSmoke(t *testing.T) {
 			require.Equal(t, "regtest", info.Chains[0].Network)
 
 			want := net.LndVersion
-			if node == net.L {
+			switch node {
+			case net.L:
 				want = wantL
+			case net.P:
+				want = wantP
 			}
 			got, err := rpcclient.ParseVersion(info.Version)
 			require.NoError(t, err, node.Name)
