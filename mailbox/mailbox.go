@@ -128,6 +128,10 @@ const (
 
 	// DropRecipientRemoved: the recipient was unregistered.
 	DropRecipientRemoved = "recipient_unregistered"
+
+	// DropBusy: the queue in front of the mailbox was full (see
+	// AsyncForwarder).
+	DropBusy = "busy"
 )
 
 // Forwarder hands an onion message to a connected peer of lnd. onionsend's

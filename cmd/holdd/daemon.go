@@ -267,7 +267,13 @@ func run(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("start mailbox: %w", err)
 		}
 		defer func() { _ = mb.Stop() }()
-		intake.SetForwarder(mb)
+		// The peer link's read loop hands messages over and goes on;
+		// a slow store write or send never delays its pongs or a
+		// release behind it.
+		queue := mailbox.NewAsyncForwarder(mb, 0)
+		queue.Start()
+		defer queue.Stop()
+		intake.SetForwarder(queue)
 		mailboxRef.Store(mb)
 		rpcConfig.Mailbox = mb
 		log.Infof("Mailbox on: keeping messages for registered "+
