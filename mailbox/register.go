@@ -239,17 +239,10 @@ func (m *Mailbox) waitChannelActive(peer [33]byte) bool {
 		return true
 	}
 	for range channelPolls {
-		resp, err := m.cfg.Channels.ListChannels(m.ctx,
-			&lnrpc.ListChannelsRequest{Peer: peer[:]})
-		if err == nil {
-			if len(resp.GetChannels()) == 0 {
-				return true
-			}
-			for _, ch := range resp.GetChannels() {
-				if ch.GetActive() {
-					return true
-				}
-			}
+		if ok, err := ChannelReady(m.ctx, m.cfg.Channels, peer); ok &&
+			err == nil {
+
+			return true
 		}
 		select {
 		case <-m.ctx.Done():
@@ -260,6 +253,27 @@ func (m *Mailbox) waitChannelActive(peer [33]byte) bool {
 	m.log.Warnf("Channel with recipient %x still inactive; not "+
 		"delivering until it registers again", peer)
 	return false
+}
+
+// ChannelReady reports whether lnd forwards to peer now: it has an active
+// channel with peer, or no channel with it at all.
+func ChannelReady(ctx context.Context, lister ChannelLister,
+	peer [33]byte) (bool, error) {
+
+	resp, err := lister.ListChannels(ctx,
+		&lnrpc.ListChannelsRequest{Peer: peer[:]})
+	if err != nil {
+		return false, err
+	}
+	if len(resp.GetChannels()) == 0 {
+		return true, nil
+	}
+	for _, ch := range resp.GetChannels() {
+		if ch.GetActive() {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // reply sends mailbox_registered to peer.

@@ -200,18 +200,10 @@ func (r *mailboxRegistrar) run(ctx context.Context) {
 // re-established after a reconnect.
 func (r *mailboxRegistrar) waitChannelActive(ctx context.Context) {
 	for ctx.Err() == nil {
-		resp, err := r.peers.ListChannels(ctx, &lnrpc.ListChannelsRequest{
-			Peer: r.lsp[:],
-		})
-		if err == nil {
-			if len(resp.Channels) == 0 {
-				return
-			}
-			for _, ch := range resp.Channels {
-				if ch.Active {
-					return
-				}
-			}
+		if ok, err := mailbox.ChannelReady(ctx, r.peers, r.lsp); ok &&
+			err == nil {
+
+			return
 		}
 		select {
 		case <-ctx.Done():
