@@ -1,5 +1,5 @@
 GO ?= go
-LND_VERSION ?= v0.21.2-beta
+LND_VERSION ?= v0.21.3-beta
 # The older lnd the core itests also run L (the LSP) on, through holdd's
 # custom-message transport.
 LSP_LND_OLD ?= v0.20.2-beta

@@ -24,7 +24,7 @@ import (
 
 const (
 	// DefaultLndVersion is the lnd release the harness runs.
-	DefaultLndVersion = "v0.21.2-beta"
+	DefaultLndVersion = "v0.21.3-beta"
 
 	// TransportPeer and TransportCustomMsg are holdd's release
 	// transports as GetInfo names them.

@@ -11,7 +11,7 @@ set -euo pipefail
 HOLDD_CACHE=${HOLDD_CACHE:-$HOME/.cache/holdd}
 LND_VERSIONS=("$@")
 if [ ${#LND_VERSIONS[@]} -eq 0 ]; then
-	LND_VERSIONS=(v0.21.2-beta)
+	LND_VERSIONS=(v0.21.3-beta)
 fi
 # The tags of lnd's release build that holdd depends on: signrpc for
 # DeriveSharedKey, peersrpc, routerrpc (always built) for the interceptor.
