@@ -481,7 +481,7 @@ func encodeTU64(x uint64) []byte {
 		buf [8]byte
 	)
 	_ = tlv.ETUint64T(&b, x, &buf)
-	return b.Bytes()
+	return append([]byte{}, b.Bytes()...)
 }
 
 func encodeTU32(x uint32) []byte {
@@ -490,7 +490,7 @@ func encodeTU32(x uint32) []byte {
 		buf [8]byte
 	)
 	_ = tlv.ETUint32T(&b, x, &buf)
-	return b.Bytes()
+	return append([]byte{}, b.Bytes()...)
 }
 
 func encodePaths(paths []*onionmsg.BlindedPath) ([]byte, error) {

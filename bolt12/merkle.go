@@ -125,7 +125,10 @@ func sign(tag string, records []Record,
 	if err != nil {
 		return nil, err
 	}
-	sig, err := schnorr.Sign(key, digest[:])
+	// BIP 340 with all-zero auxiliary randomness, as LDK signs
+	// (sign_schnorr_no_aux_rand): the same message and key give the
+	// same bytes in both.
+	sig, err := schnorr.Sign(key, digest[:], schnorr.CustomNonce([32]byte{}))
 	if err != nil {
 		return nil, fmt.Errorf("%w: sign: %w", ErrInvalidBuild, err)
 	}
