@@ -156,7 +156,11 @@ type fields struct {
 	signature []byte
 }
 
-// knownType reports whether holdd understands t in any BOLT 12 message.
+// KnownType reports whether holdd understands t in any BOLT 12 message.
+func KnownType(t uint64) bool {
+	return knownType(t)
+}
+
 func knownType(t uint64) bool {
 	switch t {
 	case TypeOfferChains, TypeOfferMetadata, TypeOfferCurrency,
