@@ -116,7 +116,8 @@ func DecodeInvoiceString(s string, opts ...DecodeOption) (*Invoice, error) {
 
 // checkPaymentPaths applies LDK's construct_payment_paths rules:
 // invoice_paths present and not empty, invoice_blindedpay present with one
-// entry per path.
+// entry per path; and BOLT 12's: at least one path whose payinfo features
+// have no unknown even bit.
 func checkPaymentPaths(fi *InvoiceFields) error {
 	switch {
 	case len(fi.Paths) == 0:
@@ -127,8 +128,30 @@ func checkPaymentPaths(fi *InvoiceFields) error {
 		return fmt.Errorf("%w: %d invoice_blindedpay for %d "+
 			"invoice_paths", ErrInvalidField, len(fi.BlindedPay),
 			len(fi.Paths))
+
+	case len(fi.UsablePaymentPaths()) == 0:
+		return fmt.Errorf("%w: every invoice path's payinfo has an "+
+			"unknown even feature", ErrUnknownFeature)
 	}
 	return nil
+}
+
+// UsablePaymentPaths returns the invoice's payment paths with their payinfo,
+// in the invoice's order, leaving out those whose payinfo features have an
+// unknown even bit (BOLT 12: the payer must not use them).
+func (fi *InvoiceFields) UsablePaymentPaths() []PaymentPath {
+	var out []PaymentPath
+	for i, p := range fi.Paths {
+		if i >= len(fi.BlindedPay) {
+			break
+		}
+		info := fi.BlindedPay[i]
+		if checkFeatures("payinfo", info.Features) != nil {
+			continue
+		}
+		out = append(out, PaymentPath{Path: p, PayInfo: info})
+	}
+	return out
 }
 
 // expiresAt is invoice_created_at + invoice_relative_expiry (or def).

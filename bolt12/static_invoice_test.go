@@ -130,6 +130,14 @@ func TestStaticInvoiceReaderErrors(t *testing.T) {
 		{"two blindedpay for one path", TypeInvoiceBlindedPay,
 			encodePayInfos(make([]BlindedPayInfo, 2)),
 			ErrInvalidField},
+		{"only path's payinfo has an unknown even feature",
+			TypeInvoiceBlindedPay, encodePayInfos([]BlindedPayInfo{{
+				Features: []byte{0x01},
+			}}), ErrUnknownFeature},
+		{"payinfo with an odd feature", TypeInvoiceBlindedPay,
+			encodePayInfos([]BlindedPayInfo{{
+				Features: []byte{0x02},
+			}}), nil},
 		{"no created_at", TypeInvoiceCreatedAt, nil, ErrMissingField},
 		{"no node_id", TypeInvoiceNodeID, nil, ErrMissingField},
 		{"node id not the issuer", TypeInvoiceNodeID,
@@ -150,6 +158,10 @@ func TestStaticInvoiceReaderErrors(t *testing.T) {
 			b := signedStream(t, StaticInvoiceSignatureTag, records,
 				signer)
 			_, err := DecodeStaticInvoice(b)
+			if tc.want == nil {
+				require.NoError(t, err)
+				return
+			}
 			require.ErrorIs(t, err, tc.want)
 		})
 	}
@@ -294,4 +306,17 @@ func TestInvoiceError(t *testing.T) {
 	_, err = DecodeInvoiceError(encodeRecords(rawRecords(
 		5, []byte{0xff})))
 	require.ErrorIs(t, err, ErrInvalidField)
+}
+
+func TestUsablePaymentPaths(t *testing.T) {
+	p := staticParams()
+	second := p.Paths[0]
+	second.Path = testPath(130, 140)
+	second.PayInfo.Features = []byte{0x04} // bit 2: unknown even
+	p.Paths = append(p.Paths, second)
+	si, err := NewStaticInvoice(asyncOffer(t), p)
+	require.NoError(t, err)
+	usable := si.Invoice.UsablePaymentPaths()
+	require.Len(t, usable, 1)
+	require.True(t, usable[0].Path.Equal(testPath(50, 60)))
 }
