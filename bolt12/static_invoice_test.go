@@ -149,6 +149,12 @@ func TestStaticInvoiceReaderErrors(t *testing.T) {
 			ErrWrongChain},
 		{"unknown even invoice type", 200, []byte{1},
 			ErrUnknownEvenType},
+		{"unknown even experimental invoice type", 3_000_000_002,
+			[]byte{1}, ErrUnknownEvenType},
+		{"odd experimental invoice type is carried", 3_000_000_001,
+			[]byte{1}, nil},
+		{"odd type 1001 between the ranges", 1001, []byte{1},
+			ErrTypeOutOfRange},
 		{"unknown even feature", TypeInvoiceFeatures, []byte{0x01},
 			ErrUnknownFeature},
 	}
