@@ -39,6 +39,7 @@ func commands(e *env) []cli.Command {
 		listMailboxCommand(e),
 		unregisterMailboxCommand(e),
 		payAsyncCommand(e),
+		decodeCommand(e),
 		generateManualCommand(e),
 	}
 }

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/internal/boltvectors"
 	sphinx "github.com/lightningnetwork/lightning-onion"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
@@ -23,29 +22,7 @@ import (
 // skips it elsewhere.
 func loadVector(t testing.TB, name string, v any) {
 	t.Helper()
-
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-
-	path := filepath.Join(dir, "..", "shared", "bolts-vectors", name)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("test vector %s missing: %v", path, err)
-		}
-		t.Skipf("test vector %s missing: %v", path, err)
-	}
-	require.NoError(t, json.Unmarshal(b, v), name)
+	boltvectors.Load(t, name, v)
 }
 
 func unhex(t testing.TB, s string) []byte {
