@@ -56,7 +56,7 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	defer logs.close()
-	log := logs.sub("HOLD")
+	log := logs.sub(subHOLD)
 	log.Infof("holdd version %s starting on %s", Version, cfg.Network)
 
 	db, err := store.Open(ctx, filepath.Join(cfg.dataDir(), "holdd.db"))
@@ -187,7 +187,7 @@ func run(ctx context.Context, cfg *config) error {
 		NodeKey:    nodeKey.PubKey().SerializeCompressed(),
 		Store:      db,
 		Aliases:    rpcclient.NewNodeAliases(lnd.Lightning),
-		Logger:     logs.sub("RPCS"),
+		Logger:     logs.sub(subRPCS),
 		Status: &status{
 			interceptorUp: &interceptorUp,
 			linkState:     &linkState,
@@ -215,7 +215,7 @@ func run(ctx context.Context, cfg *config) error {
 		rpcConfig.ConfigPolicy = role.configPolicy
 	}
 	intake := release.NewIntake(newPeeler(transport, lnd, nodeKey), auth,
-		releaser, clk, logs.sub("RLSE"))
+		releaser, clk, logs.sub(subRLSE))
 	intakeRef.Store(intake)
 
 	sender, err := onionsend.New(onionsend.Config{
@@ -244,7 +244,7 @@ func run(ctx context.Context, cfg *config) error {
 				func() bool {
 					return linkState.Load().(string) ==
 						"connected"
-				}, clk, logs.sub("MBXC"))
+				}, clk, logs.sub(subMBXC))
 			if err != nil {
 				return err
 			}
@@ -259,7 +259,7 @@ func run(ctx context.Context, cfg *config) error {
 				errMailboxNeedsPeerLink)
 		}
 		mb, err := startMailboxRole(cfg, lnd, db, nodeKey.PubKey(),
-			sender, clk, logs.sub("MBOX"))
+			sender, clk, logs.sub(subMBOX))
 		if err != nil {
 			return err
 		}

@@ -11,18 +11,75 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// subsystems are holdd's log tags, as lnd tags its own.
-var subsystems = []string{
-	"HOLD", // daemon start-up and shutdown
-	"ENGN", // hold engine decisions
-	"INTC", // HtlcInterceptor stream
-	"RLSE", // release intake
-	"DLVR", // path delivery to senders
-	"PLNK", // peer link to lnd
-	"CMSG", // custom-message transport
-	"BLKS", // block heights
-	"RPCS", // holdd's own RPC server
+// subsystem is a log tag, as lnd tags its own. A value exists only through
+// newSubsystem, which adds the tag to the registry debuglevel is checked
+// against, so every tag a logger carries is one debuglevel accepts (lnd's
+// build.NewSubLogger and AddSubLogger keep one table the same way).
+type subsystem struct {
+	tag   string
+	about string
 }
+
+// registry is every subsystem in the order declared below; it is filled
+// while the package initialises and only read afterwards.
+var registry []subsystem
+
+// newSubsystem registers a tag. It panics on a malformed or repeated tag:
+// both are programming errors found by the first test run.
+func newSubsystem(tag, about string) subsystem {
+	if len(tag) != 4 || strings.ToUpper(tag) != tag {
+		panic(fmt.Sprintf("log subsystem %q: want four capitals", tag))
+	}
+	for _, s := range registry {
+		if s.tag == tag {
+			panic(fmt.Sprintf("log subsystem %q registered twice",
+				tag))
+		}
+	}
+	s := subsystem{tag: tag, about: about}
+	registry = append(registry, s)
+	return s
+}
+
+// The subsystems. A logger is obtained only with one of these (see
+// loggers.sub), and docs/operator.md lists each (a test compares).
+var (
+	subHOLD = newSubsystem("HOLD", "daemon start-up and shutdown")
+	subENGN = newSubsystem("ENGN", "hold engine decisions")
+	subINTC = newSubsystem("INTC", "HtlcInterceptor stream")
+	subRLSE = newSubsystem("RLSE", "release intake")
+	subDLVR = newSubsystem("DLVR", "path delivery to senders")
+	subPLNK = newSubsystem("PLNK", "peer link to lnd")
+	subCMSG = newSubsystem("CMSG", "custom-message transport")
+	subBLKS = newSubsystem("BLKS", "block heights")
+	subRPCS = newSubsystem("RPCS", "holdd's own RPC server")
+	subRCPT = newSubsystem("RCPT", "recipient: paths and replies")
+	subMBOX = newSubsystem("MBOX", "mailbox for offline recipients")
+	subMBXC = newSubsystem("MBXC", "recipient's registration with its "+
+		"mailbox")
+)
+
+// subsystemTags lists the registered tags in declaration order.
+func subsystemTags() []string {
+	tags := make([]string, 0, len(registry))
+	for _, s := range registry {
+		tags = append(tags, s.tag)
+	}
+	return tags
+}
+
+// isSubsystem reports whether tag is registered.
+func isSubsystem(tag string) bool {
+	for _, s := range registry {
+		if s.tag == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// subsystemField is the one field naming a line's subsystem.
+const subsystemField = "sub"
 
 // loggers hands out one logger per subsystem. Each has its own level and
 // all write to the same rotating file and stdout.
@@ -34,20 +91,49 @@ type loggers struct {
 }
 
 // sub returns the logger of a subsystem.
-func (l *loggers) sub(name string) logrus.FieldLogger {
+func (l *loggers) sub(s subsystem) logrus.FieldLogger {
+	if !isSubsystem(s.tag) {
+		panic(fmt.Sprintf("log subsystem %q not registered", s.tag))
+	}
 	lg := logrus.New()
 	lg.SetOutput(l.out)
-	lg.SetFormatter(&logrus.TextFormatter{
+	lg.SetFormatter(oneSubsystemField{&logrus.TextFormatter{
 		FullTimestamp:   true,
 		TimestampFormat: "2006-01-02 15:04:05.000",
 		DisableColors:   true,
-	})
-	level, ok := l.levels[name]
+	}})
+	level, ok := l.levels[s.tag]
 	if !ok {
 		level = l.def
 	}
 	lg.SetLevel(level)
-	return lg.WithField("sub", name)
+	return lg.WithField(subsystemField, s.tag)
+}
+
+// oneSubsystemField keeps a line to one subsystem field: some packages
+// name themselves in a "subsystem" field of their own, which would repeat
+// (in other words) what the sub tag already says.
+type oneSubsystemField struct {
+	logrus.Formatter
+}
+
+// Format drops a "subsystem" field from a line that has a sub tag.
+func (f oneSubsystemField) Format(e *logrus.Entry) ([]byte, error) {
+	_, tagged := e.Data[subsystemField]
+	if _, dup := e.Data["subsystem"]; tagged && dup {
+		// The entry's Data may be shared with the caller's entry;
+		// format a copy.
+		data := make(logrus.Fields, len(e.Data)-1)
+		for k, v := range e.Data {
+			if k != "subsystem" {
+				data[k] = v
+			}
+		}
+		c := *e
+		c.Data = data
+		e = &c
+	}
+	return f.Formatter.Format(e)
 }
 
 // parseDebugLevel reads lnd's form: "info" or "info,ENGN=debug,INTC=trace".
@@ -75,14 +161,10 @@ func parseDebugLevel(s string) (logrus.Level, map[string]logrus.Level,
 			continue
 		}
 		name = strings.ToUpper(name)
-		known := false
-		for _, s := range subsystems {
-			known = known || s == name
-		}
-		if !known {
+		if !isSubsystem(name) {
 			return 0, nil, fmt.Errorf("%w: debuglevel: unknown "+
 				"subsystem %q (known: %s)", errConfig, name,
-				strings.Join(subsystems, " "))
+				strings.Join(subsystemTags(), " "))
 		}
 		levels[name] = level
 	}

@@ -48,7 +48,7 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 	clk clock.Clock, logs *loggers, metricsObserver plugin.Observer,
 	reg *metrics.Metrics, interceptorUp *atomic.Bool) (*lspRole, error) {
 
-	log := logs.sub("HOLD")
+	log := logs.sub(subHOLD)
 	role := &lspRole{policies: policyStore{db: db}}
 	ok := false
 	defer func() {
@@ -82,7 +82,7 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		Sender:    rpcclient.NewCustomMessenger(lnd),
 		PathCount: cfg.Release.PathCount,
 		PathTTL:   cfg.Release.PathExpiry,
-		Logger:    logs.sub("DLVR"),
+		Logger:    logs.sub(subDLVR),
 	})
 	role.stops = append(role.stops, role.deliverer.Wait)
 
@@ -90,7 +90,7 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 	// through the interceptor, the interceptor asks the engine.
 	peers := rpcclient.NewChannelPeers(lnd.Lightning)
 	links := rpcclient.NewChannelActivity(lnd.Lightning, peers,
-		logs.sub("HOLD"))
+		logs.sub(subHOLD))
 	resolver := &lateResolver{links: links}
 	role.engine, err = plugin.New(plugin.Config{
 		Policy:   policy,
@@ -98,11 +98,11 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		Resolver: resolver,
 		Peers:    peers,
 		Blocks: rpcclient.NewBlockWatcher(lnd.Lightning, lnd.Chain,
-			logs.sub("BLKS")),
+			logs.sub(subBLKS)),
 		Clock: clk,
 		Observer: plugin.Observers{role.deliverer, role.events,
 			metricsObserver},
-		Logger: logs.sub("ENGN"),
+		Logger: logs.sub(subENGN),
 	})
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		Router: lnd.Router,
 		Engine: decide,
 		Clock:  clk,
-		Logger: logs.sub("INTC"),
+		Logger: logs.sub(subINTC),
 		OnConnectionChange: func(up bool) {
 			interceptorUp.Store(up)
 		},
@@ -141,7 +141,7 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 	go func() {
 		defer close(watchDone)
 		watchIncoming(watchCtx, links, db, role.engine,
-			logs.sub("HOLD"))
+			logs.sub(subHOLD))
 	}()
 	role.stops = append(role.stops, func() {
 		stopWatch()
@@ -213,7 +213,7 @@ func newRecipientRole(cfg *config, lnd *rpcclient.Client, db *store.Store,
 		ReplyInterval: cfg.Recipient.ReplyInterval,
 		OnEvent:       feed.Publish,
 		Clock:         clk,
-		Logger:        logs.sub("RCPT"),
+		Logger:        logs.sub(subRCPT),
 	})
 	if err != nil {
 		return nil, nil, err

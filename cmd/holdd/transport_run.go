@@ -48,7 +48,7 @@ func startTransport(transport string, lnd *rpcclient.Client,
 			PeerAddr:   cfg.Lnd.P2PAddr,
 			OnMessage:  intake.HandleOnionMessage,
 			Clock:      clk,
-			Logger:     logs.sub("PLNK"),
+			Logger:     logs.sub(subPLNK),
 			OnStateChange: func(s peerlink.State) {
 				state.Store(s.String())
 				if s == peerlink.StateConnected {
@@ -69,7 +69,7 @@ func startTransport(transport string, lnd *rpcclient.Client,
 			Client:    lnd.Lightning,
 			OnMessage: intake.HandleOnionMessage,
 			Clock:     clk,
-			Logger:    logs.sub("CMSG"),
+			Logger:    logs.sub(subCMSG),
 			OnStateChange: func(up bool) {
 				if up {
 					state.Store("connected")
