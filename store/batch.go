@@ -7,12 +7,19 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // defaultMaxBatch bounds how many writes share one transaction, so that a
 // burst cannot make one commit, and every caller in it, wait arbitrarily
 // long.
 const defaultMaxBatch = 128
+
+// mailboxMaxBatch bounds a batch of mailbox writes. It is what a hold write
+// may have to wait for when it arrives just after such a batch began, so
+// it is smaller than the hold path's: 64 stored messages, with their
+// evictions, take a few milliseconds before the one fsync.
+const mailboxMaxBatch = 64
 
 // writeFn is one caller's part of a group commit. It runs inside a shared
 // transaction and must use the ctx it is given, which is never cancelled:
@@ -66,6 +73,10 @@ type groupCommit struct {
 	// busy is set while a batch runs or a leader has been chosen; it
 	// clears only with the queue empty.
 	busy bool
+
+	// batches counts the transactions run for batches, retries of a
+	// failed batch's writes included.
+	batches atomic.Uint64
 }
 
 // do runs fn in a write transaction, possibly shared with other callers'
@@ -153,6 +164,7 @@ func (g *groupCommit) lead() {
 
 // commit writes batch and sets each op's err.
 func (g *groupCommit) commit(batch []*writeOp) {
+	g.batches.Add(1)
 	if len(batch) == 1 {
 		batch[0].err = g.alone(batch[0])
 		return
