@@ -119,8 +119,9 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		decide = metrics.TimedEngine{Engine: role.engine, Metrics: reg}
 	}
 	role.icpt, err = interceptor.New(interceptor.Config{
-		Router: lnd.Router,
-		Engine: decide,
+		Router:        lnd.Router,
+		ChannelEvents: lnd.Lightning,
+		Engine:        decide,
 		Clock:  clk,
 		Logger: logs.sub("INTC"),
 		OnConnectionChange: func(up bool) {
