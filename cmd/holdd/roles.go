@@ -119,14 +119,16 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		decide = metrics.TimedEngine{Engine: role.engine, Metrics: reg}
 	}
 	role.icpt, err = interceptor.New(interceptor.Config{
-		Router:        lnd.Router,
-		ChannelEvents: lnd.Lightning,
-		Engine:        decide,
+		Router: lnd.Router,
+		Engine: decide,
 		Clock:  clk,
 		Logger: logs.sub("INTC"),
 		OnConnectionChange: func(up bool) {
 			interceptorUp.Store(up)
 		},
+		// Closed channels' keys are withdrawn before lnd offers
+		// them again on chain.
+		ChannelEvents: lnd.Lightning,
 	})
 	if err != nil {
 		return nil, err
