@@ -41,6 +41,15 @@ func connWaits(s *Store) int64 {
 	return s.db.Stats().WaitCount
 }
 
+// turnWaiting is how many batches wait for their turn at the connection.
+func turnWaiting(s *Store) int {
+	if s.group.turn == nil {
+		return 0
+	}
+	all, _ := s.group.turn.waiters()
+	return all
+}
+
 // TestMailboxFloodDelaysHoldOneBatch floods the mailbox with writes while
 // a mailbox batch holds the connection, then makes a hold write. The hold
 // write must commit right after that one batch, before any of the flood,
@@ -102,7 +111,7 @@ func TestMailboxFloodDelaysHoldOneBatch(t *testing.T) {
 		errs <- err
 	}()
 	require.Eventually(t, func() bool {
-		return connWaits(s) == waitsFlooded+1
+		return connWaits(s) == waitsFlooded+1 || turnWaiting(s) == 1
 	}, 10*time.Second, time.Millisecond)
 
 	release()
@@ -173,4 +182,66 @@ func TestExpireMailboxMessagesInChunks(t *testing.T) {
 	require.Len(t, left, 1)
 	require.Equal(t, late.ID, left[0].ID)
 	checkUsage(t, s)
+}
+
+// TestHoldBatchGoesBeforeWaitingMailboxBatch: while a hold batch runs, a
+// mailbox write starts waiting for the connection, and then a hold write
+// queues behind the running batch. The hold write still commits first:
+// the groups take turns at the connection, hold batches first (and a hold
+// batch hands its turn straight to the next); database/sql alone gives the
+// connection to whoever waited for it.
+func TestHoldBatchGoesBeforeWaitingMailboxBatch(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	rcpt := mbPeer(1)
+	registerTest(t, s, rcpt)
+	for _, q := range []string{
+		`CREATE TEMP TABLE write_order (seq INTEGER PRIMARY KEY
+			AUTOINCREMENT, what TEXT NOT NULL)`,
+		`CREATE TEMP TRIGGER log_mailbox AFTER INSERT ON
+			main.mailbox_messages BEGIN INSERT INTO
+			write_order (what) VALUES ('mailbox'); END`,
+		`CREATE TEMP TRIGGER log_hold AFTER INSERT ON main.held_htlcs
+			BEGIN INSERT INTO write_order (what) VALUES ('hold');
+			END`,
+	} {
+		_, err := s.db.ExecContext(ctx, q)
+		require.NoError(t, err)
+	}
+
+	release, blockerDone := blockGroup(t, s)
+	waitsBefore := connWaits(s)
+	done := make(chan error, 2)
+	go func() {
+		_, err := s.PutMailboxMessage(ctx, mbMsg(rcpt, 1, 10, t0),
+			false, MailboxLimits{})
+		done <- err
+	}()
+	require.Eventually(t, func() bool {
+		return turnWaiting(s) == 1 || connWaits(s) > waitsBefore
+	}, 10*time.Second, time.Millisecond)
+	go func() {
+		_, _, err := s.InsertHeld(ctx, testHTLC(CircuitKey{ChanID: 1,
+			HtlcID: 1}, t0))
+		done <- err
+	}()
+	waitQueued(t, s, 1)
+
+	release()
+	require.NoError(t, <-blockerDone)
+	require.NoError(t, <-done)
+	require.NoError(t, <-done)
+
+	var order []string
+	rows, err := s.db.QueryContext(ctx,
+		"SELECT what FROM write_order ORDER BY seq")
+	require.NoError(t, err)
+	for rows.Next() {
+		var w string
+		require.NoError(t, rows.Scan(&w))
+		order = append(order, w)
+	}
+	require.NoError(t, rows.Err())
+	require.NoError(t, rows.Close())
+	require.Equal(t, []string{"hold", "mailbox"}, order)
 }

@@ -40,10 +40,11 @@ const busyTimeoutMs = 5000
 // returns only once its own write is durable, with its own result.
 //
 // The mailbox's writes have a group commit of their own (mailbox). A flood
-// of stored onion messages then costs one fsync per batch, and since each
-// group runs one transaction at a time, a hold write waits for at most the
-// one mailbox batch that holds the connection, never behind a queue of
-// mailbox writes. A second connection for the mailbox would not help:
+// of stored onion messages then costs one fsync per batch, and since the
+// groups take turns at the connection, hold batches first (writeTurn), a
+// hold write waits for at most the one mailbox batch that is running,
+// never behind a queue of mailbox writes. A second connection for the
+// mailbox would not help:
 // SQLite admits one writer, so hold writes would meet SQLITE_BUSY and the
 // busy handler's sleep-and-retry instead of a wait for one transaction.
 type Store struct {
@@ -129,15 +130,19 @@ func open(ctx context.Context, path string, migFS fs.FS) (*Store, error) {
 	}
 	s.stmts = newStmts()
 	s.stmts.prepare(db)
+	turn := newWriteTurn()
 	s.group = &groupCommit{
 		db:       db,
 		stmts:    s.stmts,
 		maxBatch: defaultMaxBatch,
+		turn:     turn,
+		urgent:   true,
 	}
 	s.mailbox = &groupCommit{
 		db:       db,
 		stmts:    s.stmts,
 		maxBatch: mailboxMaxBatch,
+		turn:     turn,
 	}
 
 	return s, nil
