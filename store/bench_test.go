@@ -218,3 +218,70 @@ func benchHoldLatency(b *testing.B, mode floodMode) {
 			"mailbox-writes/s")
 	}
 }
+
+// BenchmarkMailboxFlood measures what the mailbox writes of
+// BenchmarkHoldLatencyMailboxFlood achieve alone: floodWriters goroutines
+// storing messages, each in a transaction of its own or through the
+// mailbox's group commit.
+func BenchmarkMailboxFlood(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		mode floodMode
+	}{
+		{"flood=unbatched", floodUnbatched},
+		{"flood=grouped", floodGrouped},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			ctx := context.Background()
+			s := newTestStore(b)
+			rcpts := make([][33]byte, 64)
+			for i := range rcpts {
+				rcpts[i] = mbPeer(byte(i))
+				_, _, err := s.RegisterMailboxRecipient(ctx,
+					rcpts[i], t0)
+				require.NoError(b, err)
+			}
+			lim := MailboxLimits{RecipientCount: 100,
+				TotalCount: 100_000}
+			recv := t0.UnixNano()
+			var next atomic.Uint64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for range floodWriters {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1) - 1
+						if i >= uint64(b.N) {
+							return
+						}
+						m := mbMsg(rcpts[i%64], byte(i), 1366,
+							t0)
+						var err error
+						if mode.mode == floodGrouped {
+							_, err = s.PutMailboxMessage(
+								ctx, m, false, lim)
+						} else {
+							err = s.inTx(ctx, func(
+								tx *sql.Tx) error {
+
+								_, err := putMailboxMessage(
+									ctx, tx, m, recv,
+									false, lim)
+								return err
+							})
+						}
+						if err != nil {
+							b.Errorf("store: %v", err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(),
+				"writes/s")
+		})
+	}
+}
