@@ -49,9 +49,8 @@ func (s *Server) AddReceivePaths(ctx context.Context,
 	if err != nil {
 		return nil, err
 	}
-	if req.ExpirySeconds < 0 {
-		return nil, status.Error(codes.InvalidArgument,
-			"expiry_seconds must not be negative")
+	if err := checkSeconds("expiry_seconds", req.ExpirySeconds); err != nil {
+		return nil, err
 	}
 	paths, err := r.AddPaths(ctx, int(req.Count),
 		time.Duration(req.ExpirySeconds)*time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/holdd/holdd/plugin"
@@ -213,7 +214,12 @@ func (s *Server) GetHeld(ctx context.Context, req *GetHeldRequest) (
 // describe adds what only the running daemon knows to a stored record.
 func (s *Server) describe(ctx context.Context, rec store.HeldHTLC) *HeldHtlc {
 	h := marshalHTLC(rec)
-	h.CurrentHeight = uint32(s.cfg.Engine.Height())
+	// Without the lsp role there is no engine to ask for the height; the
+	// records a previous lsp run stored are still served, with
+	// current_height 0.
+	if s.cfg.Engine != nil {
+		h.CurrentHeight = uint32(s.cfg.Engine.Height())
+	}
 	if s.cfg.Aliases != nil && rec.IncomingPeer != ([33]byte{}) {
 		h.IncomingPeerAlias = s.cfg.Aliases.Alias(ctx, rec.IncomingPeer)
 	}
@@ -413,6 +419,9 @@ func (s *Server) SetPolicy(ctx context.Context, req *SetPolicyRequest) (
 		return nil, status.Error(codes.InvalidArgument,
 			"policy or reset is required")
 	default:
+		if err := checkPolicySeconds(req.Policy); err != nil {
+			return nil, err
+		}
 		p = UnmarshalPolicy(req.Policy)
 	}
 	if err := p.Validate(); err != nil {
@@ -473,6 +482,33 @@ func streamFeed[E, M any](ctx context.Context,
 			return nil
 		}
 	}
+}
+
+// maxDurationSeconds is the most seconds a time.Duration holds, about 292
+// years; more would wrap around, possibly to a small positive duration.
+const maxDurationSeconds = int64(math.MaxInt64 / int64(time.Second))
+
+// checkSeconds rejects a count of seconds that is negative or does not fit
+// a time.Duration.
+func checkSeconds(field string, v int64) error {
+	if v < 0 || v > maxDurationSeconds {
+		return status.Errorf(codes.InvalidArgument, "%s %d is out of "+
+			"range: must be between 0 and %d", field, v,
+			maxDurationSeconds)
+	}
+	return nil
+}
+
+// checkPolicySeconds rejects a policy whose second counts do not fit a
+// time.Duration, before any of it is converted.
+func checkPolicySeconds(p *Policy) error {
+	if err := checkSeconds("max_hold_time_seconds",
+		p.MaxHoldTimeSeconds); err != nil {
+
+		return err
+	}
+	return checkSeconds("pending_release_ttl_seconds",
+		p.PendingReleaseTtlSeconds)
 }
 
 // MarshalPolicy converts an engine policy to its RPC form.

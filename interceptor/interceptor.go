@@ -23,6 +23,19 @@ type RouterClient interface {
 		routerrpc.Router_HtlcInterceptorClient, error)
 }
 
+// ChannelEventsClient is the part of lnd's Lightning service the
+// interceptor follows to learn of closed channels.
+type ChannelEventsClient interface {
+	SubscribeChannelEvents(ctx context.Context,
+		in *lnrpc.ChannelEventSubscription, opts ...grpc.CallOption) (
+		lnrpc.Lightning_SubscribeChannelEventsClient, error)
+}
+
+// maxClosedChannels bounds how many closed channels the interceptor
+// remembers; the oldest are forgotten first. An HTLC of a channel closed
+// that long ago is no longer offered off chain.
+const maxClosedChannels = 4096
+
 // Engine decides on offered HTLCs.
 type Engine interface {
 	Intercept(ctx context.Context, h plugin.HTLC) plugin.Decision
@@ -32,6 +45,13 @@ type Engine interface {
 type Config struct {
 	Router RouterClient
 	Engine Engine
+
+	// ChannelEvents, if set, is followed for closed channels: the keys
+	// of a closed channel are no longer answered, since lnd is about to
+	// offer them again on chain, and a resume or fail of such a key
+	// ends the stream. Nil leaves only the on-chain offer itself to
+	// withdraw a key.
+	ChannelEvents ChannelEventsClient
 
 	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles
 	// after each failed attempt.
@@ -50,11 +70,16 @@ type Interceptor struct {
 	cfg Config
 	log logrus.FieldLogger
 
-	// mu guards stream, gen and offered.
+	// mu guards stream, gen, offered and the closed channels.
 	mu      sync.Mutex
 	stream  routerrpc.Router_HtlcInterceptorClient
 	gen     uint64
 	offered map[store.CircuitKey]uint64
+
+	// closed holds the short channel ids (and aliases) of channels lnd
+	// reported closed, closedOrder the same oldest first, to bound it.
+	closed      map[uint64]struct{}
+	closedOrder []uint64
 
 	// sendMu serializes Send: a gRPC stream allows one sender at a time.
 	sendMu sync.Mutex
@@ -89,6 +114,7 @@ func New(cfg Config) (*Interceptor, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		offered: make(map[store.CircuitKey]uint64),
+		closed:  make(map[uint64]struct{}),
 	}, nil
 }
 
@@ -98,6 +124,10 @@ func (i *Interceptor) Start() error {
 	i.cancel = cancel
 	i.wg.Add(1)
 	go i.run(ctx)
+	if i.cfg.ChannelEvents != nil {
+		i.wg.Add(1)
+		go i.watchCloses(ctx)
+	}
 	return nil
 }
 
@@ -213,12 +243,22 @@ func (i *Interceptor) runStream(ctx context.Context, first bool) error {
 		}
 
 		i.mu.Lock()
-		if htlc.OnChain {
+		_, closed := i.closed[htlc.Key.ChanID]
+		switch {
+		case htlc.OnChain:
 			// Only a preimage can settle an on-chain HTLC; lnd
 			// ends the stream on a resume or fail of one, so the
 			// key must never be answered.
 			delete(i.offered, htlc.Key)
-		} else {
+
+		case closed:
+			// An off-chain offer (a replay) of a closed channel's
+			// HTLC: lnd re-offers it on chain any moment.
+			delete(i.offered, htlc.Key)
+			i.log.Infof("Not answering %v: its channel is closed",
+				htlc.Key)
+
+		default:
 			i.offered[htlc.Key] = gen
 		}
 		i.mu.Unlock()
@@ -272,6 +312,17 @@ func (i *Interceptor) Fail(_ context.Context, key store.CircuitKey) error {
 func (i *Interceptor) resolve(key store.CircuitKey,
 	resp *routerrpc.ForwardHtlcInterceptResponse) error {
 
+	resp.IncomingCircuitKey = &routerrpc.CircuitKey{
+		ChanId: key.ChanID,
+		HtlcId: key.HtlcID,
+	}
+
+	// The key is checked with the send lock held, right before the
+	// send: an on-chain re-offer or a channel close that arrives while
+	// this call waits behind another send withdraws it in time.
+	i.sendMu.Lock()
+	defer i.sendMu.Unlock()
+
 	i.mu.Lock()
 	gen, ok := i.offered[key]
 	if !ok || i.stream == nil || gen != i.gen {
@@ -284,13 +335,7 @@ func (i *Interceptor) resolve(key store.CircuitKey,
 	stream := i.stream
 	i.mu.Unlock()
 
-	resp.IncomingCircuitKey = &routerrpc.CircuitKey{
-		ChanId: key.ChanID,
-		HtlcId: key.HtlcID,
-	}
-	i.sendMu.Lock()
 	err := stream.Send(resp)
-	i.sendMu.Unlock()
 	if err != nil {
 		// The stream is broken; lnd offers the key again after the
 		// reconnect.
@@ -335,4 +380,99 @@ func toHTLC(req *routerrpc.ForwardHtlcInterceptRequest) (plugin.HTLC, error) {
 	}
 	copy(h.PaymentHash[:], req.PaymentHash)
 	return h, nil
+}
+
+// watchCloses follows lnd's channel events until ctx ends, re-subscribing
+// with the reconnect backoff, and withdraws the keys of every channel
+// reported closed.
+func (i *Interceptor) watchCloses(ctx context.Context) {
+	defer i.wg.Done()
+	backoff := i.cfg.MinBackoff
+	for {
+		err := i.followCloses(ctx, func() { backoff = i.cfg.MinBackoff })
+		if ctx.Err() != nil {
+			return
+		}
+		wait := jitter(backoff)
+		i.log.Warnf("Channel event stream down (%v); resubscribing in "+
+			"%v", err, wait)
+		select {
+		case <-i.cfg.Clock.TickAfter(wait):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, i.cfg.MaxBackoff)
+	}
+}
+
+// followCloses reads one channel event stream until it fails; up is
+// called once it is open.
+func (i *Interceptor) followCloses(ctx context.Context, up func()) error {
+	stream, err := i.cfg.ChannelEvents.SubscribeChannelEvents(ctx,
+		&lnrpc.ChannelEventSubscription{})
+	if err != nil {
+		return err
+	}
+	up()
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if ev.Type != lnrpc.ChannelEventUpdate_CLOSED_CHANNEL {
+			continue
+		}
+		if ids := closedIDs(ev.GetClosedChannel()); len(ids) > 0 {
+			i.channelClosed(ids)
+		}
+	}
+}
+
+// closedIDs returns every short channel id under which lnd may have
+// offered a closed channel's HTLCs: the channel's own and its aliases.
+func closedIDs(c *lnrpc.ChannelCloseSummary) []uint64 {
+	if c == nil {
+		return nil
+	}
+	var ids []uint64
+	for _, id := range append([]uint64{c.ChanId, c.ZeroConfConfirmedScid},
+		c.AliasScids...) {
+
+		if id != 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// channelClosed withdraws the offered keys of a closed channel and
+// remembers it, so that a replay of one of its HTLCs is not answered
+// either: lnd moves them to on-chain resolution right after it reports the
+// close, and from then a resume or fail of one ends the stream.
+func (i *Interceptor) channelClosed(ids []uint64) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+
+	for _, id := range ids {
+		if _, ok := i.closed[id]; ok {
+			continue
+		}
+		i.closed[id] = struct{}{}
+		i.closedOrder = append(i.closedOrder, id)
+	}
+	for len(i.closedOrder) > maxClosedChannels {
+		delete(i.closed, i.closedOrder[0])
+		i.closedOrder = i.closedOrder[1:]
+	}
+	withdrawn := 0
+	for key := range i.offered {
+		if _, ok := i.closed[key.ChanID]; ok {
+			delete(i.offered, key)
+			withdrawn++
+		}
+	}
+	if withdrawn > 0 {
+		i.log.Infof("Channel %v closed: no longer answering its %d "+
+			"offered HTLC(s)", ids, withdrawn)
+	}
 }

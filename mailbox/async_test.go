@@ -2,11 +2,46 @@ package mailbox
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/stretchr/testify/require"
 )
+
+// waitingCount is how many messages wait for a worker.
+func (a *AsyncForwarder) waitingCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.queued
+}
+
+// peerGate holds the sends to some peers until their gate closes, and
+// reports each held send as it begins.
+type peerGate struct {
+	next    Forwarder
+	mu      sync.Mutex
+	gates   map[[33]byte]chan struct{}
+	entered chan [33]byte
+}
+
+func (g *peerGate) SendToPeer(ctx context.Context, peer [33]byte,
+	msg *lnwire.OnionMessage) error {
+
+	g.mu.Lock()
+	gate := g.gates[peer]
+	g.mu.Unlock()
+	if gate != nil {
+		g.entered <- peer
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return g.next.SendToPeer(ctx, peer, msg)
+}
 
 // TestAsyncForwarderNeverBlocks: with the mailbox stuck in a send, the
 // transport's calls still return at once; messages beyond the queue are
@@ -32,7 +67,7 @@ func TestAsyncForwarderNeverBlocks(t *testing.T) {
 	first := testMsg(t, 'a', 10)
 	require.Equal(t, OutcomeQueued, async.HandleForward(ctx, a, first))
 	// The worker takes the first message and blocks in its send.
-	require.Eventually(t, func() bool { return len(async.ch) == 0 },
+	require.Eventually(t, func() bool { return async.waitingCount() == 0 },
 		waitFor, time.Millisecond)
 
 	second, third := testMsg(t, 'b', 11), testMsg(t, 'c', 12)
@@ -46,4 +81,129 @@ func TestAsyncForwarderNeverBlocks(t *testing.T) {
 	got := h.waitSends(3)
 	require.Equal(t, []sentMsg{sentOf(t, a, first), sentOf(t, a, second),
 		sentOf(t, a, third)}, got)
+}
+
+// TestAsyncForwarderSlowRecipient: while the send to one recipient hangs,
+// another recipient's message is stored and sent; the slow recipient's
+// next message waits behind its first, and both go out in order once the
+// send completes.
+func TestAsyncForwarderSlowRecipient(t *testing.T) {
+	ctx := context.Background()
+	gate := &peerGate{
+		gates:   make(map[[33]byte]chan struct{}),
+		entered: make(chan [33]byte, 8),
+	}
+	h := newHarness(t, func(cfg *Config) {
+		gate.next = cfg.Forwarder
+		cfg.Forwarder = gate
+	})
+	slow, fast := nodeID(t, 1), nodeID(t, 2)
+	release := make(chan struct{})
+	gate.gates[slow] = release
+	h.register(slow, fast)
+	h.lnd.setOnline(slow, true)
+	h.lnd.setOnline(fast, true)
+	h.start()
+
+	async := NewAsyncForwarder(h.mb, 0)
+	async.Start()
+	t.Cleanup(async.Stop)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+
+	s1, s2 := testMsg(t, 'a', 10), testMsg(t, 'b', 11)
+	require.Equal(t, OutcomeQueued, async.HandleForward(ctx, slow, s1))
+	require.Equal(t, slow, <-gate.entered)
+	require.Equal(t, OutcomeQueued, async.HandleForward(ctx, slow, s2))
+
+	f1 := testMsg(t, 'c', 12)
+	require.Equal(t, OutcomeQueued, async.HandleForward(ctx, fast, f1))
+	require.Equal(t, []sentMsg{sentOf(t, fast, f1)}, h.waitSends(1))
+
+	once.Do(func() { close(release) })
+	require.Equal(t, []sentMsg{sentOf(t, fast, f1), sentOf(t, slow, s1),
+		sentOf(t, slow, s2)}, h.waitSends(3))
+}
+
+// TestAsyncForwarderBounds: no more workers than the bound run, whatever
+// the number of recipients; one recipient cannot take more than its share
+// of the queue; and the recipients left waiting are all served, each in
+// arrival order.
+func TestAsyncForwarderBounds(t *testing.T) {
+	ctx := context.Background()
+	gate := &peerGate{
+		gates:   make(map[[33]byte]chan struct{}),
+		entered: make(chan [33]byte, 64),
+	}
+	h := newHarness(t, func(cfg *Config) {
+		gate.next = cfg.Forwarder
+		cfg.Forwarder = gate
+	})
+	release := make(chan struct{})
+	var peers [][33]byte
+	for i := range 5 {
+		p := nodeID(t, byte(10+i))
+		peers = append(peers, p)
+		gate.gates[p] = release
+		h.register(p)
+		h.lnd.setOnline(p, true)
+	}
+	h.start()
+
+	async := NewAsyncForwarder(h.mb, 0)
+	async.nWorkers = 2
+	async.perRcpt = 6
+	async.Start()
+	t.Cleanup(async.Stop)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+
+	var want [][]sentMsg
+	for i, p := range peers {
+		var mine []sentMsg
+		for j := range 3 {
+			m := testMsg(t, byte('a'+i), 10+j)
+			require.Equal(t, OutcomeQueued,
+				async.HandleForward(ctx, p, m))
+			mine = append(mine, sentOf(t, p, m))
+		}
+		want = append(want, mine)
+	}
+	// Two sends hang; nobody else starts one.
+	<-gate.entered
+	<-gate.entered
+	async.mu.Lock()
+	require.Equal(t, 2, async.workers)
+	require.Len(t, async.ready, 3)
+	async.mu.Unlock()
+
+	// A recipient's share of the queue.
+	over := peers[0]
+	async.mu.Lock()
+	have := len(async.waiting[over])
+	async.mu.Unlock()
+	for range async.perRcpt - have {
+		require.Equal(t, OutcomeQueued, async.HandleForward(ctx, over,
+			testMsg(t, 'z', 9)))
+	}
+	require.Equal(t, OutcomeBusy, async.HandleForward(ctx, over,
+		testMsg(t, 'z', 9)))
+
+	once.Do(func() { close(release) })
+	require.Eventually(t, func() bool {
+		async.mu.Lock()
+		defer async.mu.Unlock()
+		return async.workers == 0
+	}, waitFor, time.Millisecond)
+
+	// Each recipient's messages went out in arrival order.
+	byPeer := make(map[[33]byte][]sentMsg)
+	for _, s := range h.fwd.sent() {
+		byPeer[s.peer] = append(byPeer[s.peer], s)
+	}
+	for i, p := range peers {
+		got := byPeer[p]
+		require.GreaterOrEqual(t, len(got), 3)
+		require.Equal(t, want[i], got[:3])
+	}
 }

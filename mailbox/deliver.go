@@ -331,7 +331,9 @@ func (m *Mailbox) sweep(ctx context.Context) {
 	now := m.cfg.Clock.Now()
 	expired, err := m.cfg.Store.ExpireMailboxMessages(ctx,
 		now.Add(-m.lim.MaxAge))
+	// The store expires in chunks: those deleted before an error count.
 	if err != nil {
+		m.removed(DropExpired, expired)
 		if ctx.Err() == nil {
 			m.log.Errorf("Dropping expired messages: %v", err)
 		}

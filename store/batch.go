@@ -7,12 +7,19 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // defaultMaxBatch bounds how many writes share one transaction, so that a
 // burst cannot make one commit, and every caller in it, wait arbitrarily
 // long.
 const defaultMaxBatch = 128
+
+// mailboxMaxBatch bounds a batch of mailbox writes. It is what a hold write
+// may have to wait for when it arrives just after such a batch began, so
+// it is smaller than the hold path's: 64 stored messages, with their
+// evictions, take a few milliseconds before the one fsync.
+const mailboxMaxBatch = 64
 
 // writeFn is one caller's part of a group commit. It runs inside a shared
 // transaction and must use the ctx it is given, which is never cancelled:
@@ -60,12 +67,26 @@ type groupCommit struct {
 	stmts    *stmts
 	maxBatch int
 
+	// turn, shared by the store's groups, lets one batch at a time
+	// take the connection, a hold batch before a waiting mailbox one.
+	// urgent marks this group's batches as the ones that go first.
+	turn   *writeTurn
+	urgent bool
+
 	mu    sync.Mutex
 	queue []*writeOp
 
 	// busy is set while a batch runs or a leader has been chosen; it
 	// clears only with the queue empty.
 	busy bool
+
+	// hasTurn is set when the last leader handed its turn (see
+	// writeTurn) to the next.
+	hasTurn bool
+
+	// batches counts the transactions run for batches, retries of a
+	// failed batch's writes included.
+	batches atomic.Uint64
 }
 
 // do runs fn in a write transaction, possibly shared with other callers'
@@ -125,6 +146,8 @@ func (g *groupCommit) do(ctx context.Context, fn writeFn) error {
 // caller's own op, then hands the rest to the next leader.
 func (g *groupCommit) lead() {
 	g.mu.Lock()
+	inherited := g.hasTurn
+	g.hasTurn = false
 	n := min(len(g.queue), g.maxBatch)
 	batch := slices.Clone(g.queue[:n])
 	g.queue = slices.Delete(g.queue, 0, n)
@@ -133,17 +156,28 @@ func (g *groupCommit) lead() {
 	}
 	g.mu.Unlock()
 
+	if g.turn != nil && !inherited {
+		g.turn.take(g.urgent)
+	}
 	g.commit(batch)
 
 	g.mu.Lock()
 	if len(g.queue) > 0 {
 		next := g.queue[0]
 		next.state = opLeading
+		// An urgent group's next batch keeps the turn, so writes
+		// that queued behind a running hold batch go before any
+		// mailbox batch that waited meanwhile.
+		g.hasTurn = g.turn != nil && g.urgent
 		next.wake <- true
 	} else {
 		g.busy = false
 	}
+	keep := g.hasTurn
 	g.mu.Unlock()
+	if g.turn != nil && !keep {
+		g.turn.done()
+	}
 
 	// The leader's own op gets false too; nobody reads it.
 	for _, op := range batch {
@@ -153,6 +187,7 @@ func (g *groupCommit) lead() {
 
 // commit writes batch and sets each op's err.
 func (g *groupCommit) commit(batch []*writeOp) {
+	g.batches.Add(1)
 	if len(batch) == 1 {
 		batch[0].err = g.alone(batch[0])
 		return
@@ -239,4 +274,66 @@ func (g *groupCommit) together(batch []*writeOp) error {
 	}
 
 	return nil
+}
+
+// writeTurn lets the store's group commits run their batches one at a
+// time, urgent (hold) batches first: when the connection is free and both a
+// hold batch and a mailbox batch wait for it, the hold batch takes it, so a
+// hold write waits for at most the one mailbox batch already running. A
+// hold batch with more hold writes queued behind it hands the turn straight
+// to the next hold batch. database/sql alone would hand the connection to a
+// random waiter. Hold writes come only as fast as lnd offers HTLCs (at
+// most 483 per channel in flight), so a run of hold batches ends.
+type writeTurn struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	busy   bool
+	urgent int
+
+	// waiting counts every caller waiting for the turn.
+	waiting int
+}
+
+func newWriteTurn() *writeTurn {
+	t := &writeTurn{}
+	t.cond = sync.NewCond(&t.mu)
+	return t
+}
+
+// take waits for the turn; a non-urgent caller also lets every urgent one
+// waiting go first.
+func (t *writeTurn) take(urgent bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+
+	t.waiting++
+	defer func() { t.waiting-- }()
+	if urgent {
+		t.urgent++
+		for t.busy {
+			t.cond.Wait()
+		}
+		t.urgent--
+	} else {
+		for t.busy || t.urgent > 0 {
+			t.cond.Wait()
+		}
+	}
+	t.busy = true
+}
+
+// done ends the turn.
+func (t *writeTurn) done() {
+	t.mu.Lock()
+	t.busy = false
+	t.mu.Unlock()
+	t.cond.Broadcast()
+}
+
+// waiters is how many callers wait for the turn, and how many of them are
+// urgent.
+func (t *writeTurn) waiters() (int, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.waiting, t.urgent
 }

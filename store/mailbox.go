@@ -110,7 +110,9 @@ func (s *Store) RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
 		r       = MailboxRecipient{Peer: peer}
 		created bool
 	)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.mailbox.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// A write may run twice (see groupCommit): start afresh.
+		created = false
 		var reg int64
 		err := tx.QueryRowContext(ctx, `SELECT registered_at FROM
 			mailbox_recipients WHERE peer = ?`, peer[:]).Scan(&reg)
@@ -153,7 +155,8 @@ func (s *Store) UnregisterMailboxRecipient(ctx context.Context,
 		removed []MailboxRemoved
 		found   bool
 	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.mailbox.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		found = false
 		var err error
 		removed, err = deleteReturning(ctx, tx, `DELETE FROM
 			mailbox_messages WHERE recipient = ?
@@ -260,56 +263,9 @@ func (s *Store) PutMailboxMessage(ctx context.Context, m MailboxMessage,
 	}
 
 	var put MailboxPut
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		var n int
-		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM
-			mailbox_recipients WHERE peer = ?`,
-			m.Recipient[:]).Scan(&n)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("%w: recipient not registered",
-				ErrNotFound)
-		}
-
-		evicted, err := evictRecipient(ctx, tx, m.Recipient, size, lim)
-		if err != nil {
-			return err
-		}
-		put.Evicted = evicted
-
-		evicted, err = evictTotal(ctx, tx, size, lim)
-		if err != nil {
-			return err
-		}
-		put.Evicted = append(put.Evicted, evicted...)
-
-		if claim {
-			var others int
-			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM
-				mailbox_messages WHERE recipient = ?`,
-				m.Recipient[:]).Scan(&others)
-			if err != nil {
-				return err
-			}
-			put.Claimed = others == 0
-		}
-		claimedAt := int64(0)
-		if put.Claimed {
-			claimedAt = recv
-		}
-
-		res, err := tx.ExecContext(ctx, `INSERT INTO mailbox_messages
-			(recipient, path_key, onion, size, received_at,
-			claimed_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			m.Recipient[:], m.PathKey[:], m.Onion, size, recv,
-			claimedAt)
-		if err != nil {
-			return err
-		}
-		put.ID, err = res.LastInsertId()
-
+	err = s.mailbox.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		put, err = putMailboxMessage(ctx, tx, m, recv, claim, lim)
 		return err
 	})
 	if err != nil {
@@ -318,6 +274,67 @@ func (s *Store) PutMailboxMessage(ctx context.Context, m MailboxMessage,
 	}
 
 	return put, nil
+}
+
+// putMailboxMessage is PutMailboxMessage's write, in tx. recv is
+// m.ReceivedAt in unix nanoseconds.
+func putMailboxMessage(ctx context.Context, tx *sql.Tx, m MailboxMessage,
+	recv int64, claim bool, lim MailboxLimits) (MailboxPut, error) {
+
+	var (
+		size = m.Size()
+		put  MailboxPut
+		n    int
+	)
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM
+		mailbox_recipients WHERE peer = ?`,
+		m.Recipient[:]).Scan(&n)
+	if err != nil {
+		return put, err
+	}
+	if n == 0 {
+		return put, fmt.Errorf("%w: recipient not registered",
+			ErrNotFound)
+	}
+
+	evicted, err := evictRecipient(ctx, tx, m.Recipient, size, lim)
+	if err != nil {
+		return put, err
+	}
+	put.Evicted = evicted
+
+	evicted, err = evictTotal(ctx, tx, size, lim)
+	if err != nil {
+		return put, err
+	}
+	put.Evicted = append(put.Evicted, evicted...)
+
+	if claim {
+		var others int
+		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM
+			mailbox_messages WHERE recipient = ?`,
+			m.Recipient[:]).Scan(&others)
+		if err != nil {
+			return put, err
+		}
+		put.Claimed = others == 0
+	}
+	claimedAt := int64(0)
+	if put.Claimed {
+		claimedAt = recv
+	}
+
+	res, err := tx.ExecContext(ctx, `INSERT INTO mailbox_messages
+		(recipient, path_key, onion, size, received_at,
+		claimed_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		m.Recipient[:], m.PathKey[:], m.Onion, size, recv,
+		claimedAt)
+	if err != nil {
+		return put, err
+	}
+	put.ID, err = res.LastInsertId()
+
+	return put, err
 }
 
 // evictBatch is how many eviction candidates are read at a time.
@@ -518,16 +535,21 @@ func (s *Store) DeleteMailboxMessage(ctx context.Context, id int64) (bool,
 		"DELETE FROM mailbox_messages WHERE id = ?", id)
 }
 
-// execOne runs a statement that touches at most one row and reports
+// execOne runs a mailbox write that touches at most one row and reports
 // whether it did.
 func (s *Store) execOne(ctx context.Context, what, query string,
 	args ...any) (bool, error) {
 
-	res, err := s.db.ExecContext(ctx, query, args...)
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", what, err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.mailbox.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", what, err)
 	}
@@ -535,8 +557,12 @@ func (s *Store) execOne(ctx context.Context, what, query string,
 	return n == 1, nil
 }
 
+// expireChunk is how many messages one expiry transaction deletes at most.
+const expireChunk = 512
+
 // ExpireMailboxMessages deletes the unclaimed messages received at or
-// before cutoff and returns them.
+// before cutoff and returns them. On an error it returns those it deleted
+// before it.
 func (s *Store) ExpireMailboxMessages(ctx context.Context,
 	cutoff time.Time) ([]MailboxRemoved, error) {
 
@@ -544,18 +570,33 @@ func (s *Store) ExpireMailboxMessages(ctx context.Context,
 	if err != nil {
 		return nil, err
 	}
+	// In chunks, each a write of its own: a day's worth of a flood
+	// expiring at once must not make one transaction that every hold
+	// write waits for.
 	var removed []MailboxRemoved
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		removed, err = deleteReturning(ctx, tx, `DELETE FROM
-			mailbox_messages WHERE received_at <= ? AND
-			claimed_at = 0 RETURNING id, recipient, size`, cut)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("expire mailbox messages: %w", err)
-	}
+	for {
+		var chunk []MailboxRemoved
+		err := s.mailbox.do(ctx, func(ctx context.Context,
+			tx *sql.Tx) error {
 
-	return removed, nil
+			var err error
+			chunk, err = deleteReturning(ctx, tx, `DELETE FROM
+				mailbox_messages WHERE id IN (SELECT id FROM
+				mailbox_messages WHERE received_at <= ? AND
+				claimed_at = 0 ORDER BY id LIMIT ?)
+				RETURNING id, recipient, size`, cut,
+				expireChunk)
+			return err
+		})
+		if err != nil {
+			return removed, fmt.Errorf("expire mailbox messages: "+
+				"%w", err)
+		}
+		removed = append(removed, chunk...)
+		if len(chunk) < expireChunk {
+			return removed, nil
+		}
+	}
 }
 
 // DropClaimedMailboxMessages deletes every claimed message and returns
@@ -568,7 +609,7 @@ func (s *Store) DropClaimedMailboxMessages(ctx context.Context) (
 		removed []MailboxRemoved
 		err     error
 	)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.mailbox.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		removed, err = deleteReturning(ctx, tx, `DELETE FROM
 			mailbox_messages WHERE claimed_at != 0
 			RETURNING id, recipient, size`)

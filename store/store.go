@@ -38,11 +38,21 @@ const busyTimeoutMs = 5000
 // writes) go through a group commit: writes that arrive while a transaction
 // is being committed share the next one, and its single fsync. Each still
 // returns only once its own write is durable, with its own result.
+//
+// The mailbox's writes have a group commit of their own (mailbox). A flood
+// of stored onion messages then costs one fsync per batch, and since the
+// groups take turns at the connection, hold batches first (writeTurn), a
+// hold write waits for at most the one mailbox batch that is running,
+// never behind a queue of mailbox writes. A second connection for the
+// mailbox would not help:
+// SQLite admits one writer, so hold writes would meet SQLITE_BUSY and the
+// busy handler's sleep-and-retry instead of a wait for one transaction.
 type Store struct {
-	db    *sql.DB
-	path  string
-	stmts *stmts
-	group *groupCommit
+	db      *sql.DB
+	path    string
+	stmts   *stmts
+	group   *groupCommit
+	mailbox *groupCommit
 }
 
 // Open opens (creating if needed) the database at path, applies pending
@@ -120,10 +130,19 @@ func open(ctx context.Context, path string, migFS fs.FS) (*Store, error) {
 	}
 	s.stmts = newStmts()
 	s.stmts.prepare(db)
+	turn := newWriteTurn()
 	s.group = &groupCommit{
 		db:       db,
 		stmts:    s.stmts,
 		maxBatch: defaultMaxBatch,
+		turn:     turn,
+		urgent:   true,
+	}
+	s.mailbox = &groupCommit{
+		db:       db,
+		stmts:    s.stmts,
+		maxBatch: mailboxMaxBatch,
+		turn:     turn,
 	}
 
 	return s, nil

@@ -528,8 +528,12 @@ func startRPCServer(cfg *config, macService *macaroons.Service,
 			err)
 	}
 	unary, stream := holdrpc.MacaroonInterceptors(macService)
+	// Recovery first, so that a panic anywhere after it answers
+	// codes.Internal instead of ending holdd.
+	recUnary, recStream := holdrpc.RecoveryInterceptors(scfg.Logger)
 	srv := grpc.NewServer(grpc.Creds(creds),
-		grpc.UnaryInterceptor(unary), grpc.StreamInterceptor(stream))
+		grpc.ChainUnaryInterceptor(recUnary, unary),
+		grpc.ChainStreamInterceptor(recStream, stream))
 	holdrpc.RegisterHoldServer(srv, holdrpc.NewServer(scfg))
 	return srv, lis, nil
 }

@@ -126,6 +126,9 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		OnConnectionChange: func(up bool) {
 			interceptorUp.Store(up)
 		},
+		// Closed channels' keys are withdrawn before lnd offers
+		// them again on chain.
+		ChannelEvents: lnd.Lightning,
 	})
 	if err != nil {
 		return nil, err
