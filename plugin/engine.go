@@ -26,21 +26,32 @@ type Config struct {
 	Logger   logrus.FieldLogger
 
 	// TickInterval is how often the engine checks hold deadlines and
-	// prunes pending releases.
+	// path expiries and prunes pending releases.
 	TickInterval time.Duration
+
+	// PathBlockInterval is the time per block PathExpiry assumes;
+	// DefaultPathBlockInterval if zero.
+	PathBlockInterval time.Duration
+
+	// MaxPathLife caps how long after the hold start release paths
+	// work (release.pathexpiry); zero: only the fail-back height and the
+	// hold deadline bound them.
+	MaxPathLife time.Duration
 }
 
 // entry is an active (held or released) HTLC. Its mutex serializes the
 // intercept, release and fail paths for one circuit key, so that the store
 // write and the answer to lnd for that key happen in one order.
 type entry struct {
-	// key, peer, amt, failbackHeight and deadline never change after the
-	// entry is created, so the deadline loops read them without mu.
+	// key, peer, amt, failbackHeight, deadline and pathExpiry never
+	// change after the entry is created, so the deadline loops read them
+	// without mu.
 	key            store.CircuitKey
 	peer           [33]byte
 	amt            uint64
 	failbackHeight int32
 	deadline       time.Time
+	pathExpiry     time.Time
 
 	mu  sync.Mutex
 	rec store.HeldHTLC
@@ -49,10 +60,12 @@ type entry struct {
 	// waited on mu for it must look the key up again.
 	removed bool
 
-	// failbackPos and deadlinePos are the entry's places in the
-	// engine's due heaps, -1 when not in one. Engine.mu guards them.
-	failbackPos int
-	deadlinePos int
+	// failbackPos, deadlinePos and pathExpiryPos are the entry's places
+	// in the engine's due heaps, -1 when not in one. Engine.mu guards
+	// them.
+	failbackPos   int
+	deadlinePos   int
+	pathExpiryPos int
 }
 
 func newEntry(rec store.HeldHTLC) *entry {
@@ -62,9 +75,11 @@ func newEntry(rec store.HeldHTLC) *entry {
 		amt:            rec.IncomingAmtMsat,
 		failbackHeight: rec.FailbackHeight,
 		deadline:       rec.HoldDeadline,
+		pathExpiry:     rec.PathExpiresAt,
 		rec:            rec,
 		failbackPos:    -1,
 		deadlinePos:    -1,
+		pathExpiryPos:  -1,
 	}
 }
 
@@ -93,6 +108,10 @@ type Engine struct {
 	byDeadline *dueHeap
 	perPeer    map[[33]byte]usage
 	total      usage
+
+	// byPathExpiry has the held (not released) entries whose release
+	// paths expire at a known time.
+	byPathExpiry *dueHeap
 
 	stats *counters
 
@@ -123,6 +142,13 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = time.Second
 	}
+	if cfg.PathBlockInterval == 0 {
+		cfg.PathBlockInterval = DefaultPathBlockInterval
+	}
+	if cfg.PathBlockInterval < 0 || cfg.MaxPathLife < 0 {
+		return nil, errors.New("plugin: negative path block interval " +
+			"or path life")
+	}
 	e := &Engine{
 		cfg:        cfg,
 		log:        cfg.Logger,
@@ -133,6 +159,7 @@ func New(cfg Config) (*Engine, error) {
 		stats:      newCounters(),
 		quit:       make(chan struct{}),
 	}
+	e.byPathExpiry = newPathExpiryHeap()
 	e.storePolicy(cfg.Policy)
 	return e, nil
 }
@@ -410,6 +437,8 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 	if policy.MaxHoldTime > 0 {
 		rec.HoldDeadline = now.Add(policy.MaxHoldTime)
 	}
+	rec.PathExpiresAt = PathExpiry(now, height, failback,
+		e.cfg.PathBlockInterval, e.cfg.MaxPathLife, rec.HoldDeadline)
 
 	// Reserve the caps and the key under the engine lock, then write with
 	// only the entry locked.
@@ -611,6 +640,20 @@ func (e *Engine) failBack(ctx context.Context, ent *entry,
 	if ent.removed {
 		return fmt.Errorf("%w: %v", ErrNotHeld, key)
 	}
+	if reason == FailPathExpired {
+		// Released since the tick found it: it needs no path any more.
+		if ent.rec.State != store.StateHeld {
+			e.mu.Lock()
+			e.byPathExpiry.remove(ent)
+			e.mu.Unlock()
+			return fmt.Errorf("%w: %v is %v", ErrNotHeld, key,
+				ent.rec.State)
+		}
+		e.log.Warnf("HTLC %v is still held but its release paths "+
+			"expired at %v, before its fail-back height %d (height "+
+			"%d): failing back, as nobody can release it now", key,
+			ent.pathExpiry.UTC(), ent.failbackHeight, e.Height())
+	}
 	if err := e.finish(ctx, ent, store.StateFailed,
 		string(reason)); err != nil {
 		return err
@@ -638,6 +681,13 @@ func (e *Engine) transition(ctx context.Context, ent *entry,
 	if err != nil {
 		return err
 	}
+	if to == store.StateReleased {
+		// A released HTLC waits for its sender, not for a release:
+		// its paths may expire.
+		e.mu.Lock()
+		e.byPathExpiry.remove(ent)
+		e.mu.Unlock()
+	}
 	ent.rec = rec
 	e.notify(EventKind(to), rec)
 	return nil
@@ -663,6 +713,7 @@ func (e *Engine) drop(ent *entry) {
 		delete(e.active, ent.key)
 		e.byFailback.remove(ent)
 		e.byDeadline.remove(ent)
+		e.byPathExpiry.remove(ent)
 		e.subUsage(ent.peer, ent.amt)
 	}
 	ent.removed = true
@@ -675,6 +726,9 @@ func (e *Engine) track(ent *entry) {
 	e.byFailback.add(ent)
 	if !ent.deadline.IsZero() {
 		e.byDeadline.add(ent)
+	}
+	if !ent.pathExpiry.IsZero() && ent.rec.State == store.StateHeld {
+		e.byPathExpiry.add(ent)
 	}
 	e.addUsage(ent.peer, ent.amt)
 }
@@ -763,7 +817,8 @@ func (e *Engine) blockLoop(blocks <-chan int32) {
 	}
 }
 
-// tickLoop enforces the maximum hold time and prunes stale early releases.
+// tickLoop enforces the maximum hold time, fails back held HTLCs whose
+// release paths expired, and prunes stale early releases.
 func (e *Engine) tickLoop() {
 	defer e.wg.Done()
 	for {
@@ -773,6 +828,10 @@ func (e *Engine) tickLoop() {
 			e.failDue(e.byDeadline, FailMaxHoldTime,
 				func(ent *entry) bool {
 					return !now.Before(ent.deadline)
+				})
+			e.failDue(e.byPathExpiry, FailPathExpired,
+				func(ent *entry) bool {
+					return !now.Before(ent.pathExpiry)
 				})
 			n, err := e.cfg.Store.PrunePendingReleases(
 				context.Background(), now)

@@ -51,7 +51,7 @@ type holdConfig struct {
 
 type releaseConfig struct {
 	PathCount  int           `long:"pathcount" description:"Release paths minted for each held HTLC"`
-	PathExpiry time.Duration `long:"pathexpiry" description:"How long release paths stay valid after the hold started"`
+	PathExpiry time.Duration `long:"pathexpiry" description:"Cap on how long release paths stay valid after the hold started; a held HTLC is failed back when its paths expire (0 = no cap: they last until the HTLC's fail-back height, see docs/protocol.md)"`
 }
 
 type recipientConfig struct {
@@ -148,8 +148,7 @@ func defaultConfig() *config {
 			MaxAge:               mailbox.DefaultMaxAge,
 		},
 		Release: &releaseConfig{
-			PathCount:  2,
-			PathExpiry: 7 * 24 * time.Hour,
+			PathCount: 2,
 		},
 	}
 }
@@ -232,9 +231,9 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: release.pathcount must be 1..8, got %d",
 			errConfig, c.Release.PathCount)
 	}
-	if c.Release.PathExpiry < time.Minute {
-		return fmt.Errorf("%w: release.pathexpiry must be at least 1m",
-			errConfig)
+	if c.Release.PathExpiry != 0 && c.Release.PathExpiry < time.Minute {
+		return fmt.Errorf("%w: release.pathexpiry must be 0 (no cap) "+
+			"or at least 1m", errConfig)
 	}
 	if _, err := c.policy(); err != nil {
 		return fmt.Errorf("%w: %v", errConfig, err)

@@ -102,7 +102,8 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		Clock: clk,
 		Observer: plugin.Observers{role.deliverer, role.events,
 			metricsObserver},
-		Logger: logs.sub("ENGN"),
+		Logger:      logs.sub("ENGN"),
+		MaxPathLife: cfg.Release.PathExpiry,
 	})
 	if err != nil {
 		return nil, err
