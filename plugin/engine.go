@@ -21,6 +21,15 @@ type Config struct {
 	Resolver Resolver
 	Peers    ChannelPeers
 	Blocks   BlockSource
+
+	// Channels tells the engine who is on an HTLC's incoming channel and
+	// whether it is private; Peers if it implements ChannelInfoSource
+	// and Channels is nil.
+	Channels ChannelInfoSource
+
+	// Admission says whose HTLCs may be held.
+	Admission Admission
+
 	Clock    clock.Clock
 	Observer Observer
 	Logger   logrus.FieldLogger
@@ -132,6 +141,14 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("plugin: nil resolver")
 	case cfg.Blocks == nil:
 		return nil, errors.New("plugin: nil block source")
+	}
+	if cfg.Channels == nil {
+		if c, ok := cfg.Peers.(ChannelInfoSource); ok {
+			cfg.Channels = c
+		}
+	}
+	if cfg.Channels == nil {
+		return nil, errors.New("plugin: nil channel source")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.NewDefaultClock()
@@ -279,7 +296,40 @@ func (e *Engine) Intercept(ctx context.Context, h HTLC) Decision {
 		e.stats.pass()
 		return Decision{Action: ActionResume}
 	}
-	return e.interceptNew(ctx, policy, h)
+	peer, d, ok := e.admit(ctx, h)
+	if !ok {
+		return d
+	}
+	return e.interceptNew(ctx, policy, h, peer)
+}
+
+// admit decides whether a new flagged HTLC may be held at all, by who sent
+// it (Admission), and returns its incoming peer. An HTLC that may not is
+// resumed as an ordinary forward: it is somebody else's payment, to be
+// neither held nor failed.
+func (e *Engine) admit(ctx context.Context, h HTLC) ([33]byte, Decision,
+	bool) {
+
+	peer, private, err := e.cfg.Channels.ChannelInfo(ctx, h.Key.ChanID)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Shutting down: answer nothing, lnd offers it again.
+		return peer, Decision{Action: ActionHold}, false
+
+	case err != nil:
+		e.log.Warnf("Incoming channel %d of HTLC %v unknown (%v): "+
+			"forwarding it without a hold", h.Key.ChanID, h.Key, err)
+		e.stats.decision(DecisionChannelUnknown)
+		return peer, Decision{Action: ActionResume}, false
+
+	case !e.cfg.Admission.Eligible(peer, private):
+		e.log.Debugf("HTLC %v asks for a hold but comes over public "+
+			"channel %d from %x, not a client: forwarding it without "+
+			"a hold", h.Key, h.Key.ChanID, peer)
+		e.stats.decision(DecisionNotClient)
+		return peer, Decision{Action: ActionResume}, false
+	}
+	return peer, Decision{}, true
 }
 
 // interceptOnChain records that lnd took over an HTLC whose incoming
@@ -394,7 +444,7 @@ func (e *Engine) replayFinal(rec store.HeldHTLC) Decision {
 
 // interceptNew decides on a flagged HTLC holdd has never seen.
 func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
-	h HTLC) Decision {
+	h HTLC, peer [33]byte) Decision {
 
 	height := e.Height()
 	failback := h.AutoFailHeight - policy.FailbackMargin
@@ -404,18 +454,6 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 			"failing back", h.Key, failback, h.AutoFailHeight,
 			policy.FailbackMargin, height)
 		return e.fail(FailExpiryMargin)
-	}
-
-	var peer [33]byte
-	if e.cfg.Peers != nil {
-		p, err := e.cfg.Peers.PeerOf(ctx, h.Key.ChanID)
-		if err != nil {
-			e.log.Warnf("Incoming peer of channel %d unknown, "+
-				"capping it with other unknown peers: %v",
-				h.Key.ChanID, err)
-		} else {
-			peer = p
-		}
 	}
 
 	now := e.cfg.Clock.Now()

@@ -572,7 +572,7 @@ func TestStartFailsBackWhatExpiredWhileDown(t *testing.T) {
 	second.resolver.setOffered(expired.Key, false)
 	e, err := New(Config{Policy: first.Policy(), Store: st,
 		Resolver: second.resolver, Blocks: second.blocks,
-		Clock: second.clock, Logger: logrus.New()})
+		Peers: fakePeers{}, Clock: second.clock, Logger: logrus.New()})
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
 	defer func() { require.NoError(t, e.Stop()) }()

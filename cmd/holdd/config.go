@@ -47,6 +47,8 @@ type holdConfig struct {
 	MaxPerPeerMsat uint64        `long:"maxperpeermsat" description:"Most msat one incoming peer may have held (0 = no cap)"`
 	MaxTotal       int           `long:"maxtotal" description:"Most HTLCs held at once (0 = no cap)"`
 	MaxTotalMsat   uint64        `long:"maxtotalmsat" description:"Most msat held at once (0 = no cap)"`
+	AllowPeers     []string      `long:"allowpeer" description:"Node key (hex) whose HTLCs may be held even over a public channel; repeat for several (HTLCs over private channels are always eligible)"`
+	AllowPublic    bool          `long:"allowpublic" description:"Hold HTLCs that arrive over public (announced) channels from any peer, not only those of clients with private channels and of allowpeer peers"`
 }
 
 type releaseConfig struct {
@@ -132,6 +134,7 @@ func defaultConfig() *config {
 		Hold: &holdConfig{
 			FailbackMargin: p.FailbackMargin,
 			MaxPerPeer:     p.MaxHeldPerPeer,
+			MaxPerPeerMsat: p.MaxHeldMsatPerPeer,
 			MaxTotal:       p.MaxHeldTotal,
 		},
 		Prometheus: &prometheusConfig{},
@@ -256,6 +259,9 @@ func (c *config) validate() error {
 				err)
 		}
 	}
+	if _, err := c.admission(); err != nil {
+		return err
+	}
 	for _, k := range c.Mailbox.Allow {
 		if _, err := parseNodeKey(k); err != nil {
 			return fmt.Errorf("%w: mailbox.allow: %v", errConfig, err)
@@ -336,6 +342,23 @@ func (c *config) policy() (plugin.Policy, error) {
 	p.MaxHeldTotal = c.Hold.MaxTotal
 	p.MaxHeldMsatTotal = c.Hold.MaxTotalMsat
 	return p, p.Validate()
+}
+
+// admission turns the hold settings into whose HTLCs the engine may hold.
+func (c *config) admission() (plugin.Admission, error) {
+	a := plugin.Admission{AllowPublic: c.Hold.AllowPublic}
+	for _, k := range c.Hold.AllowPeers {
+		key, err := parseNodeKey(k)
+		if err != nil {
+			return a, fmt.Errorf("%w: hold.allowpeer: %v", errConfig,
+				err)
+		}
+		if a.AllowPeers == nil {
+			a.AllowPeers = make(map[[33]byte]bool)
+		}
+		a.AllowPeers[key] = true
+	}
+	return a, nil
 }
 
 // dataDir is where the store lives: one per network, so a regtest run never

@@ -92,6 +92,10 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 	links := rpcclient.NewChannelActivity(lnd.Lightning, peers,
 		logs.sub("HOLD"))
 	resolver := &lateResolver{links: links}
+	admission, err := cfg.admission()
+	if err != nil {
+		return nil, err
+	}
 	role.engine, err = plugin.New(plugin.Config{
 		Policy:   policy,
 		Store:    db,
@@ -104,6 +108,7 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 			metricsObserver},
 		Logger:      logs.sub("ENGN"),
 		MaxPathLife: cfg.Release.PathExpiry,
+		Admission:   admission,
 	})
 	if err != nil {
 		return nil, err
