@@ -3,6 +3,7 @@
 package itest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -83,6 +84,10 @@ func TestAdmissionPublicChannelNotHeld(t *testing.T) {
 	require.NoError(t, net.RestartHoldd(ctx,
 		"--hold.allowpeer="+net.P.PubKeyHex))
 	t.Cleanup(func() {
+		// t.Context() is done by now.
+		ctx, cancel := context.WithTimeout(context.Background(),
+			DefaultTimeout)
+		defer cancel()
 		if err := net.RestartHoldd(ctx); err != nil {
 			t.Errorf("restart holdd with its default config: %v",
 				err)

@@ -1064,7 +1064,10 @@ func TestReliabilityCaps(t *testing.T) {
 	require.NoError(t, net.RestartHoldd(ctx,
 		"--hold.allowpeer="+net.P.PubKeyHex))
 	t.Cleanup(func() {
-		if err := net.RestartHoldd(context.Background()); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(),
+			DefaultTimeout)
+		defer cancel()
+		if err := net.RestartHoldd(ctx); err != nil {
 			t.Errorf("cleanup: restart holdd: %v", err)
 		}
 	})
