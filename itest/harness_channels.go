@@ -88,9 +88,24 @@ func (n *LndNode) Peer(ctx context.Context, pubKeyHex string) (*lnrpc.Peer,
 func (n *LndNode) OpenChannel(ctx context.Context, other *LndNode,
 	capacity int64) (*lnrpc.ChannelPoint, error) {
 
+	return n.openChannel(ctx, other, capacity, false)
+}
+
+// OpenPrivateChannel opens a private (unannounced) channel, as a wallet
+// client of an LSP has.
+func (n *LndNode) OpenPrivateChannel(ctx context.Context, other *LndNode,
+	capacity int64) (*lnrpc.ChannelPoint, error) {
+
+	return n.openChannel(ctx, other, capacity, true)
+}
+
+func (n *LndNode) openChannel(ctx context.Context, other *LndNode,
+	capacity int64, private bool) (*lnrpc.ChannelPoint, error) {
+
 	cp, err := n.Lightning.OpenChannelSync(ctx, &lnrpc.OpenChannelRequest{
 		NodePubkey:         other.PubKey,
 		LocalFundingAmount: capacity,
+		Private:            private,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lnd %s: open channel to %s: %w", n.Name,

@@ -383,7 +383,9 @@ func (n *Network) setupChain(ctx context.Context, cfg Config) error {
 }
 
 // setupChannels opens S->L and L->P, confirms them deep enough to be
-// announced and waits until S finds a route to P.
+// announced and waits until S finds a route to P. S->L is private, as a
+// wallet client's channel to its LSP is: holdd holds only for such clients
+// by default. L->P is public.
 func (n *Network) setupChannels(ctx context.Context) error {
 	if err := n.S.ConnectPeer(ctx, n.L); err != nil {
 		return err
@@ -395,7 +397,11 @@ func (n *Network) setupChannels(ctx context.Context) error {
 	var points [2]*lnrpc.ChannelPoint
 	pairs := [2][2]*LndNode{{n.S, n.L}, {n.L, n.P}}
 	for i, pair := range pairs {
-		cp, err := pair[0].OpenChannel(ctx, pair[1], ChannelCapacity)
+		open := pair[0].OpenChannel
+		if i == 0 {
+			open = pair[0].OpenPrivateChannel
+		}
+		cp, err := open(ctx, pair[1], ChannelCapacity)
 		if err != nil {
 			return err
 		}

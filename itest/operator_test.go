@@ -398,8 +398,11 @@ func TestOperatorListAndRelease(t *testing.T) {
 	require.Equal(t, int64(h.FailbackHeight)-int64(height),
 		*got.BlocksToFailback)
 	require.Positive(t, *got.BlocksToFailback)
-	require.Equal(t, "S", got.PeerAlias)
-	require.Equal(t, "S", h.IncomingPeerAlias)
+	// S, a wallet client with only a private channel, is in no public
+	// graph: L knows its alias only once S's node announcement, sent to
+	// its channel peer alone, has reached L, so it may not know it yet.
+	require.Contains(t, []string{"S", ""}, h.IncomingPeerAlias)
+	require.Equal(t, h.IncomingPeerAlias, got.PeerAlias)
 	age, err := time.ParseDuration(got.Age)
 	require.NoError(t, err, got.Age)
 	require.GreaterOrEqual(t, age, time.Duration(0))

@@ -94,7 +94,8 @@ func TestSmoke(t *testing.T) {
 			ch, err := c.node.ChannelByID(ctx, c.scid)
 			require.NoError(t, err, name)
 			require.True(t, ch.Active, name)
-			require.False(t, ch.Private, name)
+			// S is L's wallet client: its channel is private.
+			require.Equal(t, c.scid == net.ChanSL, ch.Private, name)
 			require.Equal(t, c.remote.PubKeyHex, ch.RemotePubkey,
 				name)
 			require.Equal(t, int64(ChannelCapacity), ch.Capacity,

@@ -106,3 +106,14 @@ func newDeadlineHeap() *dueHeap {
 		pos: func(e *entry) *int { return &e.deadlinePos },
 	}
 }
+
+// newPathExpiryHeap orders entries by the expiry of their release paths.
+// Only held entries with a known path expiry go in it.
+func newPathExpiryHeap() *dueHeap {
+	return &dueHeap{
+		before: func(a, b *entry) bool {
+			return a.pathExpiry.Before(b.pathExpiry)
+		},
+		pos: func(e *entry) *int { return &e.pathExpiryPos },
+	}
+}

@@ -21,26 +21,46 @@ type Config struct {
 	Resolver Resolver
 	Peers    ChannelPeers
 	Blocks   BlockSource
+
+	// Channels tells the engine who is on an HTLC's incoming channel and
+	// whether it is private; Peers if it implements ChannelInfoSource
+	// and Channels is nil.
+	Channels ChannelInfoSource
+
+	// Admission says whose HTLCs may be held.
+	Admission Admission
+
 	Clock    clock.Clock
 	Observer Observer
 	Logger   logrus.FieldLogger
 
 	// TickInterval is how often the engine checks hold deadlines and
-	// prunes pending releases.
+	// path expiries and prunes pending releases.
 	TickInterval time.Duration
+
+	// PathBlockInterval is the time per block PathExpiry assumes;
+	// DefaultPathBlockInterval if zero.
+	PathBlockInterval time.Duration
+
+	// MaxPathLife caps how long after the hold start release paths
+	// work (release.pathexpiry); zero: only the fail-back height and the
+	// hold deadline bound them.
+	MaxPathLife time.Duration
 }
 
 // entry is an active (held or released) HTLC. Its mutex serializes the
 // intercept, release and fail paths for one circuit key, so that the store
 // write and the answer to lnd for that key happen in one order.
 type entry struct {
-	// key, peer, amt, failbackHeight and deadline never change after the
-	// entry is created, so the deadline loops read them without mu.
+	// key, peer, amt, failbackHeight, deadline and pathExpiry never
+	// change after the entry is created, so the deadline loops read them
+	// without mu.
 	key            store.CircuitKey
 	peer           [33]byte
 	amt            uint64
 	failbackHeight int32
 	deadline       time.Time
+	pathExpiry     time.Time
 
 	mu  sync.Mutex
 	rec store.HeldHTLC
@@ -49,10 +69,12 @@ type entry struct {
 	// waited on mu for it must look the key up again.
 	removed bool
 
-	// failbackPos and deadlinePos are the entry's places in the
-	// engine's due heaps, -1 when not in one. Engine.mu guards them.
-	failbackPos int
-	deadlinePos int
+	// failbackPos, deadlinePos and pathExpiryPos are the entry's places
+	// in the engine's due heaps, -1 when not in one. Engine.mu guards
+	// them.
+	failbackPos   int
+	deadlinePos   int
+	pathExpiryPos int
 }
 
 func newEntry(rec store.HeldHTLC) *entry {
@@ -62,9 +84,11 @@ func newEntry(rec store.HeldHTLC) *entry {
 		amt:            rec.IncomingAmtMsat,
 		failbackHeight: rec.FailbackHeight,
 		deadline:       rec.HoldDeadline,
+		pathExpiry:     rec.PathExpiresAt,
 		rec:            rec,
 		failbackPos:    -1,
 		deadlinePos:    -1,
+		pathExpiryPos:  -1,
 	}
 }
 
@@ -94,6 +118,10 @@ type Engine struct {
 	perPeer    map[[33]byte]usage
 	total      usage
 
+	// byPathExpiry has the held (not released) entries whose release
+	// paths expire at a known time.
+	byPathExpiry *dueHeap
+
 	stats *counters
 
 	quit     chan struct{}
@@ -114,6 +142,14 @@ func New(cfg Config) (*Engine, error) {
 	case cfg.Blocks == nil:
 		return nil, errors.New("plugin: nil block source")
 	}
+	if cfg.Channels == nil {
+		if c, ok := cfg.Peers.(ChannelInfoSource); ok {
+			cfg.Channels = c
+		}
+	}
+	if cfg.Channels == nil {
+		return nil, errors.New("plugin: nil channel source")
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.NewDefaultClock()
 	}
@@ -122,6 +158,13 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = time.Second
+	}
+	if cfg.PathBlockInterval == 0 {
+		cfg.PathBlockInterval = DefaultPathBlockInterval
+	}
+	if cfg.PathBlockInterval < 0 || cfg.MaxPathLife < 0 {
+		return nil, errors.New("plugin: negative path block interval " +
+			"or path life")
 	}
 	e := &Engine{
 		cfg:        cfg,
@@ -133,6 +176,7 @@ func New(cfg Config) (*Engine, error) {
 		stats:      newCounters(),
 		quit:       make(chan struct{}),
 	}
+	e.byPathExpiry = newPathExpiryHeap()
 	e.storePolicy(cfg.Policy)
 	return e, nil
 }
@@ -252,7 +296,40 @@ func (e *Engine) Intercept(ctx context.Context, h HTLC) Decision {
 		e.stats.pass()
 		return Decision{Action: ActionResume}
 	}
-	return e.interceptNew(ctx, policy, h)
+	peer, d, ok := e.admit(ctx, h)
+	if !ok {
+		return d
+	}
+	return e.interceptNew(ctx, policy, h, peer)
+}
+
+// admit decides whether a new flagged HTLC may be held at all, by who sent
+// it (Admission), and returns its incoming peer. An HTLC that may not is
+// resumed as an ordinary forward: it is somebody else's payment, to be
+// neither held nor failed.
+func (e *Engine) admit(ctx context.Context, h HTLC) ([33]byte, Decision,
+	bool) {
+
+	peer, private, err := e.cfg.Channels.ChannelInfo(ctx, h.Key.ChanID)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Shutting down: answer nothing, lnd offers it again.
+		return peer, Decision{Action: ActionHold}, false
+
+	case err != nil:
+		e.log.Warnf("Incoming channel %d of HTLC %v unknown (%v): "+
+			"forwarding it without a hold", h.Key.ChanID, h.Key, err)
+		e.stats.decision(DecisionChannelUnknown)
+		return peer, Decision{Action: ActionResume}, false
+
+	case !e.cfg.Admission.Eligible(peer, private):
+		e.log.Debugf("HTLC %v asks for a hold but comes over public "+
+			"channel %d from %x, not a client: forwarding it without "+
+			"a hold", h.Key, h.Key.ChanID, peer)
+		e.stats.decision(DecisionNotClient)
+		return peer, Decision{Action: ActionResume}, false
+	}
+	return peer, Decision{}, true
 }
 
 // interceptOnChain records that lnd took over an HTLC whose incoming
@@ -367,7 +444,7 @@ func (e *Engine) replayFinal(rec store.HeldHTLC) Decision {
 
 // interceptNew decides on a flagged HTLC holdd has never seen.
 func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
-	h HTLC) Decision {
+	h HTLC, peer [33]byte) Decision {
 
 	height := e.Height()
 	failback := h.AutoFailHeight - policy.FailbackMargin
@@ -377,18 +454,6 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 			"failing back", h.Key, failback, h.AutoFailHeight,
 			policy.FailbackMargin, height)
 		return e.fail(FailExpiryMargin)
-	}
-
-	var peer [33]byte
-	if e.cfg.Peers != nil {
-		p, err := e.cfg.Peers.PeerOf(ctx, h.Key.ChanID)
-		if err != nil {
-			e.log.Warnf("Incoming peer of channel %d unknown, "+
-				"capping it with other unknown peers: %v",
-				h.Key.ChanID, err)
-		} else {
-			peer = p
-		}
 	}
 
 	now := e.cfg.Clock.Now()
@@ -410,6 +475,8 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 	if policy.MaxHoldTime > 0 {
 		rec.HoldDeadline = now.Add(policy.MaxHoldTime)
 	}
+	rec.PathExpiresAt = PathExpiry(now, height, failback,
+		e.cfg.PathBlockInterval, e.cfg.MaxPathLife, rec.HoldDeadline)
 
 	// Reserve the caps and the key under the engine lock, then write with
 	// only the entry locked.
@@ -611,6 +678,20 @@ func (e *Engine) failBack(ctx context.Context, ent *entry,
 	if ent.removed {
 		return fmt.Errorf("%w: %v", ErrNotHeld, key)
 	}
+	if reason == FailPathExpired {
+		// Released since the tick found it: it needs no path any more.
+		if ent.rec.State != store.StateHeld {
+			e.mu.Lock()
+			e.byPathExpiry.remove(ent)
+			e.mu.Unlock()
+			return fmt.Errorf("%w: %v is %v", ErrNotHeld, key,
+				ent.rec.State)
+		}
+		e.log.Warnf("HTLC %v is still held but its release paths "+
+			"expired at %v, before its fail-back height %d (height "+
+			"%d): failing back, as nobody can release it now", key,
+			ent.pathExpiry.UTC(), ent.failbackHeight, e.Height())
+	}
 	if err := e.finish(ctx, ent, store.StateFailed,
 		string(reason)); err != nil {
 		return err
@@ -638,6 +719,13 @@ func (e *Engine) transition(ctx context.Context, ent *entry,
 	if err != nil {
 		return err
 	}
+	if to == store.StateReleased {
+		// A released HTLC waits for its sender, not for a release:
+		// its paths may expire.
+		e.mu.Lock()
+		e.byPathExpiry.remove(ent)
+		e.mu.Unlock()
+	}
 	ent.rec = rec
 	e.notify(EventKind(to), rec)
 	return nil
@@ -663,6 +751,7 @@ func (e *Engine) drop(ent *entry) {
 		delete(e.active, ent.key)
 		e.byFailback.remove(ent)
 		e.byDeadline.remove(ent)
+		e.byPathExpiry.remove(ent)
 		e.subUsage(ent.peer, ent.amt)
 	}
 	ent.removed = true
@@ -675,6 +764,9 @@ func (e *Engine) track(ent *entry) {
 	e.byFailback.add(ent)
 	if !ent.deadline.IsZero() {
 		e.byDeadline.add(ent)
+	}
+	if !ent.pathExpiry.IsZero() && ent.rec.State == store.StateHeld {
+		e.byPathExpiry.add(ent)
 	}
 	e.addUsage(ent.peer, ent.amt)
 }
@@ -763,7 +855,8 @@ func (e *Engine) blockLoop(blocks <-chan int32) {
 	}
 }
 
-// tickLoop enforces the maximum hold time and prunes stale early releases.
+// tickLoop enforces the maximum hold time, fails back held HTLCs whose
+// release paths expired, and prunes stale early releases.
 func (e *Engine) tickLoop() {
 	defer e.wg.Done()
 	for {
@@ -773,6 +866,10 @@ func (e *Engine) tickLoop() {
 			e.failDue(e.byDeadline, FailMaxHoldTime,
 				func(ent *entry) bool {
 					return !now.Before(ent.deadline)
+				})
+			e.failDue(e.byPathExpiry, FailPathExpired,
+				func(ent *entry) bool {
+					return !now.Before(ent.pathExpiry)
 				})
 			n, err := e.cfg.Store.PrunePendingReleases(
 				context.Background(), now)

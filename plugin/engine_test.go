@@ -31,7 +31,7 @@ func newTestEngine(t *testing.T, mutate func(*Policy)) *testEngine {
 }
 
 func newTestEngineWith(t *testing.T, st *fakeStore,
-	mutate func(*Policy)) *testEngine {
+	mutate func(*Policy), configure ...func(*Config)) *testEngine {
 
 	t.Helper()
 	p := DefaultPolicy()
@@ -47,7 +47,7 @@ func newTestEngineWith(t *testing.T, st *fakeStore,
 	}
 	logger := logrus.New()
 	logger.SetLevel(logrus.WarnLevel)
-	e, err := New(Config{
+	cfg := Config{
 		Policy:       p,
 		Store:        te.store,
 		Resolver:     te.resolver,
@@ -57,7 +57,11 @@ func newTestEngineWith(t *testing.T, st *fakeStore,
 		Observer:     te.observer,
 		Logger:       logger,
 		TickInterval: time.Second,
-	})
+	}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	e, err := New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, e.Start(context.Background()))
 	t.Cleanup(func() { require.NoError(t, e.Stop()) })
@@ -568,7 +572,7 @@ func TestStartFailsBackWhatExpiredWhileDown(t *testing.T) {
 	second.resolver.setOffered(expired.Key, false)
 	e, err := New(Config{Policy: first.Policy(), Store: st,
 		Resolver: second.resolver, Blocks: second.blocks,
-		Clock: second.clock, Logger: logrus.New()})
+		Peers: fakePeers{}, Clock: second.clock, Logger: logrus.New()})
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
 	defer func() { require.NoError(t, e.Stop()) }()

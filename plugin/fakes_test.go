@@ -324,6 +324,47 @@ func (fakePeers) PeerOf(_ context.Context, chanID uint64) ([33]byte, error) {
 	return p, nil
 }
 
+// ChannelInfo says every channel is private, with PeerOf's peer: the
+// LSP's own clients, whose HTLCs may be held.
+func (f fakePeers) ChannelInfo(ctx context.Context, chanID uint64) ([33]byte,
+	bool, error) {
+
+	p, err := f.PeerOf(ctx, chanID)
+	return p, true, err
+}
+
+// fakeChannel is one channel fakeChannels knows.
+type fakeChannel struct {
+	peer    [33]byte
+	private bool
+}
+
+// fakeChannels is a ChannelInfoSource over a fixed set of channels that
+// fails with err, if set, and counts its calls.
+type fakeChannels struct {
+	mu       sync.Mutex
+	channels map[uint64]fakeChannel
+	err      error
+	calls    int
+}
+
+func (f *fakeChannels) ChannelInfo(_ context.Context, chanID uint64) (
+	[33]byte, bool, error) {
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.err != nil {
+		return [33]byte{}, false, f.err
+	}
+	ch, ok := f.channels[chanID]
+	if !ok {
+		return [33]byte{}, false, fmt.Errorf("channel %d not found",
+			chanID)
+	}
+	return ch.peer, ch.private, nil
+}
+
 // recordingObserver records events.
 type recordingObserver struct {
 	mu     sync.Mutex

@@ -42,13 +42,20 @@ type Policy struct {
 	PendingReleaseTTL time.Duration
 }
 
+// DefaultMaxHeldMsatPerPeer is the default cap on what one incoming peer
+// can have held at once: 0.1 BTC, more than a wallet client of an LSP
+// keeps on its channel, so real clients never meet it, while one peer
+// cannot make the LSP promise more than that of its outbound liquidity
+// for later (docs/operator.md).
+const DefaultMaxHeldMsatPerPeer uint64 = 10_000_000 * 1000
+
 // DefaultPolicy is what holdd runs with unless configured otherwise.
 func DefaultPolicy() Policy {
 	return Policy{
 		HoldTypes:          []uint64{DefaultHoldType},
 		FailbackMargin:     12,
 		MaxHeldPerPeer:     100,
-		MaxHeldMsatPerPeer: 0,
+		MaxHeldMsatPerPeer: DefaultMaxHeldMsatPerPeer,
 		MaxHeldTotal:       10000,
 		MaxHeldMsatTotal:   0,
 		PendingReleaseTTL:  10 * time.Minute,

@@ -70,6 +70,10 @@ const (
 	FailManual       FailReason = "manual"
 )
 
+// FailPathExpired fails back a held HTLC whose release paths expired before
+// its fail-back height: nobody can release it any more.
+const FailPathExpired FailReason = "path_expired"
+
 // Decision is the engine's answer to one intercepted HTLC.
 type Decision struct {
 	Action Action

@@ -25,7 +25,8 @@ type DelivererConfig struct {
 	PathCount int
 
 	// PathTTL is how long release paths work after the hold started,
-	// unless the HTLC's own hold deadline is earlier.
+	// unless the HTLC's own hold deadline is earlier, for a record that
+	// carries no path expiry of its own (PathExpiresAt zero).
 	PathTTL time.Duration
 
 	// SendTimeout bounds one delivery attempt.
@@ -123,13 +124,20 @@ func (d *Deliverer) delivery(rec store.HeldHTLC, adopt bool) (*PathDelivery,
 		return pd, nil
 	}
 
-	expires := rec.HeldAt.Add(d.cfg.PathTTL)
-	if !rec.HoldDeadline.IsZero() && rec.HoldDeadline.Before(expires) {
-		expires = rec.HoldDeadline
+	// The engine fixed the paths' expiry when it held the HTLC
+	// (plugin.PathExpiry) and fails the HTLC back when it passes.
+	expires := rec.PathExpiresAt
+	if expires.IsZero() {
+		expires = rec.HeldAt.Add(d.cfg.PathTTL)
+		if !rec.HoldDeadline.IsZero() &&
+			rec.HoldDeadline.Before(expires) {
+
+			expires = rec.HoldDeadline
+		}
+		// path_ids carry whole seconds; round up so a path never
+		// expires before the deadline it stands for.
+		expires = expires.Truncate(time.Second).Add(time.Second)
 	}
-	// path_ids carry whole seconds; round up so a path never expires
-	// before the deadline it stands for.
-	expires = expires.Truncate(time.Second).Add(time.Second)
 	claim := Claim{
 		Key:         rec.Key,
 		PaymentHash: rec.PaymentHash,

@@ -96,3 +96,26 @@ func TestDelivererForgetsResolvedHTLCs(t *testing.T) {
 	require.Empty(t, d.paths)
 	require.Empty(t, d.live)
 }
+
+// TestDelivererUsesTheHTLCsPathExpiry: the paths carry the expiry the
+// engine fixed for the HTLC (plugin.PathExpiry, here two weeks of blocks at
+// twice the 10-minute target), not the hold start plus a fixed TTL, so
+// they work until the HTLC's fail-back height.
+func TestDelivererUsesTheHTLCsPathExpiry(t *testing.T) {
+	sender := &recordingSender{}
+	d := testDeliverer(t, sender)
+	rec := heldRecord(1)
+	rec.FailbackHeight = 802_016
+	rec.PathExpiresAt = plugin.PathExpiry(rec.HeldAt, 800_000,
+		rec.FailbackHeight, plugin.DefaultPathBlockInterval, 0,
+		time.Time{})
+	d.HoldEvent(plugin.Event{Kind: plugin.EventHeld, HTLC: rec})
+	d.Wait()
+
+	require.Len(t, sender.sent, 1)
+	pd, err := DecodePathDelivery(sender.sent[0].data)
+	require.NoError(t, err)
+	require.Equal(t, rec.PathExpiresAt.Unix(), pd.ExpiresAt.Unix())
+	require.Equal(t, rec.HeldAt.Add(2016*20*time.Minute+time.Second).Unix(),
+		pd.ExpiresAt.Unix())
+}

@@ -19,56 +19,82 @@ type ChannelLister interface {
 		opts ...grpc.CallOption) (*lnrpc.ListChannelsResponse, error)
 }
 
-// ChannelPeers maps channel ids (real or alias) to the peer's node key. It
-// lists lnd's channels only on a miss, so steady-state lookups cost nothing.
+// ChannelPeers maps channel ids (real or alias) to the peer's node key and
+// says whether the channel is private (unannounced). It lists lnd's
+// channels only on a miss, so steady-state lookups cost nothing; neither
+// the peer nor the private flag of a channel ever changes.
 type ChannelPeers struct {
 	lister ChannelLister
 
-	mu    sync.Mutex
-	peers map[uint64][33]byte
+	mu       sync.Mutex
+	channels map[uint64]channelPeer
+}
+
+// channelPeer is what ChannelPeers keeps of one channel.
+type channelPeer struct {
+	peer    [33]byte
+	private bool
 }
 
 // NewChannelPeers creates a ChannelPeers over lnd.
 func NewChannelPeers(lister ChannelLister) *ChannelPeers {
-	return &ChannelPeers{lister: lister, peers: make(map[uint64][33]byte)}
+	return &ChannelPeers{lister: lister,
+		channels: make(map[uint64]channelPeer)}
 }
 
 // PeerOf returns the node key of the peer on channel chanID.
 func (c *ChannelPeers) PeerOf(ctx context.Context, chanID uint64) ([33]byte,
 	error) {
 
+	ch, err := c.lookup(ctx, chanID)
+	return ch.peer, err
+}
+
+// ChannelInfo returns the node key of the peer on channel chanID and
+// whether the channel is private (not announced to the network).
+func (c *ChannelPeers) ChannelInfo(ctx context.Context, chanID uint64) (
+	[33]byte, bool, error) {
+
+	ch, err := c.lookup(ctx, chanID)
+	return ch.peer, ch.private, err
+}
+
+func (c *ChannelPeers) lookup(ctx context.Context, chanID uint64) (
+	channelPeer, error) {
+
 	c.mu.Lock()
-	peer, ok := c.peers[chanID]
+	ch, ok := c.channels[chanID]
 	c.mu.Unlock()
 	if ok {
-		return peer, nil
+		return ch, nil
 	}
 
 	resp, err := c.lister.ListChannels(ctx, &lnrpc.ListChannelsRequest{
 		PeerAliasLookup: false,
 	})
 	if err != nil {
-		return peer, fmt.Errorf("list channels: %w", err)
+		return ch, fmt.Errorf("list channels: %w", err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, ch := range resp.Channels {
-		key, err := parsePubKeyHex(ch.RemotePubkey)
+	for _, lc := range resp.Channels {
+		key, err := parsePubKeyHex(lc.RemotePubkey)
 		if err != nil {
 			continue
 		}
-		var k [33]byte
-		copy(k[:], key.SerializeCompressed())
-		c.peers[ch.ChanId] = k
-		for _, alias := range ch.AliasScids {
-			c.peers[alias] = k
+		var info channelPeer
+		copy(info.peer[:], key.SerializeCompressed())
+		info.private = lc.Private
+		c.channels[lc.ChanId] = info
+		for _, alias := range lc.AliasScids {
+			c.channels[alias] = info
 		}
 	}
-	peer, ok = c.peers[chanID]
+	ch, ok = c.channels[chanID]
 	if !ok {
-		return peer, fmt.Errorf("channel %d not found", chanID)
+		return ch, fmt.Errorf("channel %d not found", chanID)
 	}
-	return peer, nil
+	return ch, nil
 }
 
 // BlockClients are the lnd services BlockWatcher uses.

@@ -163,3 +163,56 @@ func TestChannelActivity(t *testing.T) {
 	_, err = a.Active(ctx, 1)
 	require.ErrorIs(t, err, fake.err)
 }
+
+// TestChannelInfo: the peer and the private flag of a channel, looked up by
+// real or alias short channel id, from one ListChannels that later lookups
+// do not repeat; an unknown channel and a failing lnd are errors.
+func TestChannelInfo(t *testing.T) {
+	client := "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+	router := "02c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5"
+	fake := &fakeChannels{channels: []*lnrpc.Channel{
+		{ChanId: 11, RemotePubkey: client, Private: true,
+			AliasScids: []uint64{1 << 47}},
+		{ChanId: 22, RemotePubkey: router},
+	}}
+	peers := NewChannelPeers(fake)
+	ctx := context.Background()
+	hexKey := func(s string) [33]byte {
+		var k [33]byte
+		b, err := hex.DecodeString(s)
+		require.NoError(t, err)
+		copy(k[:], b)
+		return k
+	}
+
+	tests := []struct {
+		chanID  uint64
+		peer    string
+		private bool
+	}{
+		{11, client, true},
+		{1 << 47, client, true},
+		{22, router, false},
+	}
+	for _, tc := range tests {
+		peer, private, err := peers.ChannelInfo(ctx, tc.chanID)
+		require.NoError(t, err, tc.chanID)
+		require.Equal(t, hexKey(tc.peer), peer, tc.chanID)
+		require.Equal(t, tc.private, private, tc.chanID)
+	}
+	require.Equal(t, 1, fake.calls())
+
+	_, _, err := peers.ChannelInfo(ctx, 33)
+	require.ErrorContains(t, err, "channel 33 not found")
+	require.Equal(t, 2, fake.calls())
+
+	fake.mu.Lock()
+	fake.err = errors.New("lnd down")
+	fake.mu.Unlock()
+	_, _, err = peers.ChannelInfo(ctx, 44)
+	require.ErrorContains(t, err, "lnd down")
+	// A cached channel needs no lnd.
+	_, private, err := peers.ChannelInfo(ctx, 11)
+	require.NoError(t, err)
+	require.True(t, private)
+}

@@ -20,13 +20,14 @@ func scanHTLC(r rowScanner) (HeldHTLC, error) {
 		chanID, htlcID, hash, peer, outCh []byte
 		inAmt, outAmt                     int64
 		deadline, heldAt, updatedAt       int64
-		releasedAt, resolvedAt            int64
+		releasedAt, resolvedAt, pathExp   int64
 		state                             string
 	)
 	err := r.Scan(&chanID, &htlcID, &hash, &peer, &inAmt, &outAmt,
 		&h.IncomingExpiry, &h.OutgoingExpiry, &outCh, &h.AutoFailHeight,
 		&h.FailbackHeight, &deadline, &state, &h.FailReason,
-		&h.ReleaseSource, &heldAt, &updatedAt, &releasedAt, &resolvedAt)
+		&h.ReleaseSource, &heldAt, &updatedAt, &releasedAt, &resolvedAt,
+		&pathExp)
 	if err != nil {
 		return HeldHTLC{}, err
 	}
@@ -54,6 +55,7 @@ func scanHTLC(r rowScanner) (HeldHTLC, error) {
 	h.UpdatedAt = nanosTime(updatedAt)
 	h.ReleasedAt = nanosTime(releasedAt)
 	h.ResolvedAt = nanosTime(resolvedAt)
+	h.PathExpiresAt = nanosTime(pathExp)
 
 	return h, nil
 }
@@ -117,7 +119,7 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 		h.UpdatedAt = h.HeldAt
 	}
 
-	var times [3]int64
+	var times [4]int64
 	for i, t := range []struct {
 		t    time.Time
 		name string
@@ -125,6 +127,7 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 		{h.HoldDeadline, "HoldDeadline"},
 		{h.HeldAt, "HeldAt"},
 		{h.UpdatedAt, "UpdatedAt"},
+		{h.PathExpiresAt, "PathExpiresAt"},
 	} {
 		var err error
 		if times[i], err = timeNanos(t.t, t.name); err != nil {
@@ -138,6 +141,7 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 	fresh.HoldDeadline = nanosTime(times[0])
 	fresh.HeldAt = nanosTime(times[1])
 	fresh.UpdatedAt = nanosTime(times[2])
+	fresh.PathExpiresAt = nanosTime(times[3])
 
 	var (
 		stored   HeldHTLC
@@ -154,7 +158,7 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 			h.IncomingExpiry, h.OutgoingExpiry,
 			u64Blob(h.OutgoingChanID), h.AutoFailHeight,
 			h.FailbackHeight, times[0], string(h.State), times[1],
-			times[2])
+			times[2], times[3])
 		if err != nil {
 			return fmt.Errorf("insert htlc %v: %w", h.Key, err)
 		}

@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -179,4 +181,69 @@ func TestLoadMigrationsValidation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"0001_a.up.sql", "0002_b.up.sql"},
 		[]string{migs[0].name, migs[1].name})
+}
+
+// TestMigratePathExpiryBackfill upgrades a version 3 database: active HTLCs
+// get the path expiry their paths were minted with before version 4 (hold
+// start + 7 days, or the hold deadline if earlier, rounded down to the
+// second plus one), resolved ones none.
+func TestMigratePathExpiryBackfill(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "holdd.db")
+
+	v3 := fstest.MapFS{}
+	full := embeddedFS()
+	for _, name := range []string{"0001_init.up.sql",
+		"0002_receive_paths.up.sql", "0003_mailbox.up.sql"} {
+
+		body, err := fs.ReadFile(full, name)
+		require.NoError(t, err)
+		v3[name] = &fstest.MapFile{Data: body}
+	}
+	s, err := open(ctx, path, v3)
+	require.NoError(t, err)
+
+	heldAt := time.Date(2026, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
+	week := heldAt.Add(7 * 24 * time.Hour)
+	rows := []struct {
+		htlcID   uint64
+		state    HoldState
+		deadline time.Time
+		want     time.Time
+	}{
+		{1, StateHeld, time.Time{},
+			week.Truncate(time.Second).Add(time.Second)},
+		{2, StateReleased, heldAt.Add(time.Hour),
+			heldAt.Add(time.Hour).Truncate(time.Second).Add(
+				time.Second)},
+		{3, StateHeld, heldAt.Add(30 * 24 * time.Hour),
+			week.Truncate(time.Second).Add(time.Second)},
+		{4, StateFailed, time.Time{}, time.Time{}},
+	}
+	for _, r := range rows {
+		var deadline int64
+		if !r.deadline.IsZero() {
+			deadline = r.deadline.UnixNano()
+		}
+		_, err := s.db.Exec(`INSERT INTO held_htlcs (chan_id, htlc_id,
+			payment_hash, incoming_peer, incoming_amt_msat,
+			outgoing_amt_msat, incoming_expiry, outgoing_expiry,
+			outgoing_chan_id, auto_fail_height, failback_height,
+			hold_deadline, state, held_at, updated_at)
+			VALUES (?, ?, ?, ?, 1000, 900, 200, 160, ?, 190, 178, ?,
+			?, ?, ?)`, u64Blob(9), u64Blob(r.htlcID),
+			make([]byte, 32), make([]byte, 33), u64Blob(5),
+			deadline, string(r.state), heldAt.UnixNano(),
+			heldAt.UnixNano())
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+
+	s = openTest(t, path)
+	for _, r := range rows {
+		h, err := s.GetHeld(ctx, CircuitKey{ChanID: 9, HtlcID: r.htlcID})
+		require.NoError(t, err)
+		require.True(t, r.want.Equal(h.PathExpiresAt), "htlc %d: %v",
+			r.htlcID, h.PathExpiresAt)
+	}
 }

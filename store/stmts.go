@@ -99,7 +99,7 @@ const htlcColumns = `chan_id, htlc_id, payment_hash, incoming_peer,
 	incoming_amt_msat, outgoing_amt_msat, incoming_expiry, outgoing_expiry,
 	outgoing_chan_id, auto_fail_height, failback_height, hold_deadline,
 	state, fail_reason, release_source, held_at, updated_at, released_at,
-	resolved_at`
+	resolved_at, path_expires_at`
 
 // transitionSQL is Transition's compare-and-set; set assigns the columns
 // particular to the target state from ?2 (the time) and ?3 (the note).
@@ -114,7 +114,7 @@ func newStmts() *stmts {
 			" FROM held_htlcs WHERE chan_id = ? AND htlc_id = ?"},
 		insertHTLC: lazyStmt{query: "INSERT INTO held_htlcs (" +
 			htlcColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " +
-			"?, ?, ?, '', '', ?, ?, 0, 0) " +
+			"?, ?, ?, '', '', ?, ?, 0, 0, ?) " +
 			"ON CONFLICT (chan_id, htlc_id) DO NOTHING"},
 		insertEvent: lazyStmt{query: `INSERT INTO htlc_events
 			(chan_id, htlc_id, from_state, to_state, note, at)

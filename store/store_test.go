@@ -42,6 +42,7 @@ func testHTLC(key CircuitKey, heldAt time.Time) HeldHTLC {
 		AutoFailHeight:  800_134,
 		FailbackHeight:  800_124,
 		HoldDeadline:    heldAt.Add(24 * time.Hour),
+		PathExpiresAt:   heldAt.Add(20 * time.Hour).Truncate(time.Second),
 		State:           StateHeld,
 		HeldAt:          heldAt,
 		UpdatedAt:       heldAt,

@@ -165,6 +165,11 @@ type HeldHTLC struct {
 	// HoldDeadline is the wall-clock hold limit; zero means none.
 	HoldDeadline time.Time
 
+	// PathExpiresAt is when every release path of this HTLC stops
+	// working, fixed when it is held; zero means none is known. The
+	// engine fails the HTLC back if it is still held then.
+	PathExpiresAt time.Time
+
 	State         HoldState
 	FailReason    string // set when State == StateFailed
 	ReleaseSource string // e.g. "onion", "manual"; set when released

@@ -47,11 +47,13 @@ type holdConfig struct {
 	MaxPerPeerMsat uint64        `long:"maxperpeermsat" description:"Most msat one incoming peer may have held (0 = no cap)"`
 	MaxTotal       int           `long:"maxtotal" description:"Most HTLCs held at once (0 = no cap)"`
 	MaxTotalMsat   uint64        `long:"maxtotalmsat" description:"Most msat held at once (0 = no cap)"`
+	AllowPeers     []string      `long:"allowpeer" description:"Node key (hex) whose HTLCs may be held even over a public channel; repeat for several (HTLCs over private channels are always eligible)"`
+	AllowPublic    bool          `long:"allowpublic" description:"Hold HTLCs that arrive over public (announced) channels from any peer, not only those of clients with private channels and of allowpeer peers"`
 }
 
 type releaseConfig struct {
 	PathCount  int           `long:"pathcount" description:"Release paths minted for each held HTLC"`
-	PathExpiry time.Duration `long:"pathexpiry" description:"How long release paths stay valid after the hold started"`
+	PathExpiry time.Duration `long:"pathexpiry" description:"Cap on how long release paths stay valid after the hold started; a held HTLC is failed back when its paths expire (0 = no cap: they last until the HTLC's fail-back height, see docs/protocol.md)"`
 }
 
 type recipientConfig struct {
@@ -132,6 +134,7 @@ func defaultConfig() *config {
 		Hold: &holdConfig{
 			FailbackMargin: p.FailbackMargin,
 			MaxPerPeer:     p.MaxHeldPerPeer,
+			MaxPerPeerMsat: p.MaxHeldMsatPerPeer,
 			MaxTotal:       p.MaxHeldTotal,
 		},
 		Prometheus: &prometheusConfig{},
@@ -148,8 +151,7 @@ func defaultConfig() *config {
 			MaxAge:               mailbox.DefaultMaxAge,
 		},
 		Release: &releaseConfig{
-			PathCount:  2,
-			PathExpiry: 7 * 24 * time.Hour,
+			PathCount: 2,
 		},
 	}
 }
@@ -232,9 +234,9 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: release.pathcount must be 1..8, got %d",
 			errConfig, c.Release.PathCount)
 	}
-	if c.Release.PathExpiry < time.Minute {
-		return fmt.Errorf("%w: release.pathexpiry must be at least 1m",
-			errConfig)
+	if c.Release.PathExpiry != 0 && c.Release.PathExpiry < time.Minute {
+		return fmt.Errorf("%w: release.pathexpiry must be 0 (no cap) "+
+			"or at least 1m", errConfig)
 	}
 	if _, err := c.policy(); err != nil {
 		return fmt.Errorf("%w: %v", errConfig, err)
@@ -256,6 +258,9 @@ func (c *config) validate() error {
 			return fmt.Errorf("%w: recipient.mailbox: %v", errConfig,
 				err)
 		}
+	}
+	if _, err := c.admission(); err != nil {
+		return err
 	}
 	for _, k := range c.Mailbox.Allow {
 		if _, err := parseNodeKey(k); err != nil {
@@ -337,6 +342,23 @@ func (c *config) policy() (plugin.Policy, error) {
 	p.MaxHeldTotal = c.Hold.MaxTotal
 	p.MaxHeldMsatTotal = c.Hold.MaxTotalMsat
 	return p, p.Validate()
+}
+
+// admission turns the hold settings into whose HTLCs the engine may hold.
+func (c *config) admission() (plugin.Admission, error) {
+	a := plugin.Admission{AllowPublic: c.Hold.AllowPublic}
+	for _, k := range c.Hold.AllowPeers {
+		key, err := parseNodeKey(k)
+		if err != nil {
+			return a, fmt.Errorf("%w: hold.allowpeer: %v", errConfig,
+				err)
+		}
+		if a.AllowPeers == nil {
+			a.AllowPeers = make(map[[33]byte]bool)
+		}
+		a.AllowPeers[key] = true
+	}
+	return a, nil
 }
 
 // dataDir is where the store lives: one per network, so a regtest run never

@@ -101,6 +101,10 @@ func TestLoadConfigErrors(t *testing.T) {
 			`unknown role "relay"`},
 		{"reply burst", []string{"--recipient.replyburst=0"},
 			"recipient.replyburst"},
+		{"allowpeer not a key", []string{"--hold.allowpeer=02abcd"},
+			"hold.allowpeer"},
+		{"path expiry under a minute",
+			[]string{"--release.pathexpiry=30s"}, "release.pathexpiry"},
 		{"missing explicit config file",
 			[]string{"--configfile=/nonexistent/holdd.conf"},
 			"/nonexistent/holdd.conf"},
@@ -114,4 +118,39 @@ func TestLoadConfigErrors(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// TestLoadConfigAdmission: by default only HTLCs over private channels are
+// held, one peer may have DefaultMaxHeldMsatPerPeer held, and release paths
+// have no cap; hold.allowpeer and hold.allowpublic widen who is held.
+func TestLoadConfigAdmission(t *testing.T) {
+	cfg, err := loadConfig([]string{"--holddir=" + t.TempDir()})
+	require.NoError(t, err)
+	a, err := cfg.admission()
+	require.NoError(t, err)
+	require.Equal(t, plugin.Admission{}, a)
+	p, err := cfg.policy()
+	require.NoError(t, err)
+	require.Equal(t, plugin.DefaultMaxHeldMsatPerPeer, p.MaxHeldMsatPerPeer)
+	require.Zero(t, cfg.Release.PathExpiry)
+
+	const (
+		k1 = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+		k2 = "02c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5"
+	)
+	cfg, err = loadConfig([]string{"--holddir=" + t.TempDir(),
+		"--hold.allowpeer=" + k1, "--hold.allowpeer=" + k2,
+		"--hold.allowpublic", "--hold.maxperpeermsat=0"})
+	require.NoError(t, err)
+	a, err = cfg.admission()
+	require.NoError(t, err)
+	key1, err := parseNodeKey(k1)
+	require.NoError(t, err)
+	key2, err := parseNodeKey(k2)
+	require.NoError(t, err)
+	require.Equal(t, plugin.Admission{AllowPublic: true,
+		AllowPeers: map[[33]byte]bool{key1: true, key2: true}}, a)
+	p, err = cfg.policy()
+	require.NoError(t, err)
+	require.Zero(t, p.MaxHeldMsatPerPeer)
 }

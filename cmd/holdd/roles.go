@@ -92,6 +92,10 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 	links := rpcclient.NewChannelActivity(lnd.Lightning, peers,
 		logs.sub(subHOLD))
 	resolver := &lateResolver{links: links}
+	admission, err := cfg.admission()
+	if err != nil {
+		return nil, err
+	}
 	role.engine, err = plugin.New(plugin.Config{
 		Policy:   policy,
 		Store:    db,
@@ -102,7 +106,9 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		Clock: clk,
 		Observer: plugin.Observers{role.deliverer, role.events,
 			metricsObserver},
-		Logger: logs.sub(subENGN),
+		Logger:      logs.sub(subENGN),
+		MaxPathLife: cfg.Release.PathExpiry,
+		Admission:   admission,
 	})
 	if err != nil {
 		return nil, err
