@@ -70,6 +70,9 @@ func run(ctx context.Context, cfg *config) error {
 		TLSCertPath:  cfg.Lnd.TLSCertPath,
 		MacaroonPath: cfg.Lnd.MacaroonPath,
 		Network:      cfg.Network,
+
+		Keepalive:        cfg.Lnd.Keepalive,
+		KeepaliveTimeout: cfg.Lnd.KeepaliveTimeout,
 	})
 	if err != nil {
 		return err
