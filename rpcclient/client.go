@@ -16,6 +16,7 @@ import (
 	"github.com/lightningnetwork/lnd/lnrpc/signrpc"
 	"github.com/lightningnetwork/lnd/macaroons"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -150,6 +151,17 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(200<<20)),
 		grpc.WithKeepaliveParams(KeepaliveParams(cfg.Keepalive,
 			cfg.KeepaliveTimeout)),
+		// After a dead connection, redial within 30 s once lnd is
+		// reachable again (grpc-go's default backoff grows to 2 min).
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  time.Second,
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   30 * time.Second,
+			},
+			MinConnectTimeout: 20 * time.Second,
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("%w: lnd.host %q: %v", ErrConfig,
