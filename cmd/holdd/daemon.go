@@ -237,6 +237,11 @@ func run(ctx context.Context, cfg *config) error {
 		if err != nil {
 			return err
 		}
+		// Replies go out on the responder's workers, off the
+		// transport's read loop; stopped after the transport (defers
+		// run last-in first-out).
+		responder.Start()
+		defer responder.Stop()
 		intake.SetAnswerer(responder)
 		responderRef.Store(responder)
 		rpcConfig.Receiver = responder
