@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/internal/keyedlimit"
 	"github.com/holdd/holdd/internal/workqueue"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
@@ -133,7 +134,7 @@ type Config struct {
 // Responder is the recipient role.
 type Responder struct {
 	cfg     Config
-	limiter *pathLimiter
+	limiter *keyedlimit.Limiter[[8]byte]
 	replies *workqueue.Queue[reply]
 
 	mu     sync.Mutex
@@ -178,8 +179,9 @@ func New(cfg Config) (*Responder, error) {
 		cfg.Logger = logrus.StandardLogger()
 	}
 	r := &Responder{
-		cfg:           cfg,
-		limiter:       newPathLimiter(cfg.ReplyBurst, cfg.ReplyInterval),
+		cfg: cfg,
+		limiter: keyedlimit.New[[8]byte](cfg.ReplyBurst,
+			cfg.ReplyInterval, maxLimitedPaths),
 		counts:        make(map[string]uint64),
 		newSessionKey: btcec.NewPrivateKey,
 	}
@@ -312,7 +314,7 @@ func (r *Responder) check(pathID []byte, replyPath *onionmsg.BlindedPath,
 	}
 	// Before the queue: a published path is shared by every payer, and
 	// one path must not fill the queue for the others.
-	if !r.limiter.allow(claim.PathID, now) {
+	if !r.limiter.Allow(claim.PathID, now) {
 		r.cfg.Logger.Debugf("Rate-limited held_htlc_available on "+
 			"receive path %x", claim.PathID)
 		ev.Outcome = OutcomeRateLimited

@@ -118,6 +118,7 @@ func startTransport(transport string, lnd *rpcclient.Client,
 		tr, err := custommsg.New(custommsg.Config{
 			Client:    lnd.Lightning,
 			OnMessage: intake.HandleOnionMessage,
+			OnDrop:    intake.CountDrop,
 			Clock:     clk,
 			Logger:    logs.sub("CMSG"),
 			OnStateChange: func(up bool) {
