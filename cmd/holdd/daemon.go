@@ -99,6 +99,11 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	log.Infof("Onion-message transport: %s (%s)", transport, why)
+	if transport == transportPeer {
+		if w := peerLinkReachWarning(cfg); w != "" {
+			log.Warn(w)
+		}
+	}
 	if lsp {
 		for _, line := range lndSettingWarnings(transport, lndConfig) {
 			log.Warnf("lnd.conf lacks %s", line)
