@@ -3,7 +3,7 @@ LND_VERSION ?= v0.21.3-beta
 # The older lnd the core itests also run L (the LSP) on, through holdd's
 # custom-message transport.
 LSP_LND_OLD ?= v0.20.2-beta
-CORE_ITESTS := ^(TestSmoke|TestHoldAndRelease|TestPassThrough|TestForgedReleasesReleaseNothing|TestFailBackBeforeAutoFail|TestAdmissionPublicChannelNotHeld)$$
+CORE_ITESTS := ^(TestSmoke|TestHoldAndRelease|TestPassThrough|TestForgedReleasesReleaseNothing|TestFailBackBeforeAutoFail|TestAdmissionPublicChannelNotHeld|TestInterceptorBlackholed)$$
 RECIPIENT_ITESTS := ^(TestSmoke|TestAsyncRoles|TestAsyncRolesReleasedOnce|TestAsyncRolesRecipientDown)$$
 ITEST_TIMEOUT ?= 40m
 FUZZTIME ?= 30s

@@ -768,6 +768,7 @@ func (m *Mailbox) Unregister(ctx context.Context, peer [33]byte) (bool,
 	}
 	m.mu.Lock()
 	delete(m.registered, peer)
+	m.forgetOffline(peer)
 	m.mu.Unlock()
 	m.removed(DropRecipientRemoved, removed)
 	if found {

@@ -94,7 +94,7 @@ func (m *Mailbox) followPeers() (bool, error) {
 	}
 	for k := range m.online {
 		if _, ok := online[k]; !ok {
-			m.offlineGen[k]++
+			m.wentOffline(k)
 		}
 	}
 	m.online = online
@@ -145,13 +145,33 @@ func (m *Mailbox) peerEvent(ev *lnrpc.PeerEvent) {
 
 	case lnrpc.PeerEvent_PEER_OFFLINE:
 		delete(m.online, key)
-		m.offlineGen[key]++
+		m.wentOffline(key)
 	}
 	m.mu.Unlock()
 
 	if registered && ev.GetType() == lnrpc.PeerEvent_PEER_ONLINE {
 		m.log.Debugf("Recipient %x is online; delivering once its "+
 			"holdd registers again", key)
+	}
+}
+
+// wentOffline counts an offline event of peer. Only a registered peer, or
+// one a readiness waiter runs for, can have a readiness decided before the
+// event; any other peer (lnd has many) would only grow the map. The
+// caller holds m.mu.
+func (m *Mailbox) wentOffline(peer [33]byte) {
+	_, registered := m.registered[peer]
+	if registered || m.waiting[peer] {
+		m.offlineGen[peer]++
+	}
+}
+
+// forgetOffline drops peer's offline count once nothing can read it: it
+// is not registered and no waiter runs for it. The caller holds m.mu.
+func (m *Mailbox) forgetOffline(peer [33]byte) {
+	_, registered := m.registered[peer]
+	if !registered && !m.waiting[peer] {
+		delete(m.offlineGen, peer)
 	}
 }
 

@@ -226,6 +226,7 @@ func (m *Mailbox) readyWhenChannelActive(peer [33]byte, gen uint64) {
 	if ready {
 		m.online[peer] = struct{}{}
 	}
+	m.forgetOffline(peer)
 	m.mu.Unlock()
 	if ready {
 		m.kick(peer)

@@ -152,7 +152,7 @@ func (r *Responder) RevokePath(ctx context.Context, id [8]byte) error {
 
 		return err
 	}
-	r.limiter.forget(id)
+	r.limiter.Forget(id)
 	r.cfg.Logger.Infof("Revoked receive path %x", id)
 	return nil
 }

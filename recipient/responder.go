@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/internal/keyedlimit"
+	"github.com/holdd/holdd/internal/workqueue"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/holdd/holdd/store"
@@ -27,6 +29,20 @@ const (
 	OutcomeRateLimited = "rate_limited"
 	OutcomeSendFailed  = "send_failed"
 	OutcomeStoreError  = "store_error"
+
+	// OutcomeQueued is what HandleHeldHTLCAvailable returns for a message
+	// handed to the reply workers; its final outcome comes later, in the
+	// counts and the event. OutcomeBusy counts messages dropped because
+	// the reply queue was full.
+	OutcomeQueued = "queued"
+	OutcomeBusy   = "dropped_busy"
+)
+
+// Reply queue defaults: replies wait here, off the transport's read loop,
+// for a few workers. Each reply takes at most SendTimeout.
+const (
+	DefaultReplyQueueDepth = 256
+	DefaultReplyWorkers    = 4
 )
 
 // ReleaseHeldHTLCValue is the value holdd writes for release_held_htlc: LDK
@@ -100,6 +116,14 @@ type Config struct {
 	// SendTimeout bounds one reply.
 	SendTimeout time.Duration
 
+	// ReplyQueueDepth and ReplyWorkers bound the replies waiting to be
+	// sent and the sends running at once. A reply is sent off the
+	// transport's read loop, so a reply path through a stalled node
+	// never holds up lnd's pings or other messages; a message that finds
+	// the queue full is dropped and counted as OutcomeBusy.
+	ReplyQueueDepth int
+	ReplyWorkers    int
+
 	// OnEvent, if set, learns every handled message. It must not block.
 	OnEvent func(Event)
 
@@ -110,7 +134,8 @@ type Config struct {
 // Responder is the recipient role.
 type Responder struct {
 	cfg     Config
-	limiter *pathLimiter
+	limiter *keyedlimit.Limiter[[8]byte]
+	replies *workqueue.Queue[reply]
 
 	mu     sync.Mutex
 	mb     *Mailbox
@@ -141,18 +166,49 @@ func New(cfg Config) (*Responder, error) {
 	if cfg.SendTimeout == 0 {
 		cfg.SendTimeout = 10 * time.Second
 	}
+	if cfg.ReplyQueueDepth < 1 {
+		cfg.ReplyQueueDepth = DefaultReplyQueueDepth
+	}
+	if cfg.ReplyWorkers < 1 {
+		cfg.ReplyWorkers = DefaultReplyWorkers
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.NewDefaultClock()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
-	return &Responder{
-		cfg:           cfg,
-		limiter:       newPathLimiter(cfg.ReplyBurst, cfg.ReplyInterval),
+	r := &Responder{
+		cfg: cfg,
+		limiter: keyedlimit.New[[8]byte](cfg.ReplyBurst,
+			cfg.ReplyInterval, maxLimitedPaths),
 		counts:        make(map[string]uint64),
 		newSessionKey: btcec.NewPrivateKey,
-	}, nil
+	}
+	r.replies = workqueue.New(cfg.ReplyQueueDepth, cfg.ReplyWorkers,
+		r.sendReply)
+
+	return r, nil
+}
+
+// Start starts the reply workers.
+func (r *Responder) Start() {
+	r.replies.Start()
+}
+
+// Stop stops the reply workers, cancelling replies being sent; replies
+// still queued are not sent, as a message reaching a stopping holdd would
+// not be.
+func (r *Responder) Stop() {
+	r.replies.Stop()
+}
+
+// reply is a held_htlc_available that passed the checks the read loop
+// makes, waiting for a worker.
+type reply struct {
+	pathID    [8]byte
+	replyPath *onionmsg.BlindedPath
+	at        time.Time
 }
 
 // SetMailbox makes paths minted from now on run through an LSP's mailbox
@@ -190,13 +246,36 @@ func (r *Responder) mailbox() (*Mailbox, error) {
 }
 
 // HandleHeldHTLCAvailable answers a held_htlc_available message that
-// arrived with pathID and replyPath, and returns its outcome. Only an
-// authentic, stored, unrevoked, unexpired path within its rate gets a
-// reply; anything else changes nothing but a counter.
-func (r *Responder) HandleHeldHTLCAvailable(ctx context.Context,
+// arrived with pathID and replyPath. It runs on the transport's read loop,
+// so it only makes the checks that need no store or network: the path_id's
+// MAC and expiry, a reply path, the path's rate. A message that passes is
+// queued for a reply worker and OutcomeQueued returned; the worker checks
+// the stored path (unknown, revoked) and sends. Only an authentic, stored,
+// unrevoked, unexpired path within its rate gets a reply; anything else
+// changes nothing but a counter. Every message ends in exactly one counted
+// outcome and one event.
+func (r *Responder) HandleHeldHTLCAvailable(_ context.Context,
 	pathID []byte, replyPath *onionmsg.BlindedPath) string {
 
-	ev := r.handle(ctx, pathID, replyPath)
+	now := r.cfg.Clock.Now()
+	ev, ok := r.check(pathID, replyPath, now)
+	if ok {
+		if r.replies.Push(reply{pathID: ev.PathID,
+			replyPath: replyPath, at: now}) {
+
+			return OutcomeQueued
+		}
+		r.cfg.Logger.Debugf("Dropping held_htlc_available on receive "+
+			"path %x: reply queue full", ev.PathID)
+		ev.Outcome = OutcomeBusy
+	}
+	r.publish(ev)
+
+	return ev.Outcome
+}
+
+// publish counts ev and hands it to OnEvent.
+func (r *Responder) publish(ev Event) {
 	ev.At = r.cfg.Clock.Now()
 	r.mu.Lock()
 	r.counts[ev.Outcome]++
@@ -204,83 +283,96 @@ func (r *Responder) HandleHeldHTLCAvailable(ctx context.Context,
 	if r.cfg.OnEvent != nil {
 		r.cfg.OnEvent(ev)
 	}
-	return ev.Outcome
 }
 
-func (r *Responder) handle(ctx context.Context, pathID []byte,
-	replyPath *onionmsg.BlindedPath) Event {
+// check makes the read loop's checks. ok means the message may have a
+// reply: ev then carries only the path id.
+func (r *Responder) check(pathID []byte, replyPath *onionmsg.BlindedPath,
+	now time.Time) (Event, bool) {
 
-	now := r.cfg.Clock.Now()
 	claim, err := r.cfg.Auth.VerifyReceive(pathID, now)
 	switch {
 	case errors.Is(err, release.ErrForgedPathID):
 		r.cfg.Logger.Debugf("No reply to held_htlc_available with a " +
 			"forged path_id")
-		return Event{Outcome: OutcomeForged}
+		return Event{Outcome: OutcomeForged}, false
 	case errors.Is(err, release.ErrExpiredPathID):
 		r.cfg.Logger.Infof("No reply to held_htlc_available on receive "+
 			"path %x: expired at %v", claim.PathID, claim.ExpiresAt.UTC())
-		return Event{PathID: claim.PathID, Outcome: OutcomeExpired}
+		return Event{PathID: claim.PathID, Outcome: OutcomeExpired}, false
 	case err != nil:
 		r.cfg.Logger.Debugf("No reply to held_htlc_available: %v", err)
-		return Event{Outcome: OutcomeMalformed}
+		return Event{Outcome: OutcomeMalformed}, false
 	}
 	ev := Event{PathID: claim.PathID}
 
-	p, err := r.cfg.Store.GetReceivePath(ctx, claim.PathID)
+	if replyPath == nil {
+		r.cfg.Logger.Infof("held_htlc_available on receive path %x has "+
+			"no reply path: nothing to release", claim.PathID)
+		ev.Outcome = OutcomeNoReplyPath
+		return ev, false
+	}
+	// Before the queue: a published path is shared by every payer, and
+	// one path must not fill the queue for the others.
+	if !r.limiter.Allow(claim.PathID, now) {
+		r.cfg.Logger.Debugf("Rate-limited held_htlc_available on "+
+			"receive path %x", claim.PathID)
+		ev.Outcome = OutcomeRateLimited
+		return ev, false
+	}
+
+	return ev, true
+}
+
+// sendReply is the worker's part: the stored path's state, then the send.
+func (r *Responder) sendReply(ctx context.Context, rp reply) {
+	ev := Event{PathID: rp.pathID}
+	r.reply(ctx, rp, &ev)
+	r.publish(ev)
+}
+
+func (r *Responder) reply(ctx context.Context, rp reply, ev *Event) {
+	p, err := r.cfg.Store.GetReceivePath(ctx, rp.pathID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Authentic but not ours any more, e.g. a store restored
 		// from an old backup: the operator never saw this path.
 		r.cfg.Logger.Infof("No reply to held_htlc_available on unknown "+
-			"receive path %x", claim.PathID)
+			"receive path %x", rp.pathID)
 		ev.Outcome = OutcomeUnknownPath
-		return ev
+		return
 	case err != nil:
-		r.cfg.Logger.Errorf("Receive path %x: %v", claim.PathID, err)
+		r.cfg.Logger.Errorf("Receive path %x: %v", rp.pathID, err)
 		ev.Outcome, ev.Err = OutcomeStoreError, err
-		return ev
+		return
 	case !p.RevokedAt.IsZero():
 		r.cfg.Logger.Infof("No reply to held_htlc_available on revoked "+
-			"receive path %x", claim.PathID)
+			"receive path %x", rp.pathID)
 		ev.Outcome = OutcomeRevoked
-		return ev
-	}
-	if replyPath == nil {
-		r.cfg.Logger.Infof("held_htlc_available on receive path %x has "+
-			"no reply path: nothing to release", claim.PathID)
-		ev.Outcome = OutcomeNoReplyPath
-		return ev
-	}
-	if !r.limiter.allow(claim.PathID, now) {
-		r.cfg.Logger.Debugf("Rate-limited held_htlc_available on "+
-			"receive path %x", claim.PathID)
-		ev.Outcome = OutcomeRateLimited
-		return ev
+		return
 	}
 
 	r.cfg.Logger.Infof("held_htlc_available on receive path %x: sending "+
-		"release_held_htlc", claim.PathID)
+		"release_held_htlc", rp.pathID)
 	sendCtx, cancel := context.WithTimeout(ctx, r.cfg.SendTimeout)
-	route, err := r.cfg.Sender.SendRelease(sendCtx, replyPath)
+	route, err := r.cfg.Sender.SendRelease(sendCtx, rp.replyPath)
 	cancel()
 	if err != nil {
 		r.cfg.Logger.Warnf("release_held_htlc for receive path %x not "+
-			"sent: %v", claim.PathID, err)
+			"sent: %v", rp.pathID, err)
 		ev.Outcome, ev.Err = OutcomeSendFailed, err
-		return ev
+		return
 	}
 	ev.Outcome, ev.Route = OutcomeReplied, route
 	r.cfg.Logger.Infof("release_held_htlc sent to peer %x (via LSP: %v) "+
-		"for receive path %x", route.Peer, route.Via, claim.PathID)
-	if err := r.cfg.Store.RecordReceiveReply(ctx, claim.PathID,
-		now); err != nil {
+		"for receive path %x", route.Peer, route.Via, rp.pathID)
+	if err := r.cfg.Store.RecordReceiveReply(ctx, rp.pathID,
+		rp.at); err != nil {
 
 		// The reply is out; only the path's reply count is behind.
 		r.cfg.Logger.Errorf("Count reply on receive path %x: %v",
-			claim.PathID, err)
+			rp.pathID, err)
 	}
-	return ev
 }
 
 // Counts returns how many held_htlc_available messages ended in each

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,24 +28,94 @@ func testKey(b byte) *btcec.PrivateKey {
 	return k
 }
 
+// fakeSender records replies. With block set, each send waits until
+// block is closed or the send's context ends.
 type fakeSender struct {
-	sent []*onionmsg.BlindedPath
-	err  error
+	mu    sync.Mutex
+	sent  []*onionmsg.BlindedPath
+	err   error
+	block chan struct{}
+
+	// entered, if set, learns of every send as it starts.
+	entered chan struct{}
 }
 
-func (f *fakeSender) SendRelease(_ context.Context,
+func (f *fakeSender) SendRelease(ctx context.Context,
 	replyPath *onionmsg.BlindedPath) (ReplyRoute, error) {
 
-	if f.err != nil {
-		return ReplyRoute{}, f.err
+	f.mu.Lock()
+	block, err, entered := f.block, f.err, f.entered
+	f.mu.Unlock()
+	if entered != nil {
+		entered <- struct{}{}
 	}
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ReplyRoute{}, ctx.Err()
+		}
+	}
+	if err != nil {
+		return ReplyRoute{}, err
+	}
+	f.mu.Lock()
 	f.sent = append(f.sent, replyPath)
+	f.mu.Unlock()
 	return ReplyRoute{Peer: [33]byte{0x02, 0x99}}, nil
 }
 
-type recordedEvents []Event
+func (f *fakeSender) sentPaths() []*onionmsg.BlindedPath {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*onionmsg.BlindedPath(nil), f.sent...)
+}
 
-func (r *recordedEvents) add(ev Event) { *r = append(*r, ev) }
+// recordedEvents collects the responder's events, from any goroutine.
+type recordedEvents struct {
+	mu  sync.Mutex
+	all []Event
+	ch  chan Event
+}
+
+func (r *recordedEvents) add(ev Event) {
+	r.mu.Lock()
+	r.all = append(r.all, ev)
+	r.mu.Unlock()
+	r.ch <- ev
+}
+
+func (r *recordedEvents) list() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.all...)
+}
+
+// next waits for the next event.
+func (r *recordedEvents) next(t *testing.T) Event {
+	t.Helper()
+	select {
+	case ev := <-r.ch:
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+		return Event{}
+	}
+}
+
+// handle hands one message to the responder and returns its final
+// outcome: at once, or from the event its reply worker publishes.
+func (h *harness) handle(t *testing.T, id []byte,
+	reply *onionmsg.BlindedPath) string {
+
+	t.Helper()
+	got := h.r.HandleHeldHTLCAvailable(context.Background(), id, reply)
+	ev := h.events.next(t)
+	if got != OutcomeQueued {
+		require.Equal(t, got, ev.Outcome)
+	}
+	return ev.Outcome
+}
 
 type harness struct {
 	lnd, holdd *btcec.PrivateKey
@@ -58,6 +129,13 @@ type harness struct {
 
 func newHarness(t *testing.T, holddKey bool) *harness {
 	t.Helper()
+	return newHarnessWith(t, holddKey, nil)
+}
+
+func newHarnessWith(t *testing.T, holddKey bool,
+	mutate func(*Config)) *harness {
+
+	t.Helper()
 	db, err := store.Open(context.Background(),
 		filepath.Join(t.TempDir(), "holdd.db"))
 	require.NoError(t, err)
@@ -68,7 +146,7 @@ func newHarness(t *testing.T, holddKey bool) *harness {
 	h := &harness{
 		lnd: testKey(0x01), holdd: testKey(0x02), auth: auth, db: db,
 		sender: &fakeSender{}, clock: clock.NewTestClock(t0),
-		events: &recordedEvents{},
+		events: &recordedEvents{ch: make(chan Event, 64)},
 	}
 	cfg := Config{
 		Auth: auth, Store: db, Sender: h.sender,
@@ -79,8 +157,13 @@ func newHarness(t *testing.T, holddKey bool) *harness {
 	if holddKey {
 		cfg.HolddKey = h.holdd.PubKey()
 	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	h.r, err = New(cfg)
 	require.NoError(t, err)
+	h.r.Start()
+	t.Cleanup(h.r.Stop)
 	return h
 }
 
@@ -278,11 +361,11 @@ func TestHandleHeldHTLCAvailable(t *testing.T) {
 	}
 	for _, s := range steps {
 		h.clock.SetTime(h.clock.Now().Add(s.advance))
-		got := h.r.HandleHeldHTLCAvailable(ctx, s.id, s.reply)
+		got := h.handle(t, s.id, s.reply)
 		require.Equal(t, s.want, got, s.name)
-		require.Len(t, h.sender.sent, s.sent, s.name)
+		require.Len(t, h.sender.sentPaths(), s.sent, s.name)
 	}
-	for _, p := range h.sender.sent {
+	for _, p := range h.sender.sentPaths() {
 		require.True(t, p.Equal(reply))
 	}
 	require.Equal(t, map[string]uint64{
@@ -290,9 +373,10 @@ func TestHandleHeldHTLCAvailable(t *testing.T) {
 		OutcomeForged: 1, OutcomeUnknownPath: 1, OutcomeRevoked: 1,
 		OutcomeMalformed: 1, OutcomeExpired: 1,
 	}, h.r.Counts())
-	require.Len(t, *h.events, 11)
-	require.Equal(t, paths[0].ID, (*h.events)[0].PathID)
-	require.Equal(t, [33]byte{0x02, 0x99}, (*h.events)[0].Route.Peer)
+	events := h.events.list()
+	require.Len(t, events, 11)
+	require.Equal(t, paths[0].ID, events[0].PathID)
+	require.Equal(t, [33]byte{0x02, 0x99}, events[0].Route.Peer)
 
 	stored, err := h.db.GetReceivePath(ctx, paths[0].ID)
 	require.NoError(t, err)
@@ -309,10 +393,112 @@ func TestHandleSendFailure(t *testing.T) {
 		[]*btcec.PrivateKey{h.lnd, h.holdd}, replyPath(t)))
 	h.sender.err = errors.New("peer is not connected")
 
-	got := h.r.HandleHeldHTLCAvailable(ctx, id, replyPath(t))
+	got := h.handle(t, id, replyPath(t))
 	require.Equal(t, OutcomeSendFailed, got)
-	require.ErrorIs(t, (*h.events)[0].Err, h.sender.err)
+	require.ErrorIs(t, h.events.list()[0].Err, h.sender.err)
 	stored, err := h.db.GetReceivePath(ctx, paths[0].ID)
 	require.NoError(t, err)
 	require.Zero(t, stored.Replies)
+}
+
+// TestStalledReplyDoesNotBlockHandler: a reply whose send hangs (a reply
+// path through a stalled introduction node) never holds up the caller,
+// which is the peer link's read loop; replies wait in a bounded queue,
+// and what does not fit is dropped and counted.
+func TestStalledReplyDoesNotBlockHandler(t *testing.T) {
+	ctx := context.Background()
+	h := newHarnessWith(t, true, func(c *Config) {
+		c.ReplyWorkers = 1
+		c.ReplyQueueDepth = 2
+		c.SendTimeout = time.Hour
+	})
+	block := make(chan struct{})
+	h.sender.block = block
+	paths, err := h.r.AddPaths(ctx, 4, time.Hour)
+	require.NoError(t, err)
+	ids := make([][]byte, len(paths))
+	for i, p := range paths {
+		ids[i] = pathID(t, deliver(t, p,
+			[]*btcec.PrivateKey{h.lnd, h.holdd}, replyPath(t)))
+	}
+	reply := replyPath(t)
+
+	outcomes := make(chan string, len(ids))
+	handleAll := func(ids ...[]byte) {
+		go func() {
+			for _, id := range ids {
+				outcomes <- h.r.HandleHeldHTLCAvailable(ctx, id,
+					reply)
+			}
+		}()
+	}
+	collect := func(n int) []string {
+		var got []string
+		for range n {
+			select {
+			case o := <-outcomes:
+				got = append(got, o)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("HandleHeldHTLCAvailable blocked behind "+
+					"a stalled reply (got %v)", got)
+			}
+		}
+		return got
+	}
+
+	// The worker takes the first reply and hangs in its send.
+	handleAll(ids[0])
+	require.Equal(t, []string{OutcomeQueued}, collect(1))
+	require.Eventually(t, func() bool { return h.r.replies.Len() == 0 },
+		5*time.Second, time.Millisecond)
+
+	// Two fit in the queue, the fourth does not.
+	handleAll(ids[1:]...)
+	require.Equal(t, []string{OutcomeQueued, OutcomeQueued, OutcomeBusy},
+		collect(3))
+	busy := h.events.next(t)
+	require.Equal(t, OutcomeBusy, busy.Outcome)
+	require.Equal(t, paths[3].ID, busy.PathID)
+	require.Equal(t, map[string]uint64{OutcomeBusy: 1}, h.r.Counts())
+	require.Empty(t, h.sender.sentPaths())
+
+	close(block)
+	for range 3 {
+		require.Equal(t, OutcomeReplied, h.events.next(t).Outcome)
+	}
+	require.Equal(t, map[string]uint64{OutcomeBusy: 1, OutcomeReplied: 3},
+		h.r.Counts())
+	require.Len(t, h.sender.sentPaths(), 3)
+}
+
+// TestStopCancelsStalledReply: Stop ends a hanging send instead of
+// waiting out its timeout.
+func TestStopCancelsStalledReply(t *testing.T) {
+	ctx := context.Background()
+	h := newHarnessWith(t, true, func(c *Config) {
+		c.SendTimeout = time.Hour
+	})
+	h.sender.block = make(chan struct{})
+	h.sender.entered = make(chan struct{}, 1)
+	paths, err := h.r.AddPaths(ctx, 1, time.Hour)
+	require.NoError(t, err)
+	id := pathID(t, deliver(t, paths[0],
+		[]*btcec.PrivateKey{h.lnd, h.holdd}, replyPath(t)))
+	require.Equal(t, OutcomeQueued,
+		h.r.HandleHeldHTLCAvailable(ctx, id, replyPath(t)))
+	<-h.sender.entered
+
+	stopped := make(chan struct{})
+	go func() {
+		h.r.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop waited for a stalled reply")
+	}
+	ev := h.events.next(t)
+	require.Equal(t, OutcomeSendFailed, ev.Outcome)
+	require.ErrorIs(t, ev.Err, context.Canceled)
 }

@@ -239,6 +239,13 @@ func (in *Intake) count(outcome string) {
 	in.mu.Unlock()
 }
 
+// CountDrop counts a message a transport dropped before the intake saw it
+// (e.g. undecodable, rate_limited), so GetInfo and the metrics show it
+// with the intake's own drops.
+func (in *Intake) CountDrop(outcome string) {
+	in.count(outcome)
+}
+
 // Counts returns how many messages ended in each outcome.
 func (in *Intake) Counts() map[string]uint64 {
 	in.mu.Lock()

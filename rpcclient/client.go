@@ -16,8 +16,10 @@ import (
 	"github.com/lightningnetwork/lnd/lnrpc/signrpc"
 	"github.com/lightningnetwork/lnd/macaroons"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"gopkg.in/macaroon.v2"
 )
@@ -41,6 +43,12 @@ var (
 	ErrPermission = errors.New("macaroon lacks permission")
 )
 
+// Keepalive defaults; see Config.
+const (
+	DefaultKeepalive        = 30 * time.Second
+	DefaultKeepaliveTimeout = 20 * time.Second
+)
+
 // MinVersion is the oldest lnd holdd talks to: the interceptor fields and
 // custom records it reads appeared in 0.18.
 var MinVersion = Version{Major: 0, Minor: 18}
@@ -62,6 +70,20 @@ type Config struct {
 
 	// DialTimeout bounds connecting and the start-up checks.
 	DialTimeout time.Duration
+
+	// Keepalive is how long the connection may go without traffic before
+	// holdd pings lnd; KeepaliveTimeout how long it then waits for the
+	// answer before closing the connection, which ends every stream on it
+	// (the interceptor's too, which then reconnects). Without them a
+	// connection that died silently (a NAT or firewall dropping state, a
+	// host that vanished) would leave a stream waiting forever while it
+	// looks connected. Zero means DefaultKeepalive and
+	// DefaultKeepaliveTimeout. lnd closes, with ENHANCE_YOUR_CALM, a
+	// connection whose client pings more often than its
+	// grpc.client-ping-min-wait (5 s by default); grpc-go never pings
+	// more often than every 10 s.
+	Keepalive        time.Duration
+	KeepaliveTimeout time.Duration
 
 	// SkipSignerCheck skips the start-up DeriveSharedKey call, for
 	// callers that never use signrpc (an async payment's sender), whose
@@ -94,6 +116,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 30 * time.Second
 	}
+	if cfg.Keepalive == 0 {
+		cfg.Keepalive = DefaultKeepalive
+	}
+	if cfg.KeepaliveTimeout == 0 {
+		cfg.KeepaliveTimeout = DefaultKeepaliveTimeout
+	}
 
 	tlsCreds, err := credentials.NewClientTLSFromFile(cfg.TLSCertPath, "")
 	if err != nil {
@@ -121,6 +149,19 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		// lnd's own clients raise this for large responses such as
 		// ListChannels on a big node.
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(200<<20)),
+		grpc.WithKeepaliveParams(KeepaliveParams(cfg.Keepalive,
+			cfg.KeepaliveTimeout)),
+		// After a dead connection, redial within 30 s once lnd is
+		// reachable again (grpc-go's default backoff grows to 2 min).
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  time.Second,
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   30 * time.Second,
+			},
+			MinConnectTimeout: 20 * time.Second,
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("%w: lnd.host %q: %v", ErrConfig,
@@ -143,6 +184,42 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 
 	return c, nil
+}
+
+// KeepaliveParams are the client keepalive settings holdd dials lnd with.
+// Pings go out only while a stream or call is open: lnd's default
+// enforcement (grpc.client-allow-ping-without-stream off) counts pings on
+// an idle connection as abuse and closes it.
+func KeepaliveParams(every, timeout time.Duration) keepalive.ClientParameters {
+	return keepalive.ClientParameters{
+		Time:                every,
+		Timeout:             timeout,
+		PermitWithoutStream: false,
+	}
+}
+
+// CheckConnectPeer checks that the macaroon allows ConnectPeer, which a
+// listening peer link uses to have lnd dial it. The request names no
+// peer: lnd checks the macaroon before it reads the request, so a
+// permitted call fails on the empty address and changes nothing.
+func (c *Client) CheckConnectPeer(ctx context.Context) error {
+	_, err := c.Lightning.ConnectPeer(ctx, &lnrpc.ConnectPeerRequest{})
+	if err == nil {
+		return nil
+	}
+	explained := explainRPCError(err, "/lnrpc.Lightning/ConnectPeer")
+	if errors.Is(explained, ErrPermission) ||
+		errors.Is(explained, ErrMissingSubServer) {
+
+		return explained
+	}
+	if st, ok := status.FromError(err); ok &&
+		st.Code() == codes.Unavailable {
+
+		return explained
+	}
+
+	return nil
 }
 
 // Close closes the connection.

@@ -22,7 +22,17 @@ const (
 	defaultRPCListen      = "127.0.0.1:8455"
 	defaultLndHost        = "127.0.0.1:10009"
 	defaultLndP2PAddr     = "127.0.0.1:9735"
-	defaultNetwork        = "mainnet"
+	defaultPeerLinkListen = "127.0.0.1:0"
+
+	// defaultLndKeepalive and defaultLndKeepaliveTimeout: a ping on the
+	// gRPC connection to lnd after 30 s without traffic, and the
+	// connection is dropped if no answer follows within 20 s. lnd closes
+	// a connection whose client pings more often than every 5 s
+	// (grpc.client-ping-min-wait), and grpc-go pings at most every 10 s.
+	defaultLndKeepalive        = 30 * time.Second
+	defaultLndKeepaliveTimeout = 20 * time.Second
+	minLndKeepalive            = 10 * time.Second
+	defaultNetwork             = "mainnet"
 )
 
 var (
@@ -36,7 +46,15 @@ type lndConfig struct {
 	Host         string `long:"host" description:"lnd's gRPC address (host:port)"`
 	TLSCertPath  string `long:"tlscertpath" description:"Path to lnd's tls.cert"`
 	MacaroonPath string `long:"macaroonpath" description:"Path to the lnd macaroon holdd uses (see docs/operator.md for a least-privilege one)"`
-	P2PAddr      string `long:"p2paddr" description:"lnd's p2p listen address (host:port); holdd connects to it as a peer to receive release messages"`
+	P2PAddr      string `long:"p2paddr" description:"lnd's p2p listen address (host:port); holdd connects to it as a peer to receive release messages when peerlink.listen is empty"`
+
+	Keepalive        time.Duration `long:"keepalive" description:"Ping lnd on the gRPC connection after this long without traffic (at least 10s; lnd closes connections that ping more often than its grpc.client-ping-min-wait, 5s by default)"`
+	KeepaliveTimeout time.Duration `long:"keepalivetimeout" description:"Drop the gRPC connection to lnd, and reopen the interceptor stream on a new one, when a keepalive ping is not answered within this long"`
+}
+
+type peerLinkConfig struct {
+	Listen       string `long:"listen" description:"Address holdd's peer link listens on for lnd to dial it (lnd is asked to, with ConnectPeer perm=true); empty = holdd dials lnd.p2paddr instead, where lnd keeps it in a restricted slot that others can fill"`
+	ExternalAddr string `long:"externaladdr" description:"host:port lnd dials to reach the peer link (default: the address peerlink.listen bound); set it when lnd runs on another host"`
 }
 
 type holdConfig struct {
@@ -105,6 +123,7 @@ type config struct {
 	UnsafeAllowNoRequireInterceptor bool `long:"unsafe-allow-no-requireinterceptor" description:"Run even though lnd reports requireinterceptor off (a dropped stream then releases every held HTLC)"`
 
 	Lnd        *lndConfig        `group:"lnd" namespace:"lnd"`
+	PeerLink   *peerLinkConfig   `group:"peerlink" namespace:"peerlink"`
 	Hold       *holdConfig       `group:"hold" namespace:"hold"`
 	Release    *releaseConfig    `group:"release" namespace:"release"`
 	Recipient  *recipientConfig  `group:"recipient" namespace:"recipient"`
@@ -128,8 +147,13 @@ func defaultConfig() *config {
 		Transport:      transportAuto,
 		RPCListen:      defaultRPCListen,
 		Lnd: &lndConfig{
-			Host:    defaultLndHost,
-			P2PAddr: defaultLndP2PAddr,
+			Host:             defaultLndHost,
+			P2PAddr:          defaultLndP2PAddr,
+			Keepalive:        defaultLndKeepalive,
+			KeepaliveTimeout: defaultLndKeepaliveTimeout,
+		},
+		PeerLink: &peerLinkConfig{
+			Listen: defaultPeerLinkListen,
 		},
 		Hold: &holdConfig{
 			FailbackMargin: p.FailbackMargin,
@@ -216,6 +240,28 @@ func (c *config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Lnd.P2PAddr); err != nil {
 		return fmt.Errorf("%w: lnd.p2paddr %q: %v", errConfig,
 			c.Lnd.P2PAddr, err)
+	}
+	if c.Lnd.Keepalive < minLndKeepalive || c.Lnd.KeepaliveTimeout <= 0 {
+		return fmt.Errorf("%w: lnd.keepalive must be at least %v and "+
+			"lnd.keepalivetimeout positive", errConfig,
+			minLndKeepalive)
+	}
+	if c.PeerLink.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.PeerLink.Listen); err != nil {
+			return fmt.Errorf("%w: peerlink.listen %q: %v", errConfig,
+				c.PeerLink.Listen, err)
+		}
+	}
+	if a := c.PeerLink.ExternalAddr; a != "" {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "" || port == "0" {
+			return fmt.Errorf("%w: peerlink.externaladdr %q must be "+
+				"host:port", errConfig, a)
+		}
+		if c.PeerLink.Listen == "" {
+			return fmt.Errorf("%w: peerlink.externaladdr needs "+
+				"peerlink.listen", errConfig)
+		}
 	}
 	if _, _, err := parseDebugLevel(c.DebugLevel); err != nil {
 		return err

@@ -70,6 +70,9 @@ func run(ctx context.Context, cfg *config) error {
 		TLSCertPath:  cfg.Lnd.TLSCertPath,
 		MacaroonPath: cfg.Lnd.MacaroonPath,
 		Network:      cfg.Network,
+
+		Keepalive:        cfg.Lnd.Keepalive,
+		KeepaliveTimeout: cfg.Lnd.KeepaliveTimeout,
 	})
 	if err != nil {
 		return err
@@ -96,6 +99,11 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	log.Infof("Onion-message transport: %s (%s)", transport, why)
+	if transport == transportPeer {
+		if w := peerLinkReachWarning(cfg); w != "" {
+			log.Warn(w)
+		}
+	}
 	if lsp {
 		for _, line := range lndSettingWarnings(transport, lndConfig) {
 			log.Warnf("lnd.conf lacks %s", line)
@@ -234,6 +242,11 @@ func run(ctx context.Context, cfg *config) error {
 		if err != nil {
 			return err
 		}
+		// Replies go out on the responder's workers, off the
+		// transport's read loop; stopped after the transport (defers
+		// run last-in first-out).
+		responder.Start()
+		defer responder.Stop()
 		intake.SetAnswerer(responder)
 		responderRef.Store(responder)
 		rpcConfig.Receiver = responder

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/holdd/holdd/rpcclient"
@@ -140,4 +141,35 @@ func lndSettingWarnings(transport string,
 		}
 	}
 	return missing
+}
+
+// peerLinkReachWarning warns when lnd seems to run on another host than
+// holdd while the peer link listens on loopback with no external address:
+// lnd would be asked to dial an address that is its own host.
+func peerLinkReachWarning(cfg *config) string {
+	if cfg.PeerLink.Listen == "" || cfg.PeerLink.ExternalAddr != "" {
+		return ""
+	}
+	listenHost, _, err := net.SplitHostPort(cfg.PeerLink.Listen)
+	if err != nil || !isLoopback(listenHost) {
+		return ""
+	}
+	lndHost, _, err := net.SplitHostPort(cfg.Lnd.Host)
+	if err != nil || isLoopback(lndHost) {
+		return ""
+	}
+	return fmt.Sprintf("lnd (lnd.host=%s) looks remote but the peer "+
+		"link listens on %s, which lnd cannot dial: set "+
+		"peerlink.listen to an address lnd can reach and "+
+		"peerlink.externaladdr to what lnd should dial", cfg.Lnd.Host,
+		cfg.PeerLink.Listen)
+}
+
+// isLoopback reports whether host names this machine only.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

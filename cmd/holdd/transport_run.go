@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -14,10 +16,40 @@ import (
 	sphinx "github.com/lightningnetwork/lightning-onion"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/keychain"
+	"github.com/lightningnetwork/lnd/lnrpc"
 )
 
 // ecdhTimeout bounds one DeriveSharedKey call in custom-message mode.
 const ecdhTimeout = 10 * time.Second
+
+// dialRequestTimeout bounds one ConnectPeer call. With perm set lnd
+// answers at once and dials in the background.
+const dialRequestTimeout = 15 * time.Second
+
+// connectPeerRequest asks lnd to dial holdd's peer link at addr and to
+// keep redialling it: a peer lnd dialled itself takes none of its
+// restricted slots.
+func connectPeerRequest(lnd *rpcclient.Client,
+	nodeKey *btcec.PublicKey) peerlink.DialRequestFunc {
+
+	pubKey := hex.EncodeToString(nodeKey.SerializeCompressed())
+
+	return func(ctx context.Context, addr string) error {
+		ctx, cancel := context.WithTimeout(ctx, dialRequestTimeout)
+		defer cancel()
+
+		_, err := lnd.Lightning.ConnectPeer(ctx,
+			&lnrpc.ConnectPeerRequest{
+				Addr: &lnrpc.LightningAddress{
+					Pubkey: pubKey,
+					Host:   addr,
+				},
+				Perm: true,
+			})
+
+		return err
+	}
+}
 
 // newPeeler returns the peeler for the transport's final hop: holdd's own
 // key on the peer link; lnd's key, which never leaves lnd, on the
@@ -42,13 +74,31 @@ func startTransport(transport string, lnd *rpcclient.Client,
 
 	switch transport {
 	case transportPeer:
+		var requestDial peerlink.DialRequestFunc
+		if cfg.PeerLink.Listen != "" {
+			ctx, cancel := context.WithTimeout(
+				context.Background(), dialRequestTimeout,
+			)
+			err := lnd.CheckConnectPeer(ctx)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("peer link: lnd must dial "+
+					"holdd (peerlink.listen=%s): %w; or set "+
+					"peerlink.listen= to have holdd dial lnd",
+					cfg.PeerLink.Listen, err)
+			}
+			requestDial = connectPeerRequest(lnd, nodeKey.PubKey())
+		}
 		link, err := peerlink.New(peerlink.Config{
-			NodeKey:    nodeKey,
-			PeerPubKey: lnd.IdentityKey,
-			PeerAddr:   cfg.Lnd.P2PAddr,
-			OnMessage:  intake.HandleOnionMessage,
-			Clock:      clk,
-			Logger:     logs.sub(subPLNK),
+			NodeKey:       nodeKey,
+			PeerPubKey:    lnd.IdentityKey,
+			PeerAddr:      cfg.Lnd.P2PAddr,
+			Listen:        cfg.PeerLink.Listen,
+			AdvertiseAddr: cfg.PeerLink.ExternalAddr,
+			RequestDial:   requestDial,
+			OnMessage:     intake.HandleOnionMessage,
+			Clock:         clk,
+			Logger:        logs.sub(subPLNK),
 			OnStateChange: func(s peerlink.State) {
 				state.Store(s.String())
 				if s == peerlink.StateConnected {
@@ -68,6 +118,7 @@ func startTransport(transport string, lnd *rpcclient.Client,
 		tr, err := custommsg.New(custommsg.Config{
 			Client:    lnd.Lightning,
 			OnMessage: intake.HandleOnionMessage,
+			OnDrop:    intake.CountDrop,
 			Clock:     clk,
 			Logger:    logs.sub(subCMSG),
 			OnStateChange: func(up bool) {

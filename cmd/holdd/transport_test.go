@@ -81,3 +81,32 @@ func TestLndSettingWarnings(t *testing.T) {
 	// lnd 0.20 has no relay-all; custommsg never asks for it.
 	require.Len(t, lndSettingWarnings(transportCustomMsg, bare), 2)
 }
+
+func TestPeerLinkReachWarning(t *testing.T) {
+	tests := []struct {
+		name            string
+		lndHost, listen string
+		externalAddr    string
+		wantWarning     bool
+	}{
+		{"both local", "127.0.0.1:10009", "127.0.0.1:0", "", false},
+		{"localhost", "localhost:10009", "127.0.0.1:0", "", false},
+		{"remote lnd, loopback listener", "10.0.0.5:10009",
+			"127.0.0.1:0", "", true},
+		{"remote lnd, external address set", "10.0.0.5:10009",
+			"127.0.0.1:9736", "10.0.0.9:9736", false},
+		{"remote lnd, listening on all", "lnd:10009", "0.0.0.0:9736",
+			"", false},
+		{"dialling lnd", "lnd:10009", "", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.Lnd.Host = tc.lndHost
+			cfg.PeerLink.Listen = tc.listen
+			cfg.PeerLink.ExternalAddr = tc.externalAddr
+			got := peerLinkReachWarning(cfg)
+			require.Equal(t, tc.wantWarning, got != "", got)
+		})
+	}
+}

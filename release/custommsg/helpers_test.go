@@ -91,6 +91,18 @@ func (s *fakeStream) deliver(t testing.TB, typ uint32, data []byte) {
 	}})
 }
 
+// deliverFrom queues a custom message from peer on the stream.
+func (s *fakeStream) deliverFrom(t testing.TB, peer *btcec.PublicKey,
+	typ uint32, data []byte) {
+
+	t.Helper()
+	s.push(t, streamEvent{msg: &lnrpc.CustomMessage{
+		Peer: peer.SerializeCompressed(),
+		Type: typ,
+		Data: data,
+	}})
+}
+
 // end makes the stream's next Recv fail with err.
 func (s *fakeStream) end(t testing.TB, err error) {
 	t.Helper()

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdd/holdd/internal/keyedlimit"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
@@ -19,6 +20,22 @@ import (
 const (
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
+
+	// DefaultPeerBurst and DefaultPeerInterval limit the onion messages
+	// one peer may have peeled: 20 at once, then 10 a second. Peeling
+	// one asks lnd for up to two ECDHs (DeriveSharedKey), so a peer
+	// without a limit could keep lnd's signer busy for everybody.
+	DefaultPeerBurst    = 20
+	DefaultPeerInterval = 100 * time.Millisecond
+
+	// DefaultMaxTrackedPeers bounds the rate limiter's memory.
+	DefaultMaxTrackedPeers = 1024
+)
+
+// Drop reasons the transport reports through OnDrop.
+const (
+	DropUndecodable = "undecodable"
+	DropRateLimited = "rate_limited"
 )
 
 var (
@@ -77,6 +94,20 @@ type Config struct {
 	// OnStateChange, if set, is called from the receive goroutine each
 	// time the subscription comes up or goes down, in order.
 	OnStateChange func(connected bool)
+
+	// OnDrop, if set, learns every type-513 message dropped before
+	// OnMessage, with its reason (DropUndecodable, DropRateLimited), so
+	// the drops show in the intake's counters. It must not block.
+	OnDrop func(reason string)
+
+	// PeerBurst and PeerInterval limit, per sending peer, the onion
+	// messages handed to OnMessage (each costs lnd up to two
+	// DeriveSharedKey calls): PeerBurst at once, then one per
+	// PeerInterval. MaxTrackedPeers bounds how many peers the limit
+	// remembers.
+	PeerBurst       int
+	PeerInterval    time.Duration
+	MaxTrackedPeers int
 }
 
 // validate checks cfg and fills in defaults.
@@ -92,6 +123,21 @@ func (cfg *Config) validate() error {
 
 	case cfg.MinBackoff < 0 || cfg.MaxBackoff < 0:
 		return fmt.Errorf("%w: negative backoff", ErrInvalidConfig)
+
+	case cfg.PeerBurst < 0 || cfg.PeerInterval < 0 ||
+		cfg.MaxTrackedPeers < 0:
+
+		return fmt.Errorf("%w: negative peer rate limit",
+			ErrInvalidConfig)
+	}
+	if cfg.PeerBurst == 0 {
+		cfg.PeerBurst = DefaultPeerBurst
+	}
+	if cfg.PeerInterval == 0 {
+		cfg.PeerInterval = DefaultPeerInterval
+	}
+	if cfg.MaxTrackedPeers == 0 {
+		cfg.MaxTrackedPeers = DefaultMaxTrackedPeers
 	}
 
 	// A lone MaxBackoff below the default minimum asks for faster
@@ -130,6 +176,10 @@ type Stats struct {
 	// onion_message and were dropped.
 	Undecodable uint64
 
+	// RateLimited counts onion messages dropped because their peer was
+	// over its rate.
+	RateLimited uint64
+
 	// Ignored counts custom messages of other types: lnd 0.18-0.20 has
 	// no server-side filter and streams them all.
 	Ignored uint64
@@ -149,6 +199,9 @@ type Transport struct {
 	cfg Config
 	log logrus.FieldLogger
 
+	// peers limits each peer's onion messages, which cost lnd ECDHs.
+	peers *keyedlimit.Limiter[[33]byte]
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -167,8 +220,10 @@ func New(cfg Config) (*Transport, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Transport{
-		cfg:    cfg,
-		log:    cfg.Logger.WithField("subsystem", "custommsg"),
+		cfg: cfg,
+		log: cfg.Logger.WithField("subsystem", "custommsg"),
+		peers: keyedlimit.New[[33]byte](cfg.PeerBurst,
+			cfg.PeerInterval, cfg.MaxTrackedPeers),
 		ctx:    ctx,
 		cancel: cancel,
 	}, nil
@@ -346,16 +401,35 @@ func (t *Transport) handle(msg *lnrpc.CustomMessage) {
 		return
 	}
 
+	// Anyone connected to lnd can send these: drops are counted and
+	// logged at debug level only, as the intake's are.
 	onionMsg, err := decodeOnionMessage(msg.GetData())
 	if err != nil {
 		t.count(func(s *Stats) { s.Received++; s.Undecodable++ })
-		t.log.Infof("Dropping onion message from %x: %v",
+		t.log.Debugf("Dropping onion message from %x: %v",
 			msg.GetPeer(), err)
+		t.drop(DropUndecodable)
+		return
+	}
+
+	var peer [33]byte
+	copy(peer[:], msg.GetPeer())
+	if !t.peers.Allow(peer, t.cfg.Clock.Now()) {
+		t.count(func(s *Stats) { s.Received++; s.RateLimited++ })
+		t.log.Debugf("Dropping onion message from %x: over the "+
+			"peer's rate", msg.GetPeer())
+		t.drop(DropRateLimited)
 		return
 	}
 
 	t.count(func(s *Stats) { s.Received++; s.Decoded++ })
 	t.cfg.OnMessage(t.ctx, onionMsg)
+}
+
+func (t *Transport) drop(reason string) {
+	if t.cfg.OnDrop != nil {
+		t.cfg.OnDrop(reason)
+	}
 }
 
 func (t *Transport) count(f func(*Stats)) {

@@ -25,6 +25,19 @@ const (
 	DefaultDialTimeout       = 15 * time.Second
 	DefaultHandshakeTimeout  = 15 * time.Second
 	DefaultIOTimeout         = 5 * time.Second
+
+	// DefaultRedialGrace is how long, after a drop, the link leaves lnd
+	// to redial it on its own (lnd retries a permanent peer after its
+	// minbackoff, 1 s by default) before asking again.
+	DefaultRedialGrace = 3 * time.Second
+
+	// DefaultRedialWait and DefaultMaxRedialWait bound how long the link
+	// waits for lnd to dial after lnd accepted the request, doubling per
+	// unanswered request. lnd keeps retrying a permanent peer by itself,
+	// so asking again is only a safety net; each request leaves lnd one
+	// more connection request to retry.
+	DefaultRedialWait    = 30 * time.Second
+	DefaultMaxRedialWait = 10 * time.Minute
 )
 
 // ErrInvalidConfig is wrapped by every error New returns for a bad Config.
@@ -39,6 +52,10 @@ type MessageHandler func(ctx context.Context, msg *lnwire.OnionMessage)
 type DialFunc func(ctx context.Context, local keychain.SingleKeyECDH,
 	addr *lnwire.NetAddress) (*brontide.Conn, error)
 
+// DialRequestFunc asks lnd to dial addr (host:port) and to keep redialling
+// it: lnrpc ConnectPeer with perm set, for holdd's own node key.
+type DialRequestFunc func(ctx context.Context, addr string) error
+
 // Config configures a Link.
 type Config struct {
 	// NodeKey is holdd's own node key, the identity lnd sees.
@@ -52,6 +69,27 @@ type Config struct {
 
 	// OnMessage receives every onion message lnd delivers.
 	OnMessage MessageHandler
+
+	// Listen, when set, is the address the link listens on for lnd to
+	// dial it (host:port; port 0 picks a free one). The link then never
+	// dials lnd itself: it asks lnd, through RequestDial, to dial it as a
+	// permanent peer. lnd puts only peers that dial in and have no
+	// channel into its restricted slots (num-restricted-slots, 100 by
+	// default) and refuses them once those are taken; a peer lnd dialled
+	// takes no slot, so whoever fills them cannot lock holdd out.
+	Listen string
+
+	// AdvertiseAddr is the host:port lnd is asked to dial; empty means
+	// the address Listen bound (right when lnd and holdd share a host).
+	AdvertiseAddr string
+
+	// RequestDial asks lnd to dial the link; required with Listen.
+	RequestDial DialRequestFunc
+
+	// RedialGrace is how long after a drop the link waits for lnd's own
+	// redial before asking again; RedialWait and MaxRedialWait bound the
+	// wait after a request lnd accepted (see the defaults).
+	RedialGrace, RedialWait, MaxRedialWait time.Duration
 
 	// Dial opens the connection; tests may replace it. The default is
 	// brontide.Dial over a net.Dialer with DialTimeout that is aborted
@@ -111,19 +149,39 @@ func (cfg *Config) validate() error {
 		return invalid("peer public key equals our own node key; " +
 			"holdd needs its own key, distinct from lnd's")
 
-	case cfg.PeerAddr == "":
+	case cfg.Listen == "" && cfg.PeerAddr == "":
 		return invalid("peer (lnd p2p) address is required")
+
+	case cfg.Listen != "" && cfg.RequestDial == nil:
+		return invalid("a listening link needs a way to ask lnd to " +
+			"dial it")
 
 	case cfg.OnMessage == nil:
 		return invalid("onion message handler is required")
 	}
 
-	host, port, err := net.SplitHostPort(cfg.PeerAddr)
-	if err != nil {
-		return invalid("peer address %q: %v", cfg.PeerAddr, err)
-	}
-	if host == "" || port == "" {
-		return invalid("peer address %q must be host:port", cfg.PeerAddr)
+	if cfg.Listen == "" {
+		host, port, err := net.SplitHostPort(cfg.PeerAddr)
+		if err != nil {
+			return invalid("peer address %q: %v", cfg.PeerAddr, err)
+		}
+		if host == "" || port == "" {
+			return invalid("peer address %q must be host:port",
+				cfg.PeerAddr)
+		}
+	} else {
+		if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+			return invalid("listen address %q: %v", cfg.Listen, err)
+		}
+		if cfg.AdvertiseAddr != "" {
+			host, port, err := net.SplitHostPort(cfg.AdvertiseAddr)
+			if err != nil || host == "" || port == "" ||
+				port == "0" {
+
+				return invalid("advertised address %q must be "+
+					"host:port", cfg.AdvertiseAddr)
+			}
+		}
 	}
 
 	durations := []struct {
@@ -140,6 +198,9 @@ func (cfg *Config) validate() error {
 		{"handshake timeout", &cfg.HandshakeTimeout,
 			DefaultHandshakeTimeout},
 		{"io timeout", &cfg.IOTimeout, DefaultIOTimeout},
+		{"redial grace", &cfg.RedialGrace, DefaultRedialGrace},
+		{"redial wait", &cfg.RedialWait, DefaultRedialWait},
+		{"max redial wait", &cfg.MaxRedialWait, DefaultMaxRedialWait},
 	}
 	// A lone MaxBackoff below the default minimum is a request for faster
 	// retries, not a conflict.
@@ -156,6 +217,9 @@ func (cfg *Config) validate() error {
 		if *d.val == 0 {
 			*d.val = d.def
 		}
+	}
+	if cfg.RedialWait > cfg.MaxRedialWait {
+		cfg.MaxRedialWait = cfg.RedialWait
 	}
 	if cfg.MinBackoff > cfg.MaxBackoff {
 		return invalid("min backoff %v exceeds max backoff %v",

@@ -108,6 +108,47 @@ func TestNewValidatesConfig(t *testing.T) {
 			errMsg: "ping timeout must not be negative",
 		},
 		{
+			name: "listen without a way to ask lnd to dial",
+			modify: func(c *Config) {
+				c.Listen = "127.0.0.1:0"
+			},
+			errMsg: "needs a way to ask lnd to dial it",
+		},
+		{
+			name: "listen address without a port",
+			modify: func(c *Config) {
+				c.Listen = "127.0.0.1"
+				c.RequestDial = func(context.Context,
+					string) error {
+					return nil
+				}
+			},
+			errMsg: "listen address",
+		},
+		{
+			name: "advertised address with port 0",
+			modify: func(c *Config) {
+				c.Listen = "127.0.0.1:0"
+				c.AdvertiseAddr = "127.0.0.1:0"
+				c.RequestDial = func(context.Context,
+					string) error {
+					return nil
+				}
+			},
+			errMsg: "advertised address",
+		},
+		{
+			name: "listening needs no lnd address",
+			modify: func(c *Config) {
+				c.PeerAddr = ""
+				c.Listen = "127.0.0.1:0"
+				c.RequestDial = func(context.Context,
+					string) error {
+					return nil
+				}
+			},
+		},
+		{
 			name:   "negative io timeout",
 			modify: func(c *Config) { c.IOTimeout = -1 },
 			errMsg: "io timeout must not be negative",

@@ -2,8 +2,10 @@ package peerlink
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,5 +198,90 @@ func (c *fakeConn) expectClosed() {
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
 		c.t.Fatalf("link did not close the connection: %v", err)
+	}
+}
+
+// dial connects to a listening link as lnd does when it dials a permanent
+// peer: Noise with the fake's key, to the link's key.
+func (f *fakeLnd) dial(linkKey *btcec.PublicKey, addr net.Addr) *fakeConn {
+	f.t.Helper()
+
+	return dialAs(f.t, f.key, linkKey, addr)
+}
+
+// dialAs dials a listening link with key.
+func dialAs(t *testing.T, key *btcec.PrivateKey, linkKey *btcec.PublicKey,
+	addr net.Addr) *fakeConn {
+
+	t.Helper()
+
+	c, err := brontide.Dial(
+		&keychain.PrivKeyECDH{PrivKey: key},
+		&lnwire.NetAddress{IdentityKey: linkKey, Address: addr},
+		waitTimeout, net.DialTimeout,
+	)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+
+	return &fakeConn{t: t, c: c}
+}
+
+// dialRequests records the link's requests to be dialled and answers
+// each with the next queued error (nil when none is queued).
+type dialRequests struct {
+	addrs chan string
+
+	mu      sync.Mutex
+	answers []error
+}
+
+func newDialRequests() *dialRequests {
+	return &dialRequests{addrs: make(chan string, 64)}
+}
+
+// failNext makes the next n requests fail with err.
+func (d *dialRequests) failNext(n int, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+
+	for range n {
+		d.answers = append(d.answers, err)
+	}
+}
+
+func (d *dialRequests) request(_ context.Context, addr string) error {
+	d.mu.Lock()
+	var err error
+	if len(d.answers) > 0 {
+		err, d.answers = d.answers[0], d.answers[1:]
+	}
+	d.mu.Unlock()
+
+	d.addrs <- addr
+
+	return err
+}
+
+// next waits for the link's next request and returns its address.
+func (d *dialRequests) next(t *testing.T) string {
+	t.Helper()
+
+	select {
+	case a := <-d.addrs:
+		return a
+	case <-time.After(waitTimeout):
+		t.Fatalf("link did not ask lnd to dial it")
+		return ""
+	}
+}
+
+// none asserts that no request is pending.
+func (d *dialRequests) none(t *testing.T) {
+	t.Helper()
+
+	select {
+	case a := <-d.addrs:
+		t.Fatalf("unexpected request to dial %s", a)
+	default:
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,7 +46,15 @@ var (
 
 	// ErrWrongPeer means the dialled node is not the configured lnd.
 	ErrWrongPeer = errors.New("connected peer has unexpected identity key")
+
+	// ErrReplaced means lnd started a new connection to the link, which
+	// took the place of this one (lnd keeps one per peer).
+	ErrReplaced = errors.New("replaced by a newer connection from lnd")
 )
+
+// maxInboundHandshakes bounds the Init exchanges on inbound connections
+// running at once; only lnd's key gets that far.
+const maxInboundHandshakes = 4
 
 // pingPongBytes is how many pong bytes our liveness pings ask for; a pong
 // of the right length is evidence the peer really parsed our ping.
@@ -69,6 +78,13 @@ type Link struct {
 	// running counts the link's live goroutines, so tests can prove
 	// Stop leaves none behind.
 	running atomic.Int32
+
+	// listener and inbound are set in listen mode: connections lnd
+	// dialled, past the Init exchange, wait in inbound for the run loop
+	// (the newest wins). handshakes bounds the Init exchanges in flight.
+	listener   *brontide.Listener
+	inbound    chan *session
+	handshakes chan struct{}
 
 	mu      sync.Mutex
 	started bool
@@ -98,15 +114,18 @@ func New(cfg Config) (*Link, error) {
 			lnwire.DataLossProtectOptional,
 			lnwire.OnionMessagesOptional,
 		),
-		ctx:    ctx,
-		cancel: cancel,
+		ctx:        ctx,
+		cancel:     cancel,
+		inbound:    make(chan *session, 1),
+		handshakes: make(chan struct{}, maxInboundHandshakes),
 		stats: Stats{
 			MessagesReceived: make(map[lnwire.MessageType]uint64),
 		},
 	}, nil
 }
 
-// Start launches the dial/reconnect loop and returns immediately.
+// Start launches the dial/reconnect loop and returns immediately. In
+// listen mode it first binds the listener, so a bad address fails here.
 func (l *Link) Start() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -117,11 +136,45 @@ func (l *Link) Start() error {
 	case l.started:
 		return ErrAlreadyStarted
 	}
+
+	if l.cfg.Listen != "" {
+		ln, err := brontide.NewListener(
+			&keychain.PrivKeyECDH{PrivKey: l.cfg.NodeKey},
+			l.cfg.Listen, l.acceptKey,
+		)
+		if err != nil {
+			return fmt.Errorf("peer link listen on %s: %w",
+				l.cfg.Listen, err)
+		}
+		l.listener = ln
+		l.goRoutine(l.acceptLoop)
+	}
 	l.started = true
 
 	l.goRoutine(l.run)
 
 	return nil
+}
+
+// ListenAddr returns the address the link listens on, nil when it dials.
+func (l *Link) ListenAddr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	if l.listener == nil {
+		return nil
+	}
+
+	return l.listener.Addr()
+}
+
+// advertiseAddr is the address lnd is asked to dial.
+func (l *Link) advertiseAddr() string {
+	if l.cfg.AdvertiseAddr != "" {
+		return l.cfg.AdvertiseAddr
+	}
+
+	return l.listener.Addr().String()
 }
 
 // Stop closes the connection and waits for all goroutines to exit. It is
@@ -137,7 +190,17 @@ func (l *Link) Stop() error {
 	if sess != nil {
 		sess.closeWith(ErrStopped)
 	}
+	if l.listener != nil {
+		_ = l.listener.Close()
+	}
 	l.wg.Wait()
+
+	// A connection handed over just as the run loop ended.
+	select {
+	case s := <-l.inbound:
+		s.closeWith(ErrStopped)
+	default:
+	}
 
 	return nil
 }
@@ -207,6 +270,11 @@ func (l *Link) setState(s State) {
 func (l *Link) run() {
 	defer l.setState(StateDisconnected)
 
+	if l.listener != nil {
+		l.runListening()
+		return
+	}
+
 	attempt := 0
 	for {
 		l.setState(StateConnecting)
@@ -242,8 +310,176 @@ func (l *Link) run() {
 	}
 }
 
-// connectAndServe runs one connection from dial to failure. connected
-// reports whether Init was exchanged, upFor for how long the link was up.
+// runListening is the loop of a listening link: wait for lnd to dial in
+// (asking it to), serve the connection, repeat.
+func (l *Link) runListening() {
+	l.log.Infof("Peer link listening on %v; asking lnd to dial %s",
+		l.listener.Addr(), l.advertiseAddr())
+
+	// At start nothing is connected: ask at once. After a drop lnd
+	// redials a permanent peer by itself; ask only if it does not.
+	firstAsk := time.Duration(0)
+	for {
+		l.setState(StateConnecting)
+		sess := l.awaitInbound(firstAsk)
+		if sess == nil {
+			return
+		}
+		upFor, err := l.serve(sess)
+		if l.ctx.Err() != nil {
+			return
+		}
+		l.setState(StateDisconnected)
+		l.log.Warnf("Peer link to lnd lost after %v: %v; waiting for "+
+			"lnd to dial again", upFor.Round(time.Second), err)
+		firstAsk = l.cfg.RedialGrace
+	}
+}
+
+// awaitInbound waits for a connection lnd dialled, asking lnd to dial
+// after firstAsk and again while none comes: after MinBackoff..MaxBackoff
+// when the request failed (lnd down, or it still counts the old link as
+// connected), after RedialWait..MaxRedialWait when lnd accepted it. It
+// returns nil once the link stops.
+func (l *Link) awaitInbound(firstAsk time.Duration) *session {
+	wait := firstAsk
+	failed, unanswered := 0, 0
+	for {
+		select {
+		case <-l.ctx.Done():
+			return nil
+
+		case sess := <-l.inbound:
+			return sess
+
+		case <-l.cfg.Clock.TickAfter(wait):
+		}
+
+		err := l.cfg.RequestDial(l.ctx, l.advertiseAddr())
+		if l.ctx.Err() != nil {
+			return nil
+		}
+		l.mu.Lock()
+		l.stats.DialRequests++
+		if err != nil {
+			l.stats.DialRequestsFailed++
+		}
+		l.mu.Unlock()
+
+		if err != nil {
+			wait = backoffDelay(failed, l.cfg.MinBackoff,
+				l.cfg.MaxBackoff, randJitter)
+			failed++
+			l.log.Warnf("Asking lnd to dial the peer link at %s "+
+				"failed (attempt %d): %v; asking again in %v",
+				l.advertiseAddr(), failed, err,
+				wait.Round(time.Millisecond))
+
+			continue
+		}
+
+		failed = 0
+		wait = backoffDelay(unanswered, l.cfg.RedialWait,
+			l.cfg.MaxRedialWait, randJitter)
+		unanswered++
+		l.log.Debugf("Asked lnd to dial the peer link at %s",
+			l.advertiseAddr())
+	}
+}
+
+// acceptKey is the listener's filter: only lnd's identity gets past the
+// Noise handshake.
+func (l *Link) acceptKey(remote *btcec.PublicKey) (bool, error) {
+	if remote.IsEqual(l.cfg.PeerPubKey) {
+		return true, nil
+	}
+
+	return false, ErrWrongPeer
+}
+
+// acceptLoop takes connections from the listener and exchanges Init on
+// each off the loop, so one slow peer cannot hold up the next.
+func (l *Link) acceptLoop() {
+	for {
+		c, err := l.listener.Accept()
+		if l.ctx.Err() != nil {
+			if c != nil {
+				_ = c.Close()
+			}
+			return
+		}
+		if err != nil {
+			// A failed Noise handshake or a key other than lnd's:
+			// the listener closed it already.
+			l.mu.Lock()
+			l.stats.Rejected++
+			l.mu.Unlock()
+			l.log.Debugf("Refused inbound connection: %v", err)
+
+			continue
+		}
+
+		conn := c.(*brontide.Conn)
+		select {
+		case l.handshakes <- struct{}{}:
+		default:
+			// Only lnd's key gets here, and lnd keeps one
+			// connection per peer; more at once is not lnd.
+			_ = conn.Close()
+			l.countFailedAttempt()
+
+			continue
+		}
+		l.goRoutine(func() {
+			defer func() { <-l.handshakes }()
+			l.handshakeInbound(conn)
+		})
+	}
+}
+
+// handshakeInbound exchanges Init on a connection lnd dialled and hands it
+// to the run loop. lnd sends Init only once it has started a peer for the
+// connection, and keeps one peer per key: a connection that gets that far
+// is the one lnd uses, so it replaces any older one. A connection lnd
+// opened and then gave up on (a redundant redial) never sends Init and
+// never disturbs the live link.
+func (l *Link) handshakeInbound(conn *brontide.Conn) {
+	sess, err := l.handshake(conn)
+	if err != nil {
+		l.countFailedAttempt()
+		if l.ctx.Err() == nil {
+			l.log.Debugf("Inbound connection from lnd ended "+
+				"before Init: %v", err)
+		}
+
+		return
+	}
+
+	l.mu.Lock()
+	old := l.sess
+	l.mu.Unlock()
+	if old != nil {
+		old.closeWith(ErrReplaced)
+	}
+
+	for {
+		select {
+		case l.inbound <- sess:
+			return
+
+		case stale := <-l.inbound:
+			stale.closeWith(ErrReplaced)
+
+		case <-l.ctx.Done():
+			sess.closeWith(ErrStopped)
+			return
+		}
+	}
+}
+
+// connectAndServe runs one dialled connection from dial to failure.
+// connected reports whether Init was exchanged, upFor for how long the link
+// was up.
 func (l *Link) connectAndServe() (bool, time.Duration, error) {
 	addr := &lnwire.NetAddress{
 		IdentityKey: l.cfg.PeerPubKey,
@@ -257,8 +493,21 @@ func (l *Link) connectAndServe() (bool, time.Duration, error) {
 		return false, 0, fmt.Errorf("dial: %w", err)
 	}
 
+	sess, err := l.handshake(conn)
+	if err != nil {
+		l.countFailedAttempt()
+		return false, 0, err
+	}
+
+	upFor, err := l.serve(sess)
+
+	return true, upFor, err
+}
+
+// handshake checks the remote key and exchanges Init. On error the
+// connection is closed.
+func (l *Link) handshake(conn *brontide.Conn) (*session, error) {
 	sess := newSession(conn, l.cfg.IOTimeout)
-	defer sess.closeWith(nil)
 
 	// Stop may run before the session is published; closing the socket
 	// here makes the handshake read return instead of waiting it out.
@@ -270,23 +519,40 @@ func (l *Link) connectAndServe() (bool, time.Duration, error) {
 	if remote := conn.RemotePub(); remote == nil ||
 		!remote.IsEqual(l.cfg.PeerPubKey) {
 
-		l.countFailedAttempt()
-		return false, 0, ErrWrongPeer
+		sess.closeWith(ErrWrongPeer)
+		return nil, ErrWrongPeer
 	}
 
 	if err := l.exchangeInit(sess); err != nil {
-		l.countFailedAttempt()
-		return false, 0, sess.cause(err)
+		err = sess.cause(err)
+		sess.closeWith(err)
+
+		return nil, err
 	}
+
+	return sess, nil
+}
+
+// serve runs an established session until it fails and returns how long
+// it was up.
+func (l *Link) serve(sess *session) (time.Duration, error) {
+	defer sess.closeWith(nil)
 
 	l.mu.Lock()
 	if l.stopped {
 		l.mu.Unlock()
-		return false, 0, ErrStopped
+		return 0, ErrStopped
 	}
 	l.sess = sess
 	l.stats.Connects++
 	l.mu.Unlock()
+
+	// Stop after the session was published closes it through l.sess;
+	// this covers the window before.
+	stopClose := context.AfterFunc(l.ctx, func() {
+		sess.closeWith(ErrStopped)
+	})
+	defer stopClose()
 
 	connectedAt := l.cfg.Clock.Now()
 	l.setState(StateConnected)
@@ -301,7 +567,7 @@ func (l *Link) connectAndServe() (bool, time.Duration, error) {
 		l.pinger(pingCtx, sess)
 	})
 
-	err = l.readLoop(sess)
+	err := l.readLoop(sess)
 
 	stopPinger()
 	sess.closeWith(err)
@@ -312,7 +578,7 @@ func (l *Link) connectAndServe() (bool, time.Duration, error) {
 	l.stats.Disconnects++
 	l.mu.Unlock()
 
-	return true, l.cfg.Clock.Now().Sub(connectedAt), sess.cause(err)
+	return l.cfg.Clock.Now().Sub(connectedAt), sess.cause(err)
 }
 
 func (l *Link) countFailedAttempt() {

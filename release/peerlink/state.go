@@ -61,6 +61,15 @@ type Stats struct {
 	// pongs that answered them.
 	PingsSent    uint64
 	PongsMatched uint64
+
+	// Rejected counts inbound connections refused before Init (listen
+	// mode): a failed Noise handshake or a key other than lnd's.
+	Rejected uint64
+
+	// DialRequests counts the times the link asked lnd to dial it
+	// (listen mode), DialRequestsFailed those lnd refused or missed.
+	DialRequests       uint64
+	DialRequestsFailed uint64
 }
 
 // clone returns a deep copy, so callers cannot race with the link.
