@@ -102,7 +102,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 
 	return &Client{
 		cfg: cfg,
-		log: cfg.Logger.WithField("subsystem", "mailbox-client"),
+		log: cfg.Logger,
 	}, nil
 }
 

@@ -449,7 +449,7 @@ func New(cfg Config) (*Mailbox, error) {
 	return &Mailbox{
 		cfg:        cfg,
 		lim:        cfg.Limits,
-		log:        cfg.Logger.WithField("subsystem", "mailbox"),
+		log:        cfg.Logger,
 		ctx:        ctx,
 		cancel:     cancel,
 		drains:     make(chan struct{}, cfg.Limits.MaxDrains),

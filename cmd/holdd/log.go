@@ -97,43 +97,17 @@ func (l *loggers) sub(s subsystem) logrus.FieldLogger {
 	}
 	lg := logrus.New()
 	lg.SetOutput(l.out)
-	lg.SetFormatter(oneSubsystemField{&logrus.TextFormatter{
+	lg.SetFormatter(&logrus.TextFormatter{
 		FullTimestamp:   true,
 		TimestampFormat: "2006-01-02 15:04:05.000",
 		DisableColors:   true,
-	}})
+	})
 	level, ok := l.levels[s.tag]
 	if !ok {
 		level = l.def
 	}
 	lg.SetLevel(level)
 	return lg.WithField(subsystemField, s.tag)
-}
-
-// oneSubsystemField keeps a line to one subsystem field: some packages
-// name themselves in a "subsystem" field of their own, which would repeat
-// (in other words) what the sub tag already says.
-type oneSubsystemField struct {
-	logrus.Formatter
-}
-
-// Format drops a "subsystem" field from a line that has a sub tag.
-func (f oneSubsystemField) Format(e *logrus.Entry) ([]byte, error) {
-	_, tagged := e.Data[subsystemField]
-	if _, dup := e.Data["subsystem"]; tagged && dup {
-		// The entry's Data may be shared with the caller's entry;
-		// format a copy.
-		data := make(logrus.Fields, len(e.Data)-1)
-		for k, v := range e.Data {
-			if k != "subsystem" {
-				data[k] = v
-			}
-		}
-		c := *e
-		c.Data = data
-		e = &c
-	}
-	return f.Formatter.Format(e)
 }
 
 // parseDebugLevel reads lnd's form: "info" or "info,ENGN=debug,INTC=trace".

@@ -221,7 +221,7 @@ func New(cfg Config) (*Transport, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Transport{
 		cfg: cfg,
-		log: cfg.Logger.WithField("subsystem", "custommsg"),
+		log: cfg.Logger,
 		peers: keyedlimit.New[[33]byte](cfg.PeerBurst,
 			cfg.PeerInterval, cfg.MaxTrackedPeers),
 		ctx:    ctx,

@@ -105,7 +105,6 @@ func New(cfg Config) (*Link, error) {
 	return &Link{
 		cfg: cfg,
 		log: cfg.Logger.WithFields(logrus.Fields{
-			"subsystem": "peerlink",
 			"peer": fmt.Sprintf("%x@%s",
 				cfg.PeerPubKey.SerializeCompressed(),
 				cfg.PeerAddr),
