@@ -28,6 +28,12 @@ type Config struct {
 	// TickInterval is how often the engine checks hold deadlines and
 	// prunes pending releases.
 	TickInterval time.Duration
+
+	// Senders, when set, tells which incoming peers read path
+	// deliveries; UnprovenSender is what happens to a hold_htlc HTLC
+	// from any other peer (default UnprovenResume).
+	Senders        SenderCapability
+	UnprovenSender UnprovenSenderMode
 }
 
 // entry is an active (held or released) HTLC. Its mutex serializes the
@@ -123,6 +129,11 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = time.Second
 	}
+	mode, err := ParseUnprovenSenderMode(string(cfg.UnprovenSender))
+	if err != nil {
+		return nil, err
+	}
+	cfg.UnprovenSender = mode
 	e := &Engine{
 		cfg:        cfg,
 		log:        cfg.Logger,
@@ -389,6 +400,9 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 		} else {
 			peer = p
 		}
+	}
+	if d, refused := e.refuseUnproven(peer, h.Key); refused {
+		return d
 	}
 
 	now := e.cfg.Clock.Now()
