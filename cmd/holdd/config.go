@@ -47,6 +47,9 @@ type holdConfig struct {
 	MaxPerPeerMsat uint64        `long:"maxperpeermsat" description:"Most msat one incoming peer may have held (0 = no cap)"`
 	MaxTotal       int           `long:"maxtotal" description:"Most HTLCs held at once (0 = no cap)"`
 	MaxTotalMsat   uint64        `long:"maxtotalmsat" description:"Most msat held at once (0 = no cap)"`
+
+	UnprovenSender string   `long:"unprovensender" description:"What to do with a hold_htlc HTLC from a peer that has not shown it reads holdd's path deliveries (release_paths_request, 48007; LDK senders never do): resume (forward it at once), fail (fail it back at once), hold (hold it anyway)" choice:"resume" choice:"fail" choice:"hold"`
+	DeliveryPeers  []string `long:"deliverypeer" description:"Node key (hex) of a peer treated as reading path deliveries without sending release_paths_request; repeat for several"`
 }
 
 type releaseConfig struct {
@@ -130,6 +133,7 @@ func defaultConfig() *config {
 			P2PAddr: defaultLndP2PAddr,
 		},
 		Hold: &holdConfig{
+			UnprovenSender: string(plugin.UnprovenResume),
 			FailbackMargin: p.FailbackMargin,
 			MaxPerPeer:     p.MaxHeldPerPeer,
 			MaxTotal:       p.MaxHeldTotal,
@@ -254,6 +258,17 @@ func (c *config) validate() error {
 	if c.Recipient.Mailbox != "" {
 		if _, err := parseNodeKey(c.Recipient.Mailbox); err != nil {
 			return fmt.Errorf("%w: recipient.mailbox: %v", errConfig,
+				err)
+		}
+	}
+	if _, err := plugin.ParseUnprovenSenderMode(
+		c.Hold.UnprovenSender); err != nil {
+
+		return fmt.Errorf("%w: hold.unprovensender: %v", errConfig, err)
+	}
+	for _, k := range c.Hold.DeliveryPeers {
+		if _, err := parseNodeKey(k); err != nil {
+			return fmt.Errorf("%w: hold.deliverypeer: %v", errConfig,
 				err)
 		}
 	}
