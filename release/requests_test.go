@@ -59,12 +59,12 @@ func TestPathsRequestCodec(t *testing.T) {
 	require.True(t, got.Hello())
 
 	bad := map[string]string{
-		"chan_id alone":    "00080102030405060708",
-		"htlc_id alone":    "02080000000000000009",
-		"unknown even":     "0601ff",
-		"short hash":       "040100",
-		"truncated":        "0008010203",
-		"out of order":     "02080000000000000009" + "00080102030405060708",
+		"chan_id alone": "00080102030405060708",
+		"htlc_id alone": "02080000000000000009",
+		"unknown even":  "0601ff",
+		"short hash":    "040100",
+		"truncated":     "0008010203",
+		"out of order":  "02080000000000000009" + "00080102030405060708",
 		"oversize": "07ff" + hex.EncodeToString(make([]byte,
 			MaxPathsRequestSize)),
 	}
