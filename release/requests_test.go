@@ -425,3 +425,28 @@ func (c chanPeers) PeerOf(_ context.Context, id uint64) ([33]byte, error) {
 	}
 	return p, nil
 }
+
+func FuzzDecodePathsRequest(f *testing.F) {
+	hash := testClaim().PaymentHash
+	key := store.CircuitKey{ChanID: 7, HtlcID: 1}
+	for _, r := range []PathsRequest{{}, {Key: &key},
+		{PaymentHash: &hash}, {Key: &key, PaymentHash: &hash}} {
+
+		b, err := r.Encode()
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodePathsRequest(data)
+		if err != nil {
+			require.ErrorIs(t, err, ErrBadRequest)
+			return
+		}
+		// What decodes re-encodes to a request that decodes the same.
+		again, err := r.Encode()
+		require.NoError(t, err)
+		r2, err := DecodePathsRequest(again)
+		require.NoError(t, err)
+		require.Equal(t, r, r2)
+	})
+}
