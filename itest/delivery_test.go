@@ -105,6 +105,13 @@ func TestRedeliveryWhenFirstDeliveryLost(t *testing.T) {
 	_, err = net.S.Lightning.DisconnectPeer(ctx,
 		&lnrpc.DisconnectPeerRequest{PubKey: net.L.PubKeyHex})
 	require.NoError(t, err)
+	// DisconnectPeer returns before the peer is gone; a user-asked
+	// disconnect is not re-dialled, so S connects again itself.
+	require.NoError(t, waitFor(ctx, DefaultTimeout, "S to drop L",
+		func(ctx context.Context) (bool, error) {
+			ok, err := net.S.HasPeer(ctx, net.L.PubKeyHex)
+			return !ok, err
+		}))
 	require.NoError(t, net.S.ConnectPeer(ctx, net.L))
 	var back time.Time
 	select {

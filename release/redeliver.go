@@ -53,6 +53,9 @@ type PeerResolver interface {
 	PeerOf(ctx context.Context, chanID uint64) ([33]byte, error)
 }
 
+// whyReconnect marks redeliveries for a sender that reconnected.
+const whyReconnect = "reconnect"
+
 // redeliverJob asks the worker to send the paths of the held HTLCs of
 // peer (all held HTLCs if all is set), or only those recs.
 type redeliverJob struct {
@@ -103,7 +106,7 @@ func (d *Deliverer) RedeliverChannel(ctx context.Context, chanID uint64) {
 			chanID, err)
 		return
 	}
-	d.RedeliverPeer(peer, "reconnect")
+	d.RedeliverPeer(peer, whyReconnect)
 }
 
 // enqueue adds a job unless the queue is full.
@@ -232,7 +235,11 @@ func (d *Deliverer) redeliver(ctx context.Context, rec store.HeldHTLC,
 	d.mu.Lock()
 	last, seen := d.lastSent[rec.Key]
 	d.mu.Unlock()
-	if seen && now.Sub(last) < d.cfg.MinRedeliveryInterval {
+	// A reconnect is never too soon: whatever went out before did so on
+	// a connection that is gone. Reconnects are bounded by the peer's
+	// handshakes and channel re-establishment.
+	if seen && why != whyReconnect &&
+		now.Sub(last) < d.cfg.MinRedeliveryInterval {
 		d.count(RedeliverTooSoon)
 		return
 	}

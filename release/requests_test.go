@@ -392,16 +392,16 @@ func TestRedeliverAfterRestart(t *testing.T) {
 	require.Equal(t, map[string]uint64{RedeliverSent: 2,
 		RedeliverExpired: 1}, h.deliverer.RedeliveryCounts())
 
-	// The sender reconnects at once: too soon for another copy; later,
-	// it gets one.
-	h.deliverer.RedeliverChannel(context.Background(), 5)
+	// Asking at once is too soon for another copy; a reconnect at once
+	// is not: the copy before went out on the old connection.
+	h.deliverer.RedeliverPeer(peerKey(7), "request")
 	require.Eventually(t, func() bool {
 		return h.deliverer.RedeliveryCounts()[RedeliverTooSoon] == 1
 	}, 5*time.Second, time.Millisecond)
-	h.clock.SetTime(h.clock.Now().Add(DefaultMinRedeliveryInterval))
 	h.deliverer.RedeliverChannel(context.Background(), 5)
 	msgs = h.waitSent(t, 3)
 	require.Equal(t, peerKey(7), msgs[2].peer)
+	require.Equal(t, msgs[1].data, msgs[2].data)
 }
 
 // TestRedeliveryQueueBounded: jobs beyond the queue are dropped and
