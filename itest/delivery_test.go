@@ -128,10 +128,17 @@ func TestRedeliveryWhenFirstDeliveryLost(t *testing.T) {
 		"for L to S's lnd streaming the 48001)\n",
 		elapsed.Round(time.Millisecond))
 
-	// 3. holdd restarts: every held HTLC's paths go out again.
+	// 3. holdd restarts: every held HTLC's paths go out again, minted
+	// anew (this run has no cache) with the same expiry.
+	first, err := release.DecodePathDelivery(raw)
+	require.NoError(t, err)
 	require.NoError(t, net.RestartHoldd(ctx))
-	delivery, again := nextDelivery(t, sub, net, h)
-	require.Equal(t, raw, again)
+	delivery, _ := nextDelivery(t, sub, net, h)
+	require.Equal(t, first.ExpiresAt, delivery.ExpiresAt)
+	require.Equal(t, first.AmountMsat, delivery.AmountMsat)
+	require.Len(t, delivery.Paths, 2)
+	logs.waitCount(t, 1, fmt.Sprintf("Redelivered 2 release paths for "+
+		"%v ", key), "(restart)")
 
 	// With the redelivered paths, P's release completes the payment.
 	sendOverPath(t, net.P, delivery.Paths[0], releaseMsg)
