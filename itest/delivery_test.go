@@ -105,13 +105,22 @@ func TestRedeliveryWhenFirstDeliveryLost(t *testing.T) {
 	_, err = net.S.Lightning.DisconnectPeer(ctx,
 		&lnrpc.DisconnectPeerRequest{PubKey: net.L.PubKeyHex})
 	require.NoError(t, err)
-	// DisconnectPeer returns before the peer is gone; a user-asked
-	// disconnect is not re-dialled, so S connects again itself.
+	// DisconnectPeer returns before the peer is gone. It also makes S
+	// forget that L is a persistent peer (no re-dial, now or after L
+	// restarts), so S connects again itself, persistently, leaving the
+	// network as it found it.
 	require.NoError(t, waitFor(ctx, DefaultTimeout, "S to drop L",
 		func(ctx context.Context) (bool, error) {
 			ok, err := net.S.HasPeer(ctx, net.L.PubKeyHex)
 			return !ok, err
 		}))
+	_, err = net.S.Lightning.ConnectPeer(ctx, &lnrpc.ConnectPeerRequest{
+		Addr: &lnrpc.LightningAddress{Pubkey: net.L.PubKeyHex,
+			Host: net.L.P2PAddr},
+		Perm:    true,
+		Timeout: 30,
+	})
+	require.NoError(t, err)
 	require.NoError(t, net.S.ConnectPeer(ctx, net.L))
 	var back time.Time
 	select {
