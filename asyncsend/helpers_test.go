@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -155,12 +156,36 @@ type fakeLnd struct {
 
 	subs chan *fakeSub
 	pays chan *fakePayStream
+
+	// channels are ListChannels' answer; custom collects the custom
+	// messages sent.
+	channels []*lnrpc.Channel
+	custom   chan *lnrpc.SendCustomMessageRequest
+}
+
+func (f *fakeLnd) SendCustomMessage(_ context.Context,
+	in *lnrpc.SendCustomMessageRequest, _ ...grpc.CallOption) (
+	*lnrpc.SendCustomMessageResponse, error) {
+
+	f.mu.Lock()
+	f.calls = append(f.calls, fmt.Sprintf("SendCustomMessage %d",
+		in.Type))
+	f.mu.Unlock()
+	f.custom <- in
+	return &lnrpc.SendCustomMessageResponse{}, nil
+}
+
+func (f *fakeLnd) ListChannels(context.Context, *lnrpc.ListChannelsRequest,
+	...grpc.CallOption) (*lnrpc.ListChannelsResponse, error) {
+
+	return &lnrpc.ListChannelsResponse{Channels: f.channels}, nil
 }
 
 func newFakeLnd() *fakeLnd {
 	return &fakeLnd{
-		subs: make(chan *fakeSub, 10),
-		pays: make(chan *fakePayStream, 10),
+		subs:   make(chan *fakeSub, 10),
+		pays:   make(chan *fakePayStream, 10),
+		custom: make(chan *lnrpc.SendCustomMessageRequest, 100),
 	}
 }
 
@@ -281,6 +306,11 @@ type harnessOpts struct {
 	fail  map[string]error
 	rnd   []byte
 	ticks chan time.Duration
+
+	// lsp greets and asks the LSPs among channels; the harness then
+	// does not wait for SendPaymentV2.
+	lsp      bool
+	channels []*lnrpc.Channel
 }
 
 func newHarness(t *testing.T, req *Request, opts harnessOpts) *harness {
@@ -302,6 +332,10 @@ func newHarness(t *testing.T, req *Request, opts harnessOpts) *harness {
 	if opts.rnd != nil {
 		cfg.Rand = bytes.NewReader(opts.rnd)
 	}
+	if opts.lsp {
+		h.lnd.channels = opts.channels
+		cfg.LSP = h.lnd
+	}
 	p, err := New(cfg)
 	require.NoError(t, err)
 
@@ -315,7 +349,9 @@ func newHarness(t *testing.T, req *Request, opts harnessOpts) *harness {
 		})
 	}()
 	h.sub = h.nextSub()
-	h.pay = recvOrFail(t, h.lnd.pays, "SendPaymentV2")
+	if !opts.lsp {
+		h.pay = recvOrFail(t, h.lnd.pays, "SendPaymentV2")
+	}
 	return h
 }
 

@@ -56,6 +56,18 @@ const (
 
 	// maxPendingPerPeer bounds one peer's share of them.
 	maxPendingPerPeer = 4
+
+	// DefaultHelloTimeout bounds the wait for the LSP's release_paths_ack
+	// before paying.
+	DefaultHelloTimeout = 5 * time.Second
+
+	// DefaultRequestDelay is how long after the HTLC is in flight Pay
+	// waits for the path delivery before asking for it
+	// (release_paths_request); DefaultRequestInterval spaces further
+	// requests, at most DefaultMaxRequests of them.
+	DefaultRequestDelay    = 3 * time.Second
+	DefaultRequestInterval = 5 * time.Second
+	DefaultMaxRequests     = 5
 )
 
 // heldHTLCAvailable is the final-hop payload: TLV 72 with value 00, which
@@ -95,6 +107,17 @@ type CustomMessageSubscriber interface {
 		in *lnrpc.SubscribeCustomMessagesRequest,
 		opts ...grpc.CallOption) (
 		lnrpc.Lightning_SubscribeCustomMessagesClient, error)
+}
+
+// LSPMessenger is the part of lnrpc.LightningClient that talks to the LSP
+// before and while paying: release_paths_request (48007) goes out through
+// SendCustomMessage, and ListChannels finds the peers to greet.
+type LSPMessenger interface {
+	SendCustomMessage(ctx context.Context,
+		in *lnrpc.SendCustomMessageRequest, opts ...grpc.CallOption) (
+		*lnrpc.SendCustomMessageResponse, error)
+	ListChannels(ctx context.Context, in *lnrpc.ListChannelsRequest,
+		opts ...grpc.CallOption) (*lnrpc.ListChannelsResponse, error)
 }
 
 // PaymentSender is the part of routerrpc.RouterClient that pays.
@@ -144,6 +167,19 @@ type Config struct {
 	// ResubscribeDelay and SendTimeout default to the constants above.
 	ResubscribeDelay time.Duration
 	SendTimeout      time.Duration
+
+	// LSP, when set, lets Pay greet the LSP before paying (a hello
+	// release_paths_request, answered by release_paths_ack: without it a
+	// holdd LSP does not hold the HTLC) and ask for the path delivery
+	// when it does not come. Nil: neither.
+	LSP LSPMessenger
+
+	// HelloTimeout, RequestDelay, RequestInterval and MaxRequests
+	// default to the constants above.
+	HelloTimeout    time.Duration
+	RequestDelay    time.Duration
+	RequestInterval time.Duration
+	MaxRequests     int
 }
 
 // Payer makes async payments. It keeps no state between payments; each
@@ -174,6 +210,18 @@ func New(cfg Config) (*Payer, error) {
 	}
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = DefaultSendTimeout
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = DefaultHelloTimeout
+	}
+	if cfg.RequestDelay <= 0 {
+		cfg.RequestDelay = DefaultRequestDelay
+	}
+	if cfg.RequestInterval <= 0 {
+		cfg.RequestInterval = DefaultRequestInterval
+	}
+	if cfg.MaxRequests <= 0 {
+		cfg.MaxRequests = DefaultMaxRequests
 	}
 	return &Payer{cfg: cfg}, nil
 }
@@ -384,6 +432,14 @@ type Result struct {
 
 	// SubscriptionDrops counts custom message streams that broke.
 	SubscriptionDrops int
+
+	// Greeted and Acked count the peers sent a hello before paying and
+	// those that answered it.
+	Greeted, Acked int
+
+	// PathRequests counts release_paths_request messages sent because
+	// no path delivery came.
+	PathRequests int
 }
 
 // Succeeded reports whether the payment settled.
@@ -441,6 +497,14 @@ func (p *Payer) Pay(ctx context.Context, req *Request,
 		p.readMessages(ctx, sub, msgs, &drops)
 	}()
 
+	// Tell the LSP we read its path deliveries before the HTLC reaches
+	// it: a holdd LSP holds HTLCs only for senders that did.
+	if p.cfg.LSP != nil {
+		if err := run.hello(ctx, msgs); err != nil {
+			return run.res, err
+		}
+	}
+
 	stream, err := p.cfg.Router.SendPaymentV2(ctx, sendReq)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPayment, err)
@@ -457,6 +521,9 @@ func (p *Payer) Pay(ctx context.Context, req *Request,
 		select {
 		case m := <-msgs:
 			run.onMessage(ctx, m)
+
+		case <-run.requestTimer:
+			run.requestPaths(ctx)
 
 		case u := <-updates:
 			switch {
@@ -479,6 +546,7 @@ func (p *Payer) Pay(ctx context.Context, req *Request,
 			if run.onUpdate(ctx, u.payment) {
 				return run.res, nil
 			}
+			run.armRequest()
 
 		case <-ctx.Done():
 			return run.res, fmt.Errorf("%w: %w", ErrInterrupted,
@@ -509,10 +577,11 @@ func readPayments(ctx context.Context,
 	}
 }
 
-// readMessages passes on path-delivery messages until ctx ends. A broken
-// stream is subscribed again after a delay: lnd does not queue custom
-// messages, so one that arrives in the gap is lost, but the LSP delivers
-// paths again when the HTLC is replayed to it.
+// readMessages passes on path deliveries and release_paths_acks until ctx
+// ends. A broken stream is subscribed again after a delay: lnd does not
+// queue custom messages, so one that arrives in the gap is lost; Pay then
+// asks the LSP for the paths again (release_paths_request), and the LSP
+// also sends them again when we reconnect to it.
 func (p *Payer) readMessages(ctx context.Context,
 	sub lnrpc.Lightning_SubscribeCustomMessagesClient,
 	msgs chan<- *lnrpc.CustomMessage, drops *atomic.Int64) {
@@ -543,7 +612,9 @@ func (p *Payer) readMessages(ctx context.Context,
 			sub = nil
 			continue
 		}
-		if m.Type != release.PathDeliveryMsgType {
+		if m.Type != release.PathDeliveryMsgType &&
+			m.Type != release.PathsAckMsgType {
+
 			continue
 		}
 		select {
@@ -579,6 +650,11 @@ type payment struct {
 
 	inFlightReported bool
 	res              *Result
+
+	// requestTimer fires when it is time to ask the first hops for the
+	// path delivery; nil while not armed.
+	requestTimer <-chan time.Time
+	requestArmed bool
 }
 
 // sendPaymentRequest builds lnd's request; for keysend it draws the
@@ -637,6 +713,10 @@ func (r *payment) emit(p Progress) {
 // onMessage takes a path-delivery custom message. It only parses it; the
 // delivery is acted on once it matches our payment and HTLC.
 func (r *payment) onMessage(ctx context.Context, m *lnrpc.CustomMessage) {
+	if m.Type != release.PathDeliveryMsgType {
+		// A late release_paths_ack.
+		return
+	}
 	peerKey, err := btcec.ParsePubKey(m.Peer)
 	if err != nil {
 		r.res.Ignored.Undecodable++
@@ -850,4 +930,116 @@ func (r *payment) finish() {
 		}
 	}
 	r.pending = nil
+}
+
+// lspPeers are the peers to greet: the peer of the requested outgoing
+// channel, or every peer we have an active channel with.
+func (r *payment) lspPeers(ctx context.Context) (map[[33]byte]struct{},
+	error) {
+
+	resp, err := r.cfg.LSP.ListChannels(ctx, &lnrpc.ListChannelsRequest{
+		ActiveOnly: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	peers := make(map[[33]byte]struct{})
+	for _, ch := range resp.GetChannels() {
+		if r.req.OutgoingChanID != 0 && ch.ChanId != r.req.OutgoingChanID {
+			continue
+		}
+		b, err := hex.DecodeString(ch.RemotePubkey)
+		if err != nil || len(b) != 33 {
+			continue
+		}
+		peers[[33]byte(b)] = struct{}{}
+	}
+	return peers, nil
+}
+
+// hello sends an empty release_paths_request to each LSP peer and waits,
+// at most HelloTimeout, until each answered with release_paths_ack. A peer
+// that does not answer (no holdd, or an old one) is no error: the payment
+// goes ahead, and such an LSP decides by itself whether to hold.
+func (r *payment) hello(ctx context.Context,
+	msgs <-chan *lnrpc.CustomMessage) error {
+
+	peers, err := r.lspPeers(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrPayment, err)
+	}
+	waiting := make(map[[33]byte]struct{}, len(peers))
+	for peer := range peers {
+		_, err := r.cfg.LSP.SendCustomMessage(ctx,
+			&lnrpc.SendCustomMessageRequest{
+				Peer: peer[:],
+				Type: release.PathsRequestMsgType,
+				Data: []byte{},
+			})
+		if err != nil {
+			continue
+		}
+		r.res.Greeted++
+		waiting[peer] = struct{}{}
+	}
+	timeout := r.cfg.Clock.TickAfter(r.cfg.HelloTimeout)
+	for len(waiting) > 0 {
+		select {
+		case m := <-msgs:
+			if m.Type != release.PathsAckMsgType ||
+				len(m.Peer) != 33 {
+
+				r.onMessage(ctx, m)
+				continue
+			}
+			if _, ok := waiting[[33]byte(m.Peer)]; ok {
+				delete(waiting, [33]byte(m.Peer))
+				r.res.Acked++
+			}
+		case <-timeout:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// armRequest starts the wait for the path delivery once an HTLC of ours is
+// in flight through a known first hop.
+func (r *payment) armRequest() {
+	if r.cfg.LSP == nil || r.requestArmed || !r.hashKnown ||
+		len(r.firstHops) == 0 || len(r.handled) > 0 {
+
+		return
+	}
+	r.requestArmed = true
+	r.requestTimer = r.cfg.Clock.TickAfter(r.cfg.RequestDelay)
+}
+
+// requestPaths asks each first hop for the paths of our held HTLC when no
+// delivery has come yet, and waits RequestInterval for the next try, up
+// to MaxRequests.
+func (r *payment) requestPaths(ctx context.Context) {
+	r.requestTimer = nil
+	if len(r.handled) > 0 || r.res.PathRequests >= r.cfg.MaxRequests {
+		return
+	}
+	hash := r.hash
+	data, err := (&release.PathsRequest{PaymentHash: &hash}).Encode()
+	if err != nil {
+		return
+	}
+	for peer := range r.firstHops {
+		_, _ = r.cfg.LSP.SendCustomMessage(ctx,
+			&lnrpc.SendCustomMessageRequest{
+				Peer: peer[:],
+				Type: release.PathsRequestMsgType,
+				Data: data,
+			})
+	}
+	r.res.PathRequests++
+	if r.res.PathRequests < r.cfg.MaxRequests {
+		r.requestTimer = r.cfg.Clock.TickAfter(r.cfg.RequestInterval)
+	}
 }

@@ -594,3 +594,143 @@ func TestPayFloodCannotCrowdOutLSP(t *testing.T) {
 	require.Equal(t, 2*maxPending-maxPendingPerPeer, res.Ignored.Overflow)
 	require.Equal(t, maxPendingPerPeer, res.Ignored.NotFirstHop)
 }
+
+// TestPayGreetsLSPFirst: with an LSP messenger, Pay sends an empty
+// release_paths_request (hello) to the peer of the outgoing channel and
+// pays only once it answered with release_paths_ack.
+func TestPayGreetsLSPFirst(t *testing.T) {
+	f := newFixture(t)
+	other := testKey(0x33)
+	h := newHarness(t, &Request{PaymentRequest: "lnbcrt10u1ptest",
+		OutgoingChanID: 42, RecipientPaths: f.recipient[:2]},
+		harnessOpts{lsp: true, channels: []*lnrpc.Channel{
+			{ChanId: 42, RemotePubkey: keyHex(lspKey)},
+			{ChanId: 43, RemotePubkey: keyHex(other)},
+		}})
+
+	hello := recvOrFail(t, h.lnd.custom, "hello")
+	require.Equal(t, key33(lspKey), [33]byte(hello.Peer))
+	require.Equal(t, uint32(48007), hello.Type)
+	require.Empty(t, hello.Data)
+	// Nothing is paid before the ack.
+	select {
+	case <-h.lnd.pays:
+		t.Fatal("paid before the LSP acknowledged the hello")
+	case <-time.After(50 * time.Millisecond):
+	}
+	// An ack from another peer does not count.
+	h.deliver(other, 48009, nil)
+	h.deliver(lspKey, 48009, nil)
+	h.pay = recvOrFail(t, h.lnd.pays, "SendPaymentV2")
+	require.Equal(t, []string{"SubscribeCustomMessages",
+		"SendCustomMessage 48007", "SendPaymentV2"}, h.lnd.callLog())
+
+	h.update(f.succeeded(0), nil)
+	res, err := h.wait()
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Greeted)
+	require.Equal(t, 1, res.Acked)
+}
+
+// TestPayHelloTimesOut: a peer that never answers the hello (no holdd)
+// delays the payment by the hello timeout only.
+func TestPayHelloTimesOut(t *testing.T) {
+	f := newFixture(t)
+	ticks := make(chan time.Duration, 10)
+	h := newHarness(t, &Request{PaymentRequest: "lnbcrt10u1ptest",
+		RecipientPaths: f.recipient[:2]},
+		harnessOpts{lsp: true, ticks: ticks, channels: []*lnrpc.Channel{
+			{ChanId: 42, RemotePubkey: keyHex(lspKey)},
+		}})
+	recvOrFail(t, h.lnd.custom, "hello")
+	require.Equal(t, DefaultHelloTimeout, recvOrFail(t, ticks,
+		"hello timer"))
+	h.clock.SetTime(testNow.Add(DefaultHelloTimeout))
+	h.pay = recvOrFail(t, h.lnd.pays, "SendPaymentV2")
+	h.update(f.succeeded(0), nil)
+	res, err := h.wait()
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Greeted)
+	require.Equal(t, 0, res.Acked)
+}
+
+// TestPayAsksForLostDelivery: when no path delivery comes after the HTLC
+// is in flight, Pay asks the first hop for it by payment hash, again on
+// silence, at most MaxRequests times; a delivery stops the asking.
+func TestPayAsksForLostDelivery(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name        string
+		deliverWhen int
+		want        int
+	}{
+		{"delivered after the second request", 2, 2},
+		{"never delivered", 0, DefaultMaxRequests},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ticks := make(chan time.Duration, 10)
+			h := newHarness(t, &Request{
+				PaymentRequest: "lnbcrt10u1ptest",
+				OutgoingChanID: 42,
+				RecipientPaths: f.recipient[:2]},
+				harnessOpts{lsp: true, ticks: ticks,
+					channels: []*lnrpc.Channel{{ChanId: 42,
+						RemotePubkey: keyHex(lspKey)}}})
+			recvOrFail(t, h.lnd.custom, "hello")
+			recvOrFail(t, ticks, "hello timer")
+			h.deliver(lspKey, 48009, nil)
+			h.pay = recvOrFail(t, h.lnd.pays, "SendPaymentV2")
+
+			h.update(pmtUpdate(f.hash, lnrpc.Payment_IN_FLIGHT,
+				lspKey), nil)
+			h.next()
+			wantReq, err := (&release.PathsRequest{
+				PaymentHash: &f.hash}).Encode()
+			require.NoError(t, err)
+
+			now := testNow
+			for i := 0; i < DefaultMaxRequests; i++ {
+				d := recvOrFail(t, ticks, "request timer")
+				if i == 0 {
+					require.Equal(t, DefaultRequestDelay, d)
+				} else {
+					require.Equal(t, DefaultRequestInterval,
+						d)
+				}
+				if tc.deliverWhen > 0 && i == tc.deliverWhen {
+					h.deliver(lspKey,
+						release.PathDeliveryMsgType,
+						deliveryBytes(t, store.CircuitKey{
+							ChanID: 42, HtlcID: 1},
+							f.hash, f.expires,
+							f.release[0],
+							f.release[1]))
+					require.Equal(t, StageHeld,
+						h.next().Stage)
+					h.next()
+					h.next()
+				}
+				now = now.Add(d)
+				h.clock.SetTime(now)
+				if tc.deliverWhen > 0 && i >= tc.deliverWhen {
+					break
+				}
+				m := recvOrFail(t, h.lnd.custom, "request")
+				require.Equal(t, key33(lspKey), [33]byte(m.Peer))
+				require.Equal(t, uint32(48007), m.Type)
+				require.Equal(t, wantReq, m.Data)
+			}
+			h.flush()
+			select {
+			case m := <-h.lnd.custom:
+				t.Fatalf("request beyond the bound: %v", m)
+			case <-time.After(50 * time.Millisecond):
+			}
+			h.update(f.succeeded(0), nil)
+			h.next()
+			res, err := h.wait()
+			require.NoError(t, err)
+			require.Equal(t, tc.want, res.PathRequests)
+		})
+	}
+}

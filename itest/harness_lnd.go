@@ -117,6 +117,10 @@ type LndNode struct {
 	// stopped is set by Stop and cleared by Start.
 	stopped atomic.Bool
 	conn    *grpc.ClientConn
+
+	// readsDeliveries is set once L's holdd acknowledged this node's
+	// hello; holdd stores it, so it holds for the rest of the run.
+	readsDeliveries atomic.Bool
 }
 
 // newLndNode prepares (but does not start) an lnd node on free ports.

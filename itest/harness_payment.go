@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdd/holdd/release"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 )
@@ -59,6 +60,11 @@ type PayOpts struct {
 
 	// OutgoingChanID pins the first hop.
 	OutgoingChanID uint64
+
+	// Unproven skips the hello (release_paths_request) SendPayment
+	// otherwise sends before a payment with HoldHTLCType, so holdd
+	// treats the payer as a sender that never reads path deliveries.
+	Unproven bool
 }
 
 // Payment streams one payment's updates from the paying node.
@@ -90,6 +96,13 @@ func (n *LndNode) SendPayment(ctx context.Context, invoice string,
 	hash, err := hex.DecodeString(decoded.PaymentHash)
 	if err != nil {
 		return nil, err
+	}
+	if _, hold := opts.FirstHopCustomRecords[HoldHTLCType]; hold &&
+		!opts.Unproven {
+
+		if err := n.ProveReadsDeliveries(ctx); err != nil {
+			return nil, err
+		}
 	}
 
 	req := &routerrpc.SendPaymentRequest{
@@ -551,5 +564,52 @@ func (n *LndNode) SendCustomMessage(ctx context.Context, peer []byte,
 	if err != nil {
 		return fmt.Errorf("lnd %s: SendCustomMessage: %w", n.Name, err)
 	}
+	return nil
+}
+
+// ProveReadsDeliveries greets n's channel peers with an empty
+// release_paths_request (48007), as holdcli payasync does before it pays,
+// and waits until one answers with release_paths_ack (48009): from then
+// on L's holdd holds n's hold_htlc HTLCs. Done once per node and run.
+func (n *LndNode) ProveReadsDeliveries(ctx context.Context) error {
+	if n.readsDeliveries.Load() {
+		return nil
+	}
+	acks, err := n.SubscribeCustomMessages(ctx, release.PathsAckMsgType)
+	if err != nil {
+		return err
+	}
+	defer acks.Close()
+	chans, err := n.Lightning.ListChannels(ctx,
+		&lnrpc.ListChannelsRequest{ActiveOnly: true})
+	if err != nil {
+		return fmt.Errorf("lnd %s: ListChannels: %w", n.Name, err)
+	}
+	peers := make(map[string]bool)
+	for _, ch := range chans.Channels {
+		peers[ch.RemotePubkey] = true
+	}
+	err = waitFor(ctx, DefaultTimeout, fmt.Sprintf("lnd %s: a "+
+		"release_paths_ack from a channel peer", n.Name),
+		func(ctx context.Context) (bool, error) {
+			for p := range peers {
+				key, err := hex.DecodeString(p)
+				if err != nil {
+					return false, stop(err)
+				}
+				// Not connected right now: try again.
+				_ = n.SendCustomMessage(ctx, key,
+					release.PathsRequestMsgType, nil)
+			}
+			msg, err := acks.Next(ctx, 2*time.Second)
+			if err != nil {
+				return false, err
+			}
+			return peers[hex.EncodeToString(msg.Peer)], nil
+		})
+	if err != nil {
+		return err
+	}
+	n.readsDeliveries.Store(true)
 	return nil
 }

@@ -40,6 +40,12 @@ type Sources struct {
 	// Mailbox reports the mailbox role's state; nil (or a nil result)
 	// when the role is off.
 	Mailbox func() *mailbox.Stats
+
+	// PathRequests and Redeliveries report release_paths_request
+	// messages and path redeliveries by outcome (lsp role); nil when
+	// the role is off.
+	PathRequests func() map[string]uint64
+	Redeliveries func() map[string]uint64
 }
 
 // Metrics is holdd's registry.
@@ -116,7 +122,8 @@ func New(src Sources) *Metrics {
 		mbRegistrations: desc("mailbox_registrations_total",
 			"Registration requests by result.", "result"),
 	}
-	m.reg.MustRegister(m, m.holdDuration, m.decisionLatency)
+	m.reg.MustRegister(m, m.holdDuration, m.decisionLatency,
+		newDeliveryCollector(src))
 	return m
 }
 

@@ -107,3 +107,24 @@ func TestServe(t *testing.T) {
 	resp.Body.Close()
 	require.Contains(t, string(body), "holdd_held_htlcs 1\n")
 }
+
+// TestScrapeDeliveryCounters: the path-request and redelivery counters
+// appear with their outcomes.
+func TestScrapeDeliveryCounters(t *testing.T) {
+	m := New(Sources{
+		PathRequests: func() map[string]uint64 {
+			return map[string]uint64{"hello": 2, "unknown": 1}
+		},
+		Redeliveries: func() map[string]uint64 {
+			return map[string]uint64{"sent": 3}
+		},
+	})
+	body := scrape(t, m)
+	for _, line := range []string{
+		`holdd_path_requests_total{outcome="hello"} 2`,
+		`holdd_path_requests_total{outcome="unknown"} 1`,
+		`holdd_path_redeliveries_total{outcome="sent"} 3`,
+	} {
+		require.Contains(t, body, line)
+	}
+}

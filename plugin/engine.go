@@ -46,6 +46,11 @@ type Config struct {
 	// work (release.pathexpiry); zero: only the fail-back height and the
 	// hold deadline bound them.
 	MaxPathLife time.Duration
+	// Senders, when set, tells which incoming peers read path
+	// deliveries; UnprovenSender is what happens to a hold_htlc HTLC
+	// from any other peer (default UnprovenResume).
+	Senders        SenderCapability
+	UnprovenSender UnprovenSenderMode
 }
 
 // entry is an active (held or released) HTLC. Its mutex serializes the
@@ -166,6 +171,11 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("plugin: negative path block interval " +
 			"or path life")
 	}
+	mode, err := ParseUnprovenSenderMode(string(cfg.UnprovenSender))
+	if err != nil {
+		return nil, err
+	}
+	cfg.UnprovenSender = mode
 	e := &Engine{
 		cfg:        cfg,
 		log:        cfg.Logger,
@@ -454,6 +464,10 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 			"failing back", h.Key, failback, h.AutoFailHeight,
 			policy.FailbackMargin, height)
 		return e.fail(FailExpiryMargin)
+	}
+
+	if d, refused := e.refuseUnproven(peer, h.Key); refused {
+		return d
 	}
 
 	now := e.cfg.Clock.Now()

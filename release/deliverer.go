@@ -7,6 +7,7 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/clock"
 	"github.com/sirupsen/logrus"
 )
 
@@ -32,6 +33,20 @@ type DelivererConfig struct {
 	// SendTimeout bounds one delivery attempt.
 	SendTimeout time.Duration
 
+	// Held lists held HTLCs for redeliveries; Peers finds the peer of
+	// an HTLC held while its peer was unknown. Both may be nil when
+	// nothing is redelivered (then only the first delivery goes out).
+	Held  HeldLister
+	Peers PeerResolver
+
+	// MinRedeliveryInterval spaces deliveries of one HTLC's paths
+	// (default DefaultMinRedeliveryInterval); RedeliveryQueue bounds the
+	// redelivery jobs waiting (default DefaultRedeliveryQueue).
+	MinRedeliveryInterval time.Duration
+	RedeliveryQueue       int
+
+	Clock clock.Clock
+
 	Logger logrus.FieldLogger
 }
 
@@ -49,8 +64,14 @@ type Deliverer struct {
 	// not leave its paths behind.
 	live map[store.CircuitKey]struct{}
 
-	sent   uint64
-	failed uint64
+	// lastSent is when each live HTLC's paths last went out.
+	lastSent map[store.CircuitKey]time.Time
+
+	sent         uint64
+	failed       uint64
+	redeliveries map[string]uint64
+
+	jobs chan redeliverJob
 
 	wg sync.WaitGroup
 }
@@ -71,10 +92,22 @@ func NewDeliverer(cfg DelivererConfig) *Deliverer {
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
+	if cfg.MinRedeliveryInterval <= 0 {
+		cfg.MinRedeliveryInterval = DefaultMinRedeliveryInterval
+	}
+	if cfg.RedeliveryQueue <= 0 {
+		cfg.RedeliveryQueue = DefaultRedeliveryQueue
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.NewDefaultClock()
+	}
 	return &Deliverer{
-		cfg:   cfg,
-		paths: make(map[store.CircuitKey]*PathDelivery),
-		live:  make(map[store.CircuitKey]struct{}),
+		cfg:          cfg,
+		paths:        make(map[store.CircuitKey]*PathDelivery),
+		live:         make(map[store.CircuitKey]struct{}),
+		lastSent:     make(map[store.CircuitKey]time.Time),
+		redeliveries: make(map[string]uint64),
+		jobs:         make(chan redeliverJob, cfg.RedeliveryQueue),
 	}
 }
 
@@ -95,11 +128,13 @@ func (d *Deliverer) HoldEvent(ev plugin.Event) {
 		d.mu.Lock()
 		delete(d.paths, ev.HTLC.Key)
 		delete(d.live, ev.HTLC.Key)
+		delete(d.lastSent, ev.HTLC.Key)
 		d.mu.Unlock()
 	}
 }
 
-// Wait blocks until every delivery in flight is done.
+// Wait blocks until every delivery in flight is done and, once the context
+// given to Start ended, the redelivery worker too.
 func (d *Deliverer) Wait() {
 	d.wg.Wait()
 }
@@ -178,21 +213,22 @@ func (d *Deliverer) deliver(rec store.HeldHTLC) {
 		log.Errorf("Minting release paths for %v: %v", rec.Key, err)
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(),
+		d.cfg.SendTimeout)
+	defer cancel()
+	if rec.IncomingPeer == ([33]byte{}) && d.cfg.Peers != nil {
+		// The engine could not tell the peer; the channel may be
+		// known by now.
+		if p, err := d.cfg.Peers.PeerOf(ctx, rec.Key.ChanID); err == nil {
+			rec.IncomingPeer = p
+		}
+	}
 	if rec.IncomingPeer == ([33]byte{}) || d.cfg.Sender == nil {
 		log.Warnf("No peer to deliver release paths for %v to; they "+
 			"are available through the API", rec.Key)
 		return
 	}
-	data, err := pd.Encode()
-	if err != nil {
-		log.Errorf("Encoding path delivery for %v: %v", rec.Key, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(),
-		d.cfg.SendTimeout)
-	defer cancel()
-	err = d.cfg.Sender.SendCustomMessage(ctx, rec.IncomingPeer,
-		PathDeliveryMsgType, data)
+	err = d.send(ctx, rec.IncomingPeer, pd)
 
 	d.mu.Lock()
 	if err != nil {
@@ -202,12 +238,13 @@ func (d *Deliverer) deliver(rec store.HeldHTLC) {
 	}
 	d.mu.Unlock()
 	if err != nil {
-		log.Warnf("Delivering release paths for %v to %x failed: %v",
-			rec.Key, rec.IncomingPeer[:], err)
+		log.Warnf("Delivering release paths for %v to %x failed (sent "+
+			"again when the peer reconnects or asks): %v", rec.Key,
+			rec.IncomingPeer[:], err)
 		return
 	}
-	log.Infof("Delivered %d release paths for %v to %x (%d bytes)",
-		len(pd.Paths), rec.Key, rec.IncomingPeer[:], len(data))
+	log.Infof("Delivered %d release paths for %v to %x", len(pd.Paths),
+		rec.Key, rec.IncomingPeer[:])
 }
 
 // DeliveryCounts returns how many deliveries were sent and failed.

@@ -346,9 +346,9 @@ func (c *ChannelActivity) load(ctx context.Context) error {
 }
 
 // apply updates the cache from one event; it reports whether a channel
-// became active.
+// became active, and which (0 when the channel is not in the cache).
 func (c *ChannelActivity) apply(ctx context.Context,
-	ev *lnrpc.ChannelEventUpdate) bool {
+	ev *lnrpc.ChannelEventUpdate) (uint64, bool) {
 
 	var (
 		point string
@@ -366,9 +366,9 @@ func (c *ChannelActivity) apply(ctx context.Context,
 		if err := c.load(ctx); err != nil {
 			c.unsync()
 		}
-		return false
+		return 0, false
 	default:
-		return false
+		return 0, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -376,10 +376,10 @@ func (c *ChannelActivity) apply(ctx context.Context,
 	if !ok {
 		// Unknown channel: fall back to asking lnd until reloaded.
 		c.synced = false
-		return up
+		return 0, up
 	}
 	c.active[id] = up
-	return up
+	return id, up
 }
 
 func (c *ChannelActivity) unsync() {
@@ -409,9 +409,12 @@ func chanPointString(cp *lnrpc.ChannelPoint) string {
 }
 
 // WatchActive keeps the cache current from lnd's channel events and calls
-// onActive whenever a channel becomes active, until ctx ends, re-subscribing
-// with a capped backoff when the stream breaks.
-func (c *ChannelActivity) WatchActive(ctx context.Context, onActive func()) {
+// onActive with the channel's id (0 if not yet in the cache) whenever a
+// channel becomes active, until ctx ends, re-subscribing with a capped
+// backoff when the stream breaks.
+func (c *ChannelActivity) WatchActive(ctx context.Context,
+	onActive func(chanID uint64)) {
+
 	delay := time.Second
 	for ctx.Err() == nil {
 		stream, err := c.client.SubscribeChannelEvents(ctx,
@@ -423,9 +426,12 @@ func (c *ChannelActivity) WatchActive(ctx context.Context, onActive func()) {
 		for err == nil {
 			var ev *lnrpc.ChannelEventUpdate
 			ev, err = stream.Recv()
-			if err == nil && c.apply(ctx, ev) {
+			if err != nil {
+				break
+			}
+			if id, up := c.apply(ctx, ev); up {
 				delay = time.Second
-				onActive()
+				onActive(id)
 			}
 		}
 		c.unsync()

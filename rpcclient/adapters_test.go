@@ -89,8 +89,8 @@ func TestChannelActivityFromEvents(t *testing.T) {
 	a := NewChannelActivity(fake, NewChannelPeers(fake), log)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	woke := make(chan struct{}, 4)
-	go a.WatchActive(ctx, func() { woke <- struct{}{} })
+	woke := make(chan uint64, 4)
+	go a.WatchActive(ctx, func(id uint64) { woke <- id })
 
 	require.Eventually(t, func() bool { return fake.calls() == 1 },
 		time.Second, time.Millisecond)
@@ -125,7 +125,7 @@ func TestChannelActivityFromEvents(t *testing.T) {
 		Channel: &lnrpc.ChannelEventUpdate_ActiveChannel{
 			ActiveChannel: point},
 	}
-	<-woke
+	require.Equal(t, uint64(7), <-woke)
 	active, err := a.Active(ctx, 7)
 	require.NoError(t, err)
 	require.True(t, active)

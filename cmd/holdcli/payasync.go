@@ -138,10 +138,14 @@ func payAsyncCommandWith(e *env,
 		Usage: "Pay an offline recipient: the LSP holds the HTLC " +
 			"until the recipient releases it (sender role).",
 		Description: "Talks to the SENDER's lnd, not to holdd. " +
-			"Subscribes to lnd's custom messages, pays with the " +
+			"Subscribes to lnd's custom messages, greets the " +
+			"LSP (release_paths_request 48007, answered by " +
+			"48009: a holdd LSP holds HTLCs only for senders " +
+			"that did), pays with the " +
 			"hold_htlc record (75537) on the first hop, waits " +
 			"for the release paths the LSP's holdd sends " +
-			"(message 48001) and sends held_htlc_available " +
+			"(message 48001; asked for again with 48007 when " +
+			"they do not come) and sends held_htlc_available " +
 			"onion messages to the recipient's paths, each with " +
 			"a release path as reply path. Prints one JSON line " +
 			"per step (stage, time, details; bytes as hex) and " +
@@ -310,6 +314,7 @@ func runPayAsync(e *env, args *payAsyncArgs) error {
 	payer, err := asyncsend.New(asyncsend.Config{
 		Messages: client.Lightning,
 		Router:   client.Router,
+		LSP:      client.Lightning,
 		NewMessenger: asyncsend.OnionMessengers(onionsend.Config{
 			Lightning: client.Lightning,
 			Self:      client.IdentityKey,

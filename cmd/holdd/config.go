@@ -67,6 +67,9 @@ type holdConfig struct {
 	MaxTotalMsat   uint64        `long:"maxtotalmsat" description:"Most msat held at once (0 = no cap)"`
 	AllowPeers     []string      `long:"allowpeer" description:"Node key (hex) whose HTLCs may be held even over a public channel; repeat for several (HTLCs over private channels are always eligible)"`
 	AllowPublic    bool          `long:"allowpublic" description:"Hold HTLCs that arrive over public (announced) channels from any peer, not only those of clients with private channels and of allowpeer peers"`
+
+	UnprovenSender string   `long:"unprovensender" description:"What to do with a hold_htlc HTLC from a peer that has not shown it reads holdd's path deliveries (release_paths_request, 48007; LDK senders never do): resume (forward it at once), fail (fail it back at once), hold (hold it anyway)" choice:"resume" choice:"fail" choice:"hold"`
+	DeliveryPeers  []string `long:"deliverypeer" description:"Node key (hex) of a peer treated as reading path deliveries without sending release_paths_request; repeat for several"`
 }
 
 type releaseConfig struct {
@@ -156,6 +159,7 @@ func defaultConfig() *config {
 			Listen: defaultPeerLinkListen,
 		},
 		Hold: &holdConfig{
+			UnprovenSender: string(plugin.UnprovenResume),
 			FailbackMargin: p.FailbackMargin,
 			MaxPerPeer:     p.MaxHeldPerPeer,
 			MaxPerPeerMsat: p.MaxHeldMsatPerPeer,
@@ -307,6 +311,17 @@ func (c *config) validate() error {
 	}
 	if _, err := c.admission(); err != nil {
 		return err
+	}
+	if _, err := plugin.ParseUnprovenSenderMode(
+		c.Hold.UnprovenSender); err != nil {
+
+		return fmt.Errorf("%w: hold.unprovensender: %v", errConfig, err)
+	}
+	for _, k := range c.Hold.DeliveryPeers {
+		if _, err := parseNodeKey(k); err != nil {
+			return fmt.Errorf("%w: hold.deliverypeer: %v", errConfig,
+				err)
+		}
 	}
 	for _, k := range c.Mailbox.Allow {
 		if _, err := parseNodeKey(k); err != nil {

@@ -140,6 +140,7 @@ func run(ctx context.Context, cfg *config) error {
 		icptRef         atomic.Pointer[interceptor.Interceptor]
 		intakeRef       atomic.Pointer[release.Intake]
 		engineRef       atomic.Pointer[plugin.Engine]
+		lspRef          atomic.Pointer[lspRole]
 		responderRef    atomic.Pointer[recipient.Responder]
 		mailboxRef      atomic.Pointer[mailbox.Mailbox]
 		metricsObserver plugin.Observer = plugin.Observers{}
@@ -164,6 +165,18 @@ func run(ctx context.Context, cfg *config) error {
 			Recipient: func() map[string]uint64 {
 				if r := responderRef.Load(); r != nil {
 					return r.Counts()
+				}
+				return nil
+			},
+			PathRequests: func() map[string]uint64 {
+				if r := lspRef.Load(); r != nil {
+					return r.requests.Counts()
+				}
+				return nil
+			},
+			Redeliveries: func() map[string]uint64 {
+				if r := lspRef.Load(); r != nil {
+					return r.deliverer.RedeliveryCounts()
 				}
 				return nil
 			},
@@ -214,6 +227,7 @@ func run(ctx context.Context, cfg *config) error {
 		}
 		defer role.stop()
 		engineRef.Store(role.engine)
+		lspRef.Store(role)
 		icptRef.Store(role.icpt)
 		releaser = role.engine
 		rpcConfig.Engine = role.engine

@@ -28,6 +28,8 @@ type lspRole struct {
 	engine       *plugin.Engine
 	icpt         *interceptor.Interceptor
 	deliverer    *release.Deliverer
+	senders      *release.DeliveryPeers
+	requests     *release.PathRequests
 	events       *plugin.Broadcaster
 	policies     policyStore
 	configPolicy plugin.Policy
@@ -77,18 +79,69 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		policy = *saved
 	}
 	role.events = plugin.NewBroadcaster()
+	peers := rpcclient.NewChannelPeers(lnd.Lightning)
 	role.deliverer = release.NewDeliverer(release.DelivererConfig{
 		Minter:    minter,
 		Sender:    rpcclient.NewCustomMessenger(lnd),
 		PathCount: cfg.Release.PathCount,
 		PathTTL:   cfg.Release.PathExpiry,
+		Held:      db,
+		Peers:     peers,
+		Clock:     clk,
 		Logger:    logs.sub(subDLVR),
 	})
-	role.stops = append(role.stops, role.deliverer.Wait)
+	deliverCtx, stopDeliver := context.WithCancel(ctx)
+	role.deliverer.Start(deliverCtx)
+	role.stops = append(role.stops, func() {
+		stopDeliver()
+		role.deliverer.Wait()
+	})
+
+	// Senders that read path deliveries: persisted ones and the
+	// operator's list. Their hello and requests come as 48007.
+	unproven, err := plugin.ParseUnprovenSenderMode(cfg.Hold.UnprovenSender)
+	if err != nil {
+		return nil, err
+	}
+	allow := make([][33]byte, 0, len(cfg.Hold.DeliveryPeers))
+	for _, k := range cfg.Hold.DeliveryPeers {
+		key, err := parseNodeKey(k)
+		if err != nil {
+			return nil, err
+		}
+		allow = append(allow, key)
+	}
+	role.senders = release.NewDeliveryPeers(db, clk, allow)
+	n, err := role.senders.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load delivery peers: %w", err)
+	}
+	log.Infof("%d peer(s) read path deliveries, %d more listed in "+
+		"hold.deliverypeer; hold_htlc HTLCs of other peers: %s", n,
+		len(allow), unproven)
+	role.requests, err = release.NewPathRequests(release.PathRequestsConfig{
+		Lnd:       lnd.Lightning,
+		Deliverer: role.deliverer,
+		Peers:     role.senders,
+		Clock:     clk,
+		Logger:    logs.sub(subDLVR),
+	})
+	if err != nil {
+		return nil, err
+	}
+	reqCtx, stopReqs := context.WithCancel(ctx)
+	reqsDone := make(chan struct{})
+	go func() {
+		defer close(reqsDone)
+		role.requests.Run(reqCtx)
+	}()
+	role.stops = append(role.stops, func() {
+		stopReqs()
+		<-reqsDone
+	})
 
 	// The interceptor and the engine need each other: the engine answers
 	// through the interceptor, the interceptor asks the engine.
-	peers := rpcclient.NewChannelPeers(lnd.Lightning)
 	links := rpcclient.NewChannelActivity(lnd.Lightning, peers,
 		logs.sub(subHOLD))
 	resolver := &lateResolver{links: links}
@@ -106,9 +159,11 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		Clock: clk,
 		Observer: plugin.Observers{role.deliverer, role.events,
 			metricsObserver},
-		Logger:      logs.sub(subENGN),
-		MaxPathLife: cfg.Release.PathExpiry,
-		Admission:   admission,
+		Logger:         logs.sub(subENGN),
+		MaxPathLife:    cfg.Release.PathExpiry,
+		Admission:      admission,
+		Senders:        role.senders,
+		UnprovenSender: unproven,
 	})
 	if err != nil {
 		return nil, err
@@ -144,13 +199,17 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		return nil, err
 	}
 	role.stops = append(role.stops, func() { _ = role.icpt.Stop() })
+	// The delivery made when a hold began may never have gone out (a
+	// crash right after the hold was stored, the sender offline): send
+	// the paths of every HTLC still held again.
+	role.deliverer.RedeliverAll()
 	// Stopped first (stops run in reverse), before the engine it calls.
 	watchCtx, stopWatch := context.WithCancel(engineCtx)
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
 		watchIncoming(watchCtx, links, db, role.engine,
-			logs.sub(subHOLD))
+			role.deliverer, logs.sub(subHOLD))
 	}()
 	role.stops = append(role.stops, func() {
 		stopWatch()
@@ -165,12 +224,15 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 const releasedRetryInterval = 30 * time.Second
 
 // watchIncoming resumes released HTLCs when channels become active: a
-// release that arrived while the sender was offline waits for it.
+// release that arrived while the sender was offline waits for it. A sender
+// coming back also gets the paths of its held HTLCs again.
 func watchIncoming(ctx context.Context, links *rpcclient.ChannelActivity,
-	db *store.Store, engine *plugin.Engine, log logrus.FieldLogger) {
+	db *store.Store, engine *plugin.Engine, deliverer *release.Deliverer,
+	log logrus.FieldLogger) {
 
 	wake := make(chan struct{}, 1)
-	go links.WatchActive(ctx, func() {
+	go links.WatchActive(ctx, func(chanID uint64) {
+		deliverer.RedeliverChannel(ctx, chanID)
 		select {
 		case wake <- struct{}{}:
 		default:

@@ -385,6 +385,7 @@ func demo(ctx context.Context, w io.Writer, net *itest.Network) error {
 	payer, err := asyncsend.New(asyncsend.Config{
 		Messages: net.S.Lightning,
 		Router:   net.S.Router,
+		LSP:      net.S.Lightning,
 		NewMessenger: asyncsend.OnionMessengers(onionsend.Config{
 			Lightning: net.S.Lightning,
 			Self:      mustKey(net.S.PubKey),

@@ -1,0 +1,121 @@
+package plugin
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/lightningnetwork/lnd/clock"
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/require"
+)
+
+// provenPeers is a SenderCapability over a fixed set.
+type provenPeers map[[33]byte]bool
+
+func (p provenPeers) ReadsDeliveries(peer [33]byte) bool { return p[peer] }
+
+func newSenderTestEngine(t *testing.T, senders SenderCapability,
+	mode UnprovenSenderMode) *testEngine {
+
+	t.Helper()
+	te := &testEngine{
+		store:    newFakeStore(),
+		resolver: newFakeResolver(),
+		blocks:   newFakeBlocks(startHeight),
+		clock:    clock.NewTestClock(testStart),
+		observer: &recordingObserver{},
+	}
+	logger := logrus.New()
+	logger.SetLevel(logrus.WarnLevel)
+	e, err := New(Config{
+		Policy:         DefaultPolicy(),
+		Store:          te.store,
+		Resolver:       te.resolver,
+		Peers:          fakePeers{},
+		Blocks:         te.blocks,
+		Clock:          te.clock,
+		Observer:       te.observer,
+		Logger:         logger,
+		TickInterval:   time.Second,
+		Senders:        senders,
+		UnprovenSender: mode,
+	})
+	require.NoError(t, err)
+	require.NoError(t, e.Start(context.Background()))
+	t.Cleanup(func() { require.NoError(t, e.Stop()) })
+	te.Engine = e
+	return te
+}
+
+// TestUnprovenSenderIsNotHeld: a hold_htlc HTLC from a peer that has not
+// shown it reads path deliveries is resumed (or failed, or held, as
+// configured), with nothing stored unless held and one counter moved.
+func TestUnprovenSenderIsNotHeld(t *testing.T) {
+	fp := fakePeers{}
+	proven, _ := fp.PeerOf(context.Background(), 5)
+	senders := provenPeers{proven: true}
+
+	tests := []struct {
+		name     string
+		mode     UnprovenSenderMode
+		chanID   uint64
+		want     Decision
+		counter  string
+		held     bool
+		recorded bool
+	}{
+		{"proven peer is held", UnprovenResume, 5,
+			Decision{Action: ActionHold}, "hold", true, true},
+		{"unproven peer resumed", "", 6,
+			Decision{Action: ActionResume},
+			"resume_sender_not_capable", false, false},
+		{"unproven peer failed", UnprovenFail, 6,
+			Decision{Action: ActionFail,
+				Reason: FailSenderNotCapable},
+			"fail_sender_not_capable", false, false},
+		{"unproven peer held on request", UnprovenHold, 6,
+			Decision{Action: ActionHold}, "hold_unproven_sender",
+			true, true},
+		{"unknown peer is unproven", UnprovenResume, 0,
+			Decision{Action: ActionResume},
+			"resume_sender_not_capable", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			te := newSenderTestEngine(t, senders, tc.mode)
+			k := key(tc.chanID, 1)
+			d := te.Intercept(context.Background(),
+				flagged(k, hashOf(1), 50_000))
+			require.Equal(t, tc.want, d)
+			require.Equal(t, uint64(1),
+				te.Stats().Decisions[tc.counter])
+			_, stored := te.store.get(k)
+			require.Equal(t, tc.recorded, stored)
+			_, active := te.Active(k)
+			require.Equal(t, tc.held, active)
+		})
+	}
+}
+
+// TestNoSenderCapabilityHoldsAll: without a SenderCapability the engine
+// holds as before.
+func TestNoSenderCapabilityHoldsAll(t *testing.T) {
+	te := newSenderTestEngine(t, nil, UnprovenFail)
+	d := te.Intercept(context.Background(),
+		flagged(key(6, 1), hashOf(1), 50_000))
+	require.Equal(t, Decision{Action: ActionHold}, d)
+}
+
+func TestParseUnprovenSenderMode(t *testing.T) {
+	for in, want := range map[string]UnprovenSenderMode{
+		"": UnprovenResume, "resume": UnprovenResume,
+		"fail": UnprovenFail, "hold": UnprovenHold,
+	} {
+		got, err := ParseUnprovenSenderMode(in)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	}
+	_, err := ParseUnprovenSenderMode("drop")
+	require.ErrorIs(t, err, ErrInvalidPolicy)
+}

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// MaxDeliveryPeers bounds the delivery_peers table. Only peers with a
+// channel to lnd are recorded, so the bound is never reached in practice;
+// it exists so no input can grow the table without limit.
+const MaxDeliveryPeers = 100_000
+
+// DeliveryPeer is a peer that has shown it reads holdd's path deliveries.
+type DeliveryPeer struct {
+	Peer        [33]byte
+	ProvenAt    time.Time
+	RefreshedAt time.Time
+}
+
+// PutDeliveryPeer records that peer reads path deliveries, or refreshes the
+// record. A new peer beyond MaxDeliveryPeers is refused with
+// ErrInvalidArgument and nothing is written.
+func (s *Store) PutDeliveryPeer(ctx context.Context, peer [33]byte,
+	now time.Time) (DeliveryPeer, error) {
+
+	if now.IsZero() {
+		return DeliveryPeer{}, fmt.Errorf("%w: zero time",
+			ErrInvalidArgument)
+	}
+	nowNs, err := timeNanos(now, "now")
+	if err != nil {
+		return DeliveryPeer{}, err
+	}
+	// One statement: insert, or refresh an existing row; the count
+	// guard applies to new rows only.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO delivery_peers
+		(peer, proven_at, refreshed_at)
+		SELECT ?, ?, ? WHERE (SELECT COUNT(*) FROM delivery_peers) < ?
+		   OR EXISTS (SELECT 1 FROM delivery_peers WHERE peer = ?)
+		ON CONFLICT (peer) DO UPDATE SET refreshed_at = excluded.refreshed_at`,
+		peer[:], nowNs, nowNs, MaxDeliveryPeers, peer[:])
+	if err != nil {
+		return DeliveryPeer{}, fmt.Errorf("store delivery peer: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return DeliveryPeer{}, fmt.Errorf("%w: %d delivery peers "+
+			"recorded already", ErrInvalidArgument, MaxDeliveryPeers)
+	}
+	var proven int64
+	err = s.db.QueryRowContext(ctx, `SELECT proven_at FROM delivery_peers
+		WHERE peer = ?`, peer[:]).Scan(&proven)
+	if err != nil {
+		return DeliveryPeer{}, fmt.Errorf("read delivery peer: %w", err)
+	}
+	return DeliveryPeer{Peer: peer, ProvenAt: nanosTime(proven),
+		RefreshedAt: nanosTime(nowNs)}, nil
+}
+
+// ListDeliveryPeers returns every recorded delivery peer.
+func (s *Store) ListDeliveryPeers(ctx context.Context) ([]DeliveryPeer,
+	error) {
+
+	rows, err := s.db.QueryContext(ctx, `SELECT peer, proven_at,
+		refreshed_at FROM delivery_peers ORDER BY peer`)
+	if err != nil {
+		return nil, fmt.Errorf("list delivery peers: %w", err)
+	}
+	defer rows.Close()
+	var out []DeliveryPeer
+	for rows.Next() {
+		var (
+			raw             []byte
+			proven, refresh int64
+		)
+		if err := rows.Scan(&raw, &proven, &refresh); err != nil {
+			return nil, err
+		}
+		if len(raw) != 33 {
+			return nil, fmt.Errorf("delivery peer of %d bytes",
+				len(raw))
+		}
+		p := DeliveryPeer{ProvenAt: nanosTime(proven),
+			RefreshedAt: nanosTime(refresh)}
+		copy(p.Peer[:], raw)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
