@@ -77,9 +77,11 @@ func TestUnprovenSenderIsNotHeld(t *testing.T) {
 		{"unproven peer held on request", UnprovenHold, 6,
 			Decision{Action: ActionHold}, "hold_unproven_sender",
 			true, true},
-		{"unknown peer is unproven", UnprovenResume, 0,
+		// A channel lnd cannot name a peer for is forwarded by the
+		// admission check before the sender's proof is asked.
+		{"unknown peer is forwarded", UnprovenHold, 0,
 			Decision{Action: ActionResume},
-			"resume_sender_not_capable", false, false},
+			"channel_unknown", false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
