@@ -456,6 +456,13 @@ func (e *Engine) replayFinal(rec store.HeldHTLC) Decision {
 func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 	h HTLC, peer [33]byte) Decision {
 
+	// A sender that cannot be released is answered first: with the
+	// default mode its HTLC is an ordinary forward, which the hold's
+	// fail-back margin has nothing to say about.
+	if d, refused := e.refuseUnproven(peer, h.Key); refused {
+		return d
+	}
+
 	height := e.Height()
 	failback := h.AutoFailHeight - policy.FailbackMargin
 	if failback <= height {
@@ -464,10 +471,6 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 			"failing back", h.Key, failback, h.AutoFailHeight,
 			policy.FailbackMargin, height)
 		return e.fail(FailExpiryMargin)
-	}
-
-	if d, refused := e.refuseUnproven(peer, h.Key); refused {
-		return d
 	}
 
 	now := e.cfg.Clock.Now()

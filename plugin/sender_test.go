@@ -121,3 +121,39 @@ func TestParseUnprovenSenderMode(t *testing.T) {
 	_, err := ParseUnprovenSenderMode("drop")
 	require.ErrorIs(t, err, ErrInvalidPolicy)
 }
+
+// TestUnprovenSenderInsideMarginIsForwarded: an HTLC of an unproven sender
+// whose fail-back height has already passed is still forwarded in the
+// default mode: it will never be held, so the hold's margin must not fail
+// it. A proven sender's HTLC inside the margin is failed as before.
+func TestUnprovenSenderInsideMarginIsForwarded(t *testing.T) {
+	fp := fakePeers{}
+	proven, _ := fp.PeerOf(context.Background(), 5)
+	senders := provenPeers{proven: true}
+
+	tests := []struct {
+		name    string
+		chanID  uint64
+		want    Decision
+		counter string
+	}{
+		{"unproven forwarded", 6, Decision{Action: ActionResume},
+			"resume_sender_not_capable"},
+		{"proven failed by the margin", 5,
+			Decision{Action: ActionFail, Reason: FailExpiryMargin},
+			"fail_" + string(FailExpiryMargin)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			te := newSenderTestEngine(t, senders, UnprovenResume)
+			h := flagged(key(tc.chanID, 1), hashOf(1), 50_000)
+			h.AutoFailHeight = startHeight + 5
+			d := te.Intercept(context.Background(), h)
+			require.Equal(t, tc.want, d)
+			require.Equal(t, uint64(1),
+				te.Stats().Decisions[tc.counter])
+			_, stored := te.store.get(h.Key)
+			require.False(t, stored)
+		})
+	}
+}
