@@ -100,6 +100,13 @@ func (d *Deliverer) RedeliverChannel(ctx context.Context, chanID uint64) {
 	if d.cfg.Peers == nil {
 		return
 	}
+	if chanID == 0 {
+		// The activity cache could not name the channel; the
+		// sender's next request or holdd's next start covers it.
+		d.cfg.Logger.Debugf("A channel became active that lnd's " +
+			"list does not name yet; no redelivery")
+		return
+	}
 	peer, err := d.cfg.Peers.PeerOf(ctx, chanID)
 	if err != nil {
 		d.cfg.Logger.Debugf("Channel %d active, peer unknown: %v",

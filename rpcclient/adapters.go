@@ -89,6 +89,11 @@ func (c *ChannelPeers) lookup(ctx context.Context, chanID uint64) (
 		for _, alias := range lc.AliasScids {
 			c.channels[alias] = info
 		}
+		// lnd may key a zero-conf channel's HTLCs by its confirmed
+		// id once it confirms.
+		if lc.ZeroConfConfirmedScid != 0 {
+			c.channels[lc.ZeroConfConfirmedScid] = info
+		}
 	}
 	ch, ok = c.channels[chanID]
 	if !ok {
@@ -371,14 +376,27 @@ func (c *ChannelActivity) apply(ctx context.Context,
 		return 0, false
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	id, ok := c.points[point]
+	c.mu.Unlock()
 	if !ok {
-		// Unknown channel: fall back to asking lnd until reloaded.
-		c.synced = false
-		return 0, up
+		// A channel the cache does not have yet (its open event may
+		// still be on its way): take lnd's list again so the caller
+		// learns which channel came up.
+		if err := c.load(ctx); err != nil {
+			c.unsync()
+			return 0, up
+		}
+		c.mu.Lock()
+		id, ok = c.points[point]
+		c.mu.Unlock()
+		if !ok {
+			c.unsync()
+			return 0, up
+		}
 	}
+	c.mu.Lock()
 	c.active[id] = up
+	c.mu.Unlock()
 	return id, up
 }
 
