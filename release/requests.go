@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdd/holdd/internal/keyedlimit"
 	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -50,7 +51,7 @@ const (
 	DefaultRequestInterval = 2 * time.Second
 
 	// maxRequestPeers bounds the token buckets kept; full (idle) ones
-	// are dropped first.
+	// are dropped first, then the one idle longest.
 	maxRequestPeers = 4096
 )
 
@@ -174,12 +175,6 @@ type PathRequestsConfig struct {
 	Logger logrus.FieldLogger
 }
 
-// bucket is one peer's token bucket.
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
 // PathRequests answers release_paths_request from senders: a hello with
 // release_paths_ack, a request naming the peer's own held HTLC with its
 // path delivery. The peer is the one lnd authenticated; a request naming
@@ -187,9 +182,10 @@ type bucket struct {
 type PathRequests struct {
 	cfg PathRequestsConfig
 
-	mu      sync.Mutex
-	buckets map[[33]byte]*bucket
-	counts  map[string]uint64
+	limit *keyedlimit.Limiter[[33]byte]
+
+	mu     sync.Mutex
+	counts map[string]uint64
 }
 
 // NewPathRequests creates a PathRequests.
@@ -219,9 +215,10 @@ func NewPathRequests(cfg PathRequestsConfig) (*PathRequests, error) {
 		cfg.Logger = logrus.StandardLogger()
 	}
 	return &PathRequests{
-		cfg:     cfg,
-		buckets: make(map[[33]byte]*bucket),
-		counts:  make(map[string]uint64),
+		cfg: cfg,
+		limit: keyedlimit.New[[33]byte](cfg.Burst, cfg.Interval,
+			maxRequestPeers),
+		counts: make(map[string]uint64),
 	}, nil
 }
 
@@ -275,7 +272,7 @@ func (r *PathRequests) Handle(ctx context.Context, peer [33]byte,
 	data []byte) string {
 
 	log := r.cfg.Logger
-	if !r.allow(peer) {
+	if !r.limit.Allow(peer, r.cfg.Clock.Now()) {
 		return r.count(ReqRateLimited)
 	}
 	req, err := DecodePathsRequest(data)
@@ -356,44 +353,6 @@ func (r *PathRequests) hasChannel(ctx context.Context, peer [33]byte) (bool,
 		return false, err
 	}
 	return len(resp.GetChannels()) > 0, nil
-}
-
-// allow takes a token from peer's bucket.
-func (r *PathRequests) allow(peer [33]byte) bool {
-	now := r.cfg.Clock.Now()
-	burst := float64(r.cfg.Burst)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b, ok := r.buckets[peer]
-	if !ok {
-		if len(r.buckets) >= maxRequestPeers {
-			r.pruneBuckets(now)
-		}
-		if len(r.buckets) >= maxRequestPeers {
-			return false
-		}
-		b = &bucket{tokens: burst, at: now}
-		r.buckets[peer] = b
-	}
-	b.tokens = min(burst, b.tokens+
-		float64(now.Sub(b.at))/float64(r.cfg.Interval))
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-// pruneBuckets drops the buckets that have refilled: forgetting them
-// changes nothing. r.mu is held.
-func (r *PathRequests) pruneBuckets(now time.Time) {
-	full := time.Duration(r.cfg.Burst) * r.cfg.Interval
-	for p, b := range r.buckets {
-		if now.Sub(b.at) >= full {
-			delete(r.buckets, p)
-		}
-	}
 }
 
 func (r *PathRequests) count(outcome string) string {
