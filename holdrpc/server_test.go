@@ -214,7 +214,12 @@ func TestSetPolicySecondsRange(t *testing.T) {
 		wantCode codes.Code
 	}{
 		{"valid", 3600, 600, codes.OK},
-		{"largest", maxDurationSeconds, maxDurationSeconds, codes.OK},
+		{"largest the policy allows",
+			int64(plugin.MaxPolicyDuration / time.Second),
+			int64(plugin.MaxPolicyDuration / time.Second), codes.OK},
+		// A duration, but a deadline past what the store can write.
+		{"largest duration", maxDurationSeconds, maxDurationSeconds,
+			codes.InvalidArgument},
 		{"max hold wraps to 0.29s", wrapSeconds, 600,
 			codes.InvalidArgument},
 		{"max hold one over", maxDurationSeconds + 1, 600,

@@ -533,6 +533,15 @@ func TestPolicyValidate(t *testing.T) {
 		{"zero pending TTL", func(p *Policy) {
 			p.PendingReleaseTTL = 0
 		}, false},
+		{"ten-year hold time", func(p *Policy) {
+			p.MaxHoldTime = MaxPolicyDuration
+		}, true},
+		{"hold time past what the store can write", func(p *Policy) {
+			p.MaxHoldTime = 250 * 365 * 24 * time.Hour
+		}, false},
+		{"pending TTL past the bound", func(p *Policy) {
+			p.PendingReleaseTTL = MaxPolicyDuration + time.Second
+		}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

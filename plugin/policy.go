@@ -12,6 +12,12 @@ const DefaultHoldType uint64 = 75537
 // MinFailbackMargin is the smallest fail-back margin holdd accepts.
 const MinFailbackMargin = 3
 
+// MaxPolicyDuration bounds MaxHoldTime and PendingReleaseTTL. An HTLC
+// cannot be held for more than a few weeks (its CLTV expiry), so anything
+// longer means "no limit" at best; and a deadline must stay a time the
+// store can write (nanoseconds since 1970 in an int64, until 2262).
+const MaxPolicyDuration = 10 * 365 * 24 * time.Hour
+
 // ErrInvalidPolicy is returned for a policy that cannot be enforced.
 var ErrInvalidPolicy = errors.New("invalid hold policy")
 
@@ -88,6 +94,12 @@ func (p Policy) Validate() error {
 	if p.PendingReleaseTTL <= 0 {
 		return fmt.Errorf("%w: pending release TTL must be positive",
 			ErrInvalidPolicy)
+	}
+	if p.MaxHoldTime > MaxPolicyDuration ||
+		p.PendingReleaseTTL > MaxPolicyDuration {
+
+		return fmt.Errorf("%w: max hold time and pending release TTL "+
+			"must be at most %v", ErrInvalidPolicy, MaxPolicyDuration)
 	}
 	return nil
 }
