@@ -239,7 +239,11 @@ func TestUnprovenSenderNotHeld(t *testing.T) {
 	require.NoError(t, err)
 
 	payUnproven := func(amt int64) (*Payment, *lnrpc.AddInvoiceResponse) {
-		inv, err := net.S.AddInvoice(ctx, amt, t.Name())
+		// S has only its private channel with L: the invoice carries
+		// the route hint.
+		inv, err := net.S.Lightning.AddInvoice(ctx, &lnrpc.Invoice{
+			Value: amt, Memo: t.Name(), Private: true,
+		})
 		require.NoError(t, err)
 		pay, err := net.P.SendPayment(ctx, inv.PaymentRequest, PayOpts{
 			FirstHopCustomRecords: HoldHTLCRecords(),
@@ -249,6 +253,23 @@ func TestUnprovenSenderNotHeld(t *testing.T) {
 		t.Cleanup(pay.Close)
 		return pay, inv
 	}
+	// P reaches L over the public L-P channel, so holdd would forward it
+	// as not a client before asking whether P reads deliveries: list P
+	// as a client. Earlier tests may have proved P (its payments greet
+	// L); forget that, so P is the unproven sender here whatever ran
+	// before.
+	allowP := "--hold.allowpeer=" + net.P.PubKeyHex
+	require.NoError(t, net.ForgetDeliveryPeer(ctx, net.P.PubKey, allowP))
+	t.Cleanup(func() {
+		// t.Context() is done by now.
+		ctx, cancel := context.WithTimeout(context.Background(),
+			DefaultTimeout)
+		defer cancel()
+		if err := net.RestartHoldd(ctx); err != nil {
+			t.Errorf("restart holdd with its default config: %v",
+				err)
+		}
+	})
 	requireNotHeld := func(hash []byte) {
 		client, err := net.HolddClient()
 		require.NoError(t, err)
@@ -265,7 +286,7 @@ func TestUnprovenSenderNotHeld(t *testing.T) {
 		pay, inv := payUnproven(9_000)
 		final, err := pay.WaitStatus(ctx, DefaultTimeout,
 			lnrpc.Payment_SUCCEEDED)
-		require.NoError(t, err, "P must not be proven already")
+		require.NoError(t, err)
 		require.Equal(t, int64(9_000), final.ValueSat)
 		after := holddInfo(t, net).Decisions
 		require.Equal(t, before["resume_sender_not_capable"]+1,
@@ -275,9 +296,8 @@ func TestUnprovenSenderNotHeld(t *testing.T) {
 	})
 
 	t.Run("fail", func(t *testing.T) {
-		require.NoError(t, net.RestartHoldd(ctx,
-			"--hold.unprovensender=fail"))
-		defer func() { require.NoError(t, net.RestartHoldd(ctx)) }()
+		require.NoError(t, net.ForgetDeliveryPeer(ctx, net.P.PubKey,
+			allowP, "--hold.unprovensender=fail"))
 		resetMissionControl(t, net.P)
 		pay, inv := payUnproven(9_500)
 		requireFailedByL(t, pay)

@@ -4,6 +4,7 @@ package itest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"gopkg.in/macaroon.v2"
+
+	// The store's driver, for ForgetDeliveryPeer.
+	_ "modernc.org/sqlite"
 )
 
 // ErrHolddNotRunning is returned by holdd helpers while holdd is stopped.
@@ -355,4 +359,30 @@ func (n *Network) WaitHolddReady(ctx context.Context) error {
 		return ErrHolddNotRunning
 	}
 	return h.waitReady(ctx)
+}
+
+// ForgetDeliveryPeer stops L's holdd, removes peer from the peers its
+// store knows to read path deliveries, and starts holdd again with args,
+// so a test can play a sender that never proved it, whatever ran before.
+// holdd has no API for this: it only ever learns proofs.
+func (n *Network) ForgetDeliveryPeer(ctx context.Context, peer []byte,
+	args ...string) error {
+
+	if err := n.StopHoldd(); err != nil {
+		return err
+	}
+	path := filepath.Join(n.holddDir, "data", "regtest", "holdd.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `DELETE FROM delivery_peers WHERE peer = ?`,
+		peer)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("forget delivery peer in %s: %w", path, err)
+	}
+	return n.StartHoldd(ctx, args...)
 }
