@@ -167,8 +167,9 @@ func (g *groupCommit) lead() {
 		next.state = opLeading
 		// An urgent group's next batch keeps the turn, so writes
 		// that queued behind a running hold batch go before any
-		// mailbox batch that waited meanwhile.
-		g.hasTurn = g.turn != nil && g.urgent
+		// mailbox batch that waited meanwhile, unless that mailbox
+		// batch has already let maxHoldRun hold batches go first.
+		g.hasTurn = g.turn != nil && g.urgent && g.turn.handOn()
 		next.wake <- true
 	} else {
 		g.busy = false
@@ -276,22 +277,43 @@ func (g *groupCommit) together(batch []*writeOp) error {
 	return nil
 }
 
+// maxHoldRun is how many hold batches a waiting mailbox batch lets go
+// first, the one running when it began to wait included. Hold writes that
+// keep coming faster than one commit would otherwise keep the turn for as
+// long as they come; this way a mailbox batch runs at least once every
+// maxHoldRun+1 batches, and a hold write still waits for at most one
+// mailbox batch.
+const maxHoldRun = 4
+
 // writeTurn lets the store's group commits run their batches one at a
 // time, urgent (hold) batches first: when the connection is free and both a
 // hold batch and a mailbox batch wait for it, the hold batch takes it, so a
 // hold write waits for at most the one mailbox batch already running. A
 // hold batch with more hold writes queued behind it hands the turn straight
-// to the next hold batch. database/sql alone would hand the connection to a
-// random waiter. Hold writes come only as fast as lnd offers HTLCs (at
-// most 483 per channel in flight), so a run of hold batches ends.
+// to the next hold batch, but only while the mailbox batch waiting, if any,
+// has let fewer than maxHoldRun hold batches go first: a mailbox batch
+// waits for at most maxHoldRun hold batches, however fast hold writes
+// come. database/sql alone would hand the connection to a random waiter.
 type writeTurn struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	busy   bool
 	urgent int
 
+	// holderUrgent is set while the turn is an urgent caller's.
+	holderUrgent bool
+
 	// waiting counts every caller waiting for the turn.
 	waiting int
+
+	// lax counts the non-urgent (mailbox) callers waiting; the one
+	// mailbox group has at most one.
+	lax int
+
+	// passed counts the hold batches that held the turn while a
+	// non-urgent caller waited, the one running when it began to
+	// wait included.
+	passed int
 }
 
 func newWriteTurn() *writeTurn {
@@ -300,8 +322,9 @@ func newWriteTurn() *writeTurn {
 	return t
 }
 
-// take waits for the turn; a non-urgent caller also lets every urgent one
-// waiting go first.
+// take waits for the turn. A non-urgent caller lets every urgent one
+// waiting go first until maxHoldRun hold batches went first; then the
+// urgent ones wait for it.
 func (t *writeTurn) take(urgent bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -310,16 +333,44 @@ func (t *writeTurn) take(urgent bool) {
 	defer func() { t.waiting-- }()
 	if urgent {
 		t.urgent++
-		for t.busy {
+		for t.busy || (t.lax > 0 && t.passed >= maxHoldRun) {
 			t.cond.Wait()
 		}
 		t.urgent--
+		if t.lax > 0 {
+			t.passed++
+		}
 	} else {
-		for t.busy || t.urgent > 0 {
+		t.lax++
+		t.passed = 0
+		if t.busy && t.holderUrgent {
+			t.passed = 1
+		}
+		for t.busy || (t.urgent > 0 && t.passed < maxHoldRun) {
 			t.cond.Wait()
 		}
+		t.lax--
 	}
 	t.busy = true
+	t.holderUrgent = urgent
+}
+
+// handOn reports whether the urgent caller holding the turn may hand it
+// straight to the next urgent batch; if so, that batch holds it. If not,
+// the holder must end the turn (done) so the waiting mailbox batch runs.
+func (t *writeTurn) handOn() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+
+	if t.lax == 0 {
+		return true
+	}
+	if t.passed >= maxHoldRun {
+		return false
+	}
+	t.passed++
+
+	return true
 }
 
 // done ends the turn.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -32,27 +33,48 @@ func (s *Store) PutDeliveryPeer(ctx context.Context, peer [33]byte,
 	if err != nil {
 		return DeliveryPeer{}, err
 	}
-	// One statement: insert, or refresh an existing row; the count
-	// guard applies to new rows only.
-	res, err := s.db.ExecContext(ctx, `INSERT INTO delivery_peers
-		(peer, proven_at, refreshed_at)
-		SELECT ?, ?, ? WHERE (SELECT COUNT(*) FROM delivery_peers) < ?
-		   OR EXISTS (SELECT 1 FROM delivery_peers WHERE peer = ?)
-		ON CONFLICT (peer) DO UPDATE SET refreshed_at = excluded.refreshed_at`,
-		peer[:], nowNs, nowNs, MaxDeliveryPeers, peer[:])
-	if err != nil {
-		return DeliveryPeer{}, fmt.Errorf("store delivery peer: %w", err)
-	}
-	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return DeliveryPeer{}, fmt.Errorf("%w: %d delivery peers "+
-			"recorded already", ErrInvalidArgument, MaxDeliveryPeers)
-	}
+	// In the mailbox's group commit, so that a hello takes turns at
+	// the connection like every other write, without an fsync of its
+	// own. Not the hold group's: hellos come from peers, and a peer's
+	// writes must not go before hold writes, which they would share
+	// batches and turns with there; a delivery peer is in use as soon
+	// as it is in DeliveryPeers' memory, so nothing waits on this write
+	// but the hello's own reply.
 	var proven int64
-	err = s.db.QueryRowContext(ctx, `SELECT proven_at FROM delivery_peers
-		WHERE peer = ?`, peer[:]).Scan(&proven)
+	err = s.mailbox.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// One statement: insert, or refresh an existing row; the
+		// count guard applies to new rows only.
+		res, err := tx.ExecContext(ctx, `INSERT INTO delivery_peers
+			(peer, proven_at, refreshed_at)
+			SELECT ?, ?, ? WHERE (SELECT COUNT(*) FROM
+			delivery_peers) < ? OR EXISTS (SELECT 1 FROM
+			delivery_peers WHERE peer = ?)
+			ON CONFLICT (peer) DO UPDATE SET
+			refreshed_at = excluded.refreshed_at`,
+			peer[:], nowNs, nowNs, MaxDeliveryPeers, peer[:])
+		if err != nil {
+			return fmt.Errorf("store delivery peer: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store delivery peer: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: %d delivery peers recorded "+
+				"already", ErrInvalidArgument, MaxDeliveryPeers)
+		}
+		err = tx.QueryRowContext(ctx, `SELECT proven_at FROM
+			delivery_peers WHERE peer = ?`, peer[:]).Scan(&proven)
+		if err != nil {
+			return fmt.Errorf("read delivery peer: %w", err)
+		}
+
+		return nil
+	})
 	if err != nil {
-		return DeliveryPeer{}, fmt.Errorf("read delivery peer: %w", err)
+		return DeliveryPeer{}, err
 	}
+
 	return DeliveryPeer{Peer: peer, ProvenAt: nanosTime(proven),
 		RefreshedAt: nanosTime(nowNs)}, nil
 }

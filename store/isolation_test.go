@@ -3,7 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"math"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,7 +156,7 @@ func TestMailboxFloodDelaysHoldOneBatch(t *testing.T) {
 // holds: all go, oldest first, in one transaction per chunk, and the one
 // received after the cutoff stays.
 func TestExpireMailboxMessagesInChunks(t *testing.T) {
-	const n = 2*expireChunk + 7
+	const n = 2*deleteChunk + 7
 
 	ctx := context.Background()
 	s := newTestStore(t)
@@ -244,4 +248,262 @@ func TestHoldBatchGoesBeforeWaitingMailboxBatch(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.NoError(t, rows.Close())
 	require.Equal(t, []string{"hold", "mailbox"}, order)
+}
+
+// TestMailboxBatchRunsDuringHoldLoad keeps hold writes coming faster than
+// they commit: a new hold write starts as soon as the one before it runs,
+// and each holds its transaction open until the next has queued, so every
+// hold batch finds another queued behind it. A mailbox write made
+// meanwhile must still commit while the hold load goes on. The load ends
+// by itself only once holdLoadBound hold writes have committed after the
+// mailbox write began to wait; if it gets that far the mailbox starved.
+func TestMailboxBatchRunsDuringHoldLoad(t *testing.T) {
+	const holdLoadBound = 100
+
+	ctx := context.Background()
+	s := newTestStore(t)
+	rcpt := mbPeer(1)
+	registerTest(t, s, rcpt)
+
+	var (
+		// holds counts the committed hold writes.
+		holds atomic.Int64
+
+		// limit is the number of hold writes after which the load
+		// ends by itself.
+		limit atomic.Int64
+	)
+	limit.Store(math.MaxInt64)
+	stop := make(chan struct{})
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return holds.Load() >= limit.Load()
+		}
+	}
+
+	var wg sync.WaitGroup
+	loadErrs := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; !stopped(); i++ {
+			entered := make(chan struct{})
+			name := fmt.Sprintf("hold-%d", i)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.group.do(ctx, func(ctx context.Context,
+					tx *sql.Tx) error {
+
+					close(entered)
+					// The next hold write queues before
+					// this one commits.
+					for s.group.queued() == 0 && !stopped() {
+						time.Sleep(50 * time.Microsecond)
+					}
+					return putSetting(name)(ctx, tx)
+				})
+				if err != nil {
+					select {
+					case loadErrs <- err:
+					default:
+					}
+					return
+				}
+				holds.Add(1)
+			}()
+			// One write at a time joins the queue, so each batch
+			// holds one write and always has the next queued.
+			<-entered
+		}
+	}()
+	require.Eventually(t, func() bool { return holds.Load() >= 2 },
+		10*time.Second, time.Millisecond)
+
+	mailboxDone := make(chan error, 1)
+	var holdsAtMailbox atomic.Int64
+	go func() {
+		_, err := s.PutMailboxMessage(ctx, mbMsg(rcpt, 1, 10, t0),
+			false, MailboxLimits{})
+		holdsAtMailbox.Store(holds.Load())
+		mailboxDone <- err
+	}()
+	// Once the mailbox batch waits for its turn (or already ran), the
+	// load may commit holdLoadBound more hold writes before it ends
+	// by itself.
+	require.Eventually(t, func() bool {
+		all, urgent := s.group.turn.waiters()
+		return all-urgent == 1 || len(mailboxDone) == 1
+	}, 10*time.Second, time.Millisecond)
+	limit.Store(holds.Load() + holdLoadBound)
+
+	require.NoError(t, <-mailboxDone)
+	require.Less(t, holdsAtMailbox.Load(), limit.Load(), "the mailbox "+
+		"write waited until the hold load ran out")
+	close(stop)
+	wg.Wait()
+	close(loadErrs)
+	for err := range loadErrs {
+		require.NoError(t, err)
+	}
+	require.Greater(t, holds.Load(), holdsAtMailbox.Load(), "no hold "+
+		"write committed after the mailbox write")
+}
+
+// putMessages stores n messages of size 10 for rcpt and returns their ids.
+func putMessages(t *testing.T, s *Store, rcpt [33]byte, n int) []int64 {
+	t.Helper()
+
+	ids := make([]int64, n)
+	for i := range n {
+		p, err := s.PutMailboxMessage(context.Background(),
+			mbMsg(rcpt, byte(i), 10, t0), false, MailboxLimits{})
+		require.NoError(t, err)
+		ids[i] = p.ID
+	}
+
+	return ids
+}
+
+// TestDropClaimedMailboxMessagesInChunks drops more claimed messages than
+// one chunk holds: all go, oldest first, in one transaction per chunk, and
+// the unclaimed one stays.
+func TestDropClaimedMailboxMessagesInChunks(t *testing.T) {
+	const n = 2*deleteChunk + 7
+
+	ctx := context.Background()
+	s := newTestStore(t)
+	rcpt := mbPeer(1)
+	registerTest(t, s, rcpt)
+	ids := putMessages(t, s, rcpt, n+1)
+	unclaimed := ids[n/2]
+	_, err := s.db.ExecContext(ctx, `UPDATE mailbox_messages
+		SET claimed_at = 1 WHERE id != ?`, unclaimed)
+	require.NoError(t, err)
+
+	before := s.mailbox.batches.Load()
+	removed, err := s.DropClaimedMailboxMessages(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, s.mailbox.batches.Load()-before)
+	require.Len(t, removed, n)
+	want := slices.DeleteFunc(slices.Clone(ids), func(id int64) bool {
+		return id == unclaimed
+	})
+	for i, r := range removed {
+		require.Equal(t, want[i], r.ID)
+		require.Equal(t, MailboxRemoved{ID: r.ID, Recipient: rcpt,
+			Size: 10}, r)
+	}
+
+	left, err := s.NextMailboxMessages(ctx, rcpt, 10)
+	require.NoError(t, err)
+	require.Len(t, left, 1)
+	require.Equal(t, unclaimed, left[0].ID)
+	checkUsage(t, s)
+}
+
+// TestUnregisterMailboxRecipientInChunks unregisters a recipient with
+// more messages than one chunk holds: they go oldest first, one
+// transaction per chunk, the registration with the last (a chunk of none
+// when the messages fill whole chunks), and the other recipient keeps its
+// registration and messages.
+func TestUnregisterMailboxRecipientInChunks(t *testing.T) {
+	tests := []struct {
+		name     string
+		messages int
+		batches  uint64
+	}{
+		{"none", 0, 1},
+		{"part of a chunk", 7, 1},
+		{"whole chunks", 2 * deleteChunk, 3},
+		{"chunks and a part", deleteChunk + 7, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := newTestStore(t)
+			a, b := mbPeer(1), mbPeer(2)
+			registerTest(t, s, a, b)
+			ids := putMessages(t, s, a, tc.messages)
+			other := putMessages(t, s, b, 1)
+
+			before := s.mailbox.batches.Load()
+			removed, found, err := s.UnregisterMailboxRecipient(ctx,
+				a)
+			require.NoError(t, err)
+			require.True(t, found)
+			require.Equal(t, tc.batches,
+				s.mailbox.batches.Load()-before)
+			require.Len(t, removed, tc.messages)
+			for i, r := range removed {
+				require.Equal(t, MailboxRemoved{ID: ids[i],
+					Recipient: a, Size: 10}, r)
+			}
+
+			recipients, err := s.ListMailboxRecipients(ctx)
+			require.NoError(t, err)
+			require.Len(t, recipients, 1)
+			require.Equal(t, b, recipients[0].Peer)
+			left, err := s.NextMailboxMessages(ctx, b, 10)
+			require.NoError(t, err)
+			require.Len(t, left, 1)
+			require.Equal(t, other[0], left[0].ID)
+			checkUsage(t, s)
+		})
+	}
+}
+
+// TestWriteTurnMailboxAfterMaxHoldRun: a mailbox caller waiting for the
+// turn lets maxHoldRun hold batches go first, the running one included,
+// and then takes the turn before a hold caller that waits with it; after
+// the mailbox batch the hold caller goes first again.
+func TestWriteTurnMailboxAfterMaxHoldRun(t *testing.T) {
+	turn := newWriteTurn()
+	turn.take(true)
+
+	got := make(chan string, 2)
+	go func() {
+		turn.take(false)
+		got <- "mailbox"
+	}()
+	require.Eventually(t, func() bool {
+		all, _ := turn.waiters()
+		return all == 1
+	}, 10*time.Second, time.Millisecond)
+
+	// The running hold batch counts; maxHoldRun-1 more get the turn
+	// handed on.
+	for range maxHoldRun - 1 {
+		require.True(t, turn.handOn())
+	}
+	require.False(t, turn.handOn())
+
+	go func() {
+		turn.take(true)
+		got <- "hold"
+	}()
+	require.Eventually(t, func() bool {
+		all, urgent := turn.waiters()
+		return all == 2 && urgent == 1
+	}, 10*time.Second, time.Millisecond)
+	turn.done()
+	require.Equal(t, "mailbox", <-got)
+
+	// A second mailbox caller waits behind the hold one now.
+	go func() {
+		turn.take(false)
+		got <- "mailbox"
+	}()
+	require.Eventually(t, func() bool {
+		all, _ := turn.waiters()
+		return all == 2
+	}, 10*time.Second, time.Millisecond)
+	turn.done()
+	require.Equal(t, "hold", <-got)
+	turn.done()
+	require.Equal(t, "mailbox", <-got)
+	turn.done()
 }

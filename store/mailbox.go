@@ -147,39 +147,57 @@ func (s *Store) RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
 }
 
 // UnregisterMailboxRecipient removes peer's registration and every message
-// stored for it. found is false if peer was not registered.
+// stored for it. found is false if peer was not registered. The messages go
+// in chunks of at most deleteChunk, each a write of its own, so that no
+// mailbox batch, and no hold write waiting for it, waits for one large
+// delete; the registration goes with the last chunk, so a crash in between
+// leaves the recipient registered with fewer messages, never messages
+// without a recipient. On an error it returns the messages it deleted
+// before it.
 func (s *Store) UnregisterMailboxRecipient(ctx context.Context,
 	peer [33]byte) ([]MailboxRemoved, bool, error) {
 
-	var (
-		removed []MailboxRemoved
-		found   bool
-	)
-	err := s.mailbox.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		found = false
-		var err error
-		removed, err = deleteReturning(ctx, tx, `DELETE FROM
-			mailbox_messages WHERE recipient = ?
-			RETURNING id, recipient, size`, peer[:])
-		if err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM mailbox_recipients
-			WHERE peer = ?`, peer[:])
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		found = n == 1
+	var removed []MailboxRemoved
+	for {
+		var (
+			chunk []MailboxRemoved
+			found bool
+			last  bool
+		)
+		err := s.mailbox.do(ctx, func(ctx context.Context,
+			tx *sql.Tx) error {
 
-		return err
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("unregister mailbox recipient "+
-			"%x: %w", peer, err)
+			found, last = false, false
+			var err error
+			chunk, err = deleteReturning(ctx, tx, `DELETE FROM
+				mailbox_messages WHERE id IN (SELECT id FROM
+				mailbox_messages WHERE recipient = ?
+				ORDER BY id LIMIT ?)
+				RETURNING id, recipient, size`, peer[:],
+				deleteChunk)
+			if err != nil || len(chunk) == deleteChunk {
+				return err
+			}
+			last = true
+			res, err := tx.ExecContext(ctx, `DELETE FROM
+				mailbox_recipients WHERE peer = ?`, peer[:])
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			found = n == 1
+
+			return err
+		})
+		if err != nil {
+			return removed, false, fmt.Errorf("unregister mailbox "+
+				"recipient %x: %w", peer, err)
+		}
+		removed = append(removed, chunk...)
+		if last {
+			return removed, found, nil
+		}
 	}
-
-	return removed, found, nil
 }
 
 // ListMailboxRecipients returns every registration with what is stored for
@@ -557,8 +575,9 @@ func (s *Store) execOne(ctx context.Context, what, query string,
 	return n == 1, nil
 }
 
-// expireChunk is how many messages one expiry transaction deletes at most.
-const expireChunk = 512
+// deleteChunk is how many messages one transaction of a bulk delete
+// (expiry, unregistration, dropping claimed messages) deletes at most.
+const deleteChunk = 512
 
 // ExpireMailboxMessages deletes the unclaimed messages received at or
 // before cutoff and returns them. On an error it returns those it deleted
@@ -585,7 +604,7 @@ func (s *Store) ExpireMailboxMessages(ctx context.Context,
 				mailbox_messages WHERE received_at <= ? AND
 				claimed_at = 0 ORDER BY id LIMIT ?)
 				RETURNING id, recipient, size`, cut,
-				expireChunk)
+				deleteChunk)
 			return err
 		})
 		if err != nil {
@@ -593,7 +612,7 @@ func (s *Store) ExpireMailboxMessages(ctx context.Context,
 				"%w", err)
 		}
 		removed = append(removed, chunk...)
-		if len(chunk) < expireChunk {
+		if len(chunk) < deleteChunk {
 			return removed, nil
 		}
 	}
@@ -601,25 +620,35 @@ func (s *Store) ExpireMailboxMessages(ctx context.Context,
 
 // DropClaimedMailboxMessages deletes every claimed message and returns
 // them. Called at start-up: a message claimed by a previous run may or may
-// not have reached lnd, and sending it again could deliver it twice.
+// not have reached lnd, and sending it again could deliver it twice. Like
+// expiry it deletes in chunks, each a write of its own; on an error it
+// returns those it deleted before it.
 func (s *Store) DropClaimedMailboxMessages(ctx context.Context) (
 	[]MailboxRemoved, error) {
 
-	var (
-		removed []MailboxRemoved
-		err     error
-	)
-	err = s.mailbox.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		removed, err = deleteReturning(ctx, tx, `DELETE FROM
-			mailbox_messages WHERE claimed_at != 0
-			RETURNING id, recipient, size`)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("drop claimed mailbox messages: %w", err)
-	}
+	var removed []MailboxRemoved
+	for {
+		var chunk []MailboxRemoved
+		err := s.mailbox.do(ctx, func(ctx context.Context,
+			tx *sql.Tx) error {
 
-	return removed, nil
+			var err error
+			chunk, err = deleteReturning(ctx, tx, `DELETE FROM
+				mailbox_messages WHERE id IN (SELECT id FROM
+				mailbox_messages WHERE claimed_at != 0
+				ORDER BY id LIMIT ?)
+				RETURNING id, recipient, size`, deleteChunk)
+			return err
+		})
+		if err != nil {
+			return removed, fmt.Errorf("drop claimed mailbox "+
+				"messages: %w", err)
+		}
+		removed = append(removed, chunk...)
+		if len(chunk) < deleteChunk {
+			return removed, nil
+		}
+	}
 }
 
 // MailboxRecipientsWithMessages returns the recipients that have unclaimed

@@ -42,8 +42,9 @@ const busyTimeoutMs = 5000
 // The mailbox's writes have a group commit of their own (mailbox). A flood
 // of stored onion messages then costs one fsync per batch, and since the
 // groups take turns at the connection, hold batches first (writeTurn), a
-// hold write waits for at most the one mailbox batch that is running,
-// never behind a queue of mailbox writes. A second connection for the
+// hold write waits for at most one mailbox batch, never behind a queue of
+// mailbox writes, and a mailbox batch waits for at most maxHoldRun hold
+// batches, however fast hold writes come. A second connection for the
 // mailbox would not help:
 // SQLite admits one writer, so hold writes would meet SQLITE_BUSY and the
 // busy handler's sleep-and-retry instead of a wait for one transaction.
