@@ -592,30 +592,10 @@ func (s *Store) ExpireMailboxMessages(ctx context.Context,
 	// In chunks, each a write of its own: a day's worth of a flood
 	// expiring at once must not make one transaction that every hold
 	// write waits for.
-	var removed []MailboxRemoved
-	for {
-		var chunk []MailboxRemoved
-		err := s.mailbox.do(ctx, func(ctx context.Context,
-			tx *sql.Tx) error {
-
-			var err error
-			chunk, err = deleteReturning(ctx, tx, `DELETE FROM
-				mailbox_messages WHERE id IN (SELECT id FROM
-				mailbox_messages WHERE received_at <= ? AND
-				claimed_at = 0 ORDER BY id LIMIT ?)
-				RETURNING id, recipient, size`, cut,
-				deleteChunk)
-			return err
-		})
-		if err != nil {
-			return removed, fmt.Errorf("expire mailbox messages: "+
-				"%w", err)
-		}
-		removed = append(removed, chunk...)
-		if len(chunk) < deleteChunk {
-			return removed, nil
-		}
-	}
+	return s.deleteMailboxInChunks(ctx, "expire mailbox messages",
+		`DELETE FROM mailbox_messages WHERE id IN (SELECT id FROM
+		mailbox_messages WHERE received_at <= ? AND claimed_at = 0
+		ORDER BY id LIMIT ?) RETURNING id, recipient, size`, cut)
 }
 
 // DropClaimedMailboxMessages deletes every claimed message and returns
@@ -626,6 +606,21 @@ func (s *Store) ExpireMailboxMessages(ctx context.Context,
 func (s *Store) DropClaimedMailboxMessages(ctx context.Context) (
 	[]MailboxRemoved, error) {
 
+	return s.deleteMailboxInChunks(ctx, "drop claimed mailbox messages",
+		`DELETE FROM mailbox_messages WHERE id IN (SELECT id FROM
+		mailbox_messages WHERE claimed_at != 0 ORDER BY id LIMIT ?)
+		RETURNING id, recipient, size`)
+}
+
+// deleteMailboxInChunks runs query, a DELETE ... LIMIT ? RETURNING id,
+// recipient, size, with args and deleteChunk as its last argument, as
+// one mailbox write after another until a chunk comes back short, and
+// returns every removed message. On an error it returns those removed
+// before it.
+func (s *Store) deleteMailboxInChunks(ctx context.Context, what,
+	query string, args ...any) ([]MailboxRemoved, error) {
+
+	args = append(args, deleteChunk)
 	var removed []MailboxRemoved
 	for {
 		var chunk []MailboxRemoved
@@ -633,16 +628,11 @@ func (s *Store) DropClaimedMailboxMessages(ctx context.Context) (
 			tx *sql.Tx) error {
 
 			var err error
-			chunk, err = deleteReturning(ctx, tx, `DELETE FROM
-				mailbox_messages WHERE id IN (SELECT id FROM
-				mailbox_messages WHERE claimed_at != 0
-				ORDER BY id LIMIT ?)
-				RETURNING id, recipient, size`, deleteChunk)
+			chunk, err = deleteReturning(ctx, tx, query, args...)
 			return err
 		})
 		if err != nil {
-			return removed, fmt.Errorf("drop claimed mailbox "+
-				"messages: %w", err)
+			return removed, fmt.Errorf("%s: %w", what, err)
 		}
 		removed = append(removed, chunk...)
 		if len(chunk) < deleteChunk {
