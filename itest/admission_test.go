@@ -3,32 +3,12 @@
 package itest
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/stretchr/testify/require"
 )
-
-// payFlaggedToPrivate pays an invoice of to, which has only a private
-// channel (its invoice carries the route hint), from from with hold_htlc.
-func payFlaggedToPrivate(t *testing.T, from, to *LndNode,
-	amtSat int64) *flagged {
-
-	t.Helper()
-	ctx := t.Context()
-	inv, err := to.Lightning.AddInvoice(ctx, &lnrpc.Invoice{
-		Value: amtSat, Memo: t.Name(), Private: true,
-	})
-	require.NoError(t, err)
-	pay, err := from.SendPayment(ctx, inv.PaymentRequest, PayOpts{
-		FirstHopCustomRecords: HoldHTLCRecords(),
-	})
-	require.NoError(t, err)
-	t.Cleanup(pay.Close)
-	return &flagged{payment: pay, invoice: inv, amtSat: amtSat}
-}
 
 // TestAdmissionPublicChannelNotHeld: a payment that asks for a hold but
 // reaches L over a public channel (here from P, over L-P, as a routing
@@ -58,7 +38,7 @@ func TestAdmissionPublicChannelNotHeld(t *testing.T) {
 	require.NoError(t, err)
 
 	before := holddInfo(t, net)
-	pub := payFlaggedToPrivate(t, net.P, net.S, 70_000)
+	pub := payFlagged(t, net.P, net.S, 70_000, 0)
 	final, err := pub.payment.WaitStatus(ctx, DefaultTimeout,
 		lnrpc.Payment_SUCCEEDED)
 	require.NoError(t, err)
@@ -83,17 +63,8 @@ func TestAdmissionPublicChannelNotHeld(t *testing.T) {
 	// With P on the allowlist, P's flagged payment is held too.
 	require.NoError(t, net.RestartHoldd(ctx,
 		"--hold.allowpeer="+net.P.PubKeyHex))
-	t.Cleanup(func() {
-		// t.Context() is done by now.
-		ctx, cancel := context.WithTimeout(context.Background(),
-			DefaultTimeout)
-		defer cancel()
-		if err := net.RestartHoldd(ctx); err != nil {
-			t.Errorf("restart holdd with its default config: %v",
-				err)
-		}
-	})
-	allowed := payFlaggedToPrivate(t, net.P, net.S, 72_000)
+	t.Cleanup(func() { restoreHoldd(t, net) })
+	allowed := payFlagged(t, net.P, net.S, 72_000, 0)
 	h := waitHeld(t, net, allowed.invoice.RHash, "held")
 	t.Cleanup(func() { failIfStillHeld(t, net, h.Incoming) })
 	require.Equal(t, net.ChanLP, h.Incoming.ChanId)

@@ -260,16 +260,7 @@ func TestUnprovenSenderNotHeld(t *testing.T) {
 	// before.
 	allowP := "--hold.allowpeer=" + net.P.PubKeyHex
 	require.NoError(t, net.ForgetDeliveryPeer(ctx, net.P.PubKey, allowP))
-	t.Cleanup(func() {
-		// t.Context() is done by now.
-		ctx, cancel := context.WithTimeout(context.Background(),
-			DefaultTimeout)
-		defer cancel()
-		if err := net.RestartHoldd(ctx); err != nil {
-			t.Errorf("restart holdd with its default config: %v",
-				err)
-		}
-	})
+	t.Cleanup(func() { restoreHoldd(t, net) })
 	requireNotHeld := func(hash []byte) {
 		client, err := net.HolddClient()
 		require.NoError(t, err)

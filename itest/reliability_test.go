@@ -207,14 +207,15 @@ type flagged struct {
 }
 
 // payFlagged adds an invoice of amtSat on to (with final CLTV delta cltv,
-// 0 for lnd's default) and pays it from from with hold_htlc.
+// 0 for lnd's default) and pays it from from with hold_htlc. The invoice
+// carries route hints for to's private channels (S has only one, with L).
 func payFlagged(t *testing.T, from, to *LndNode, amtSat int64,
 	cltv uint64) *flagged {
 
 	t.Helper()
 	ctx := t.Context()
 	inv, err := to.Lightning.AddInvoice(ctx, &lnrpc.Invoice{
-		Value: amtSat, Memo: t.Name(), CltvExpiry: cltv,
+		Value: amtSat, Memo: t.Name(), CltvExpiry: cltv, Private: true,
 	})
 	require.NoError(t, err)
 	pay, err := from.SendPayment(ctx, inv.PaymentRequest, PayOpts{
@@ -1063,14 +1064,7 @@ func TestReliabilityCaps(t *testing.T) {
 	keepRunning(t, net)
 	require.NoError(t, net.RestartHoldd(ctx,
 		"--hold.allowpeer="+net.P.PubKeyHex))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(),
-			DefaultTimeout)
-		defer cancel()
-		if err := net.RestartHoldd(ctx); err != nil {
-			t.Errorf("cleanup: restart holdd: %v", err)
-		}
-	})
+	t.Cleanup(func() { restoreHoldd(t, net) })
 	client, err := net.HolddClient()
 	require.NoError(t, err)
 
