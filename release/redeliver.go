@@ -216,11 +216,22 @@ func (d *Deliverer) runJob(ctx context.Context, job redeliverJob) {
 			return
 		}
 	}
+	// A peer whose send failed (offline, or lnd's send timed out) is
+	// not tried again in this job: its remaining HTLCs would each wait
+	// out the same timeout while every other peer's redelivery queues
+	// behind them. Its next reconnect or request brings a new job.
+	unreachable := make(map[[33]byte]struct{})
 	for _, rec := range recs {
 		if ctx.Err() != nil {
 			return
 		}
-		d.redeliver(ctx, rec, job.why)
+		if _, skip := unreachable[rec.IncomingPeer]; skip {
+			d.count(RedeliverSendFailed)
+			continue
+		}
+		if !d.redeliver(ctx, rec, job.why) {
+			unreachable[rec.IncomingPeer] = struct{}{}
+		}
 	}
 }
 
@@ -228,15 +239,17 @@ func (d *Deliverer) runJob(ctx context.Context, job redeliverJob) {
 // have expired. The paths are the cached ones or, if this run has none,
 // freshly minted under the same expiry rule, so every delivery of one HTLC
 // carries paths that work until the same time.
+//
+// It reports false only when sending to the peer failed.
 func (d *Deliverer) redeliver(ctx context.Context, rec store.HeldHTLC,
-	why string) {
+	why string) bool {
 
 	log := d.cfg.Logger
 	if rec.IncomingPeer == ([33]byte{}) || d.cfg.Sender == nil {
 		d.count(RedeliverNoPeer)
 		log.Warnf("No peer to redeliver release paths for %v to",
 			rec.Key)
-		return
+		return true
 	}
 	now := d.cfg.Clock.Now()
 	d.mu.Lock()
@@ -248,29 +261,30 @@ func (d *Deliverer) redeliver(ctx context.Context, rec store.HeldHTLC,
 	if seen && why != whyReconnect &&
 		now.Sub(last) < d.cfg.MinRedeliveryInterval {
 		d.count(RedeliverTooSoon)
-		return
+		return true
 	}
 	pd, err := d.delivery(rec, true)
 	if err != nil {
 		d.count(RedeliverFailed)
 		log.Errorf("Minting release paths for %v: %v", rec.Key, err)
-		return
+		return true
 	}
 	if !pd.ExpiresAt.After(now) {
 		d.count(RedeliverExpired)
 		log.Warnf("Release paths of %v expired at %v; not "+
 			"redelivering them", rec.Key, pd.ExpiresAt)
-		return
+		return true
 	}
 	if err := d.send(ctx, rec.IncomingPeer, pd); err != nil {
 		d.count(RedeliverSendFailed)
 		log.Debugf("Redelivering release paths for %v to %x (%s): %v",
 			rec.Key, rec.IncomingPeer[:], why, err)
-		return
+		return false
 	}
 	d.count(RedeliverSent)
 	log.Infof("Redelivered %d release paths for %v to %x (%s)",
 		len(pd.Paths), rec.Key, rec.IncomingPeer[:], why)
+	return true
 }
 
 // send sends pd to peer and notes when it went out, for the redelivery

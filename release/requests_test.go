@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -449,4 +450,65 @@ func FuzzDecodePathsRequest(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, r, r2)
 	})
+}
+
+// failingSender fails every send to one peer and records the others.
+type failingSender struct {
+	recordingSender
+	down  [33]byte
+	tries atomic.Int32
+}
+
+func (f *failingSender) SendCustomMessage(ctx context.Context, peer [33]byte,
+	msgType uint32, data []byte) error {
+
+	if peer == f.down {
+		f.tries.Add(1)
+		return errors.New("peer is not online")
+	}
+	return f.recordingSender.SendCustomMessage(ctx, peer, msgType, data)
+}
+
+// TestRedeliverySkipsUnreachablePeer: once a send to a peer fails, the
+// job does not try that peer's other HTLCs (each try could wait out lnd's
+// send timeout while other peers' redeliveries queue), but still serves
+// the others.
+func TestRedeliverySkipsUnreachablePeer(t *testing.T) {
+	var recs []store.HeldHTLC
+	for i := range uint64(3) {
+		r := heldRecord(i + 1)
+		r.IncomingPeer = peerKey(1)
+		recs = append(recs, r)
+	}
+	other := heldRecord(9)
+	other.IncomingPeer = peerKey(2)
+	recs = append(recs, other)
+
+	sender := &failingSender{down: peerKey(1)}
+	auth, err := NewAuthenticator(testSecret)
+	require.NoError(t, err)
+	m, err := NewMinter(auth, privKey(1).PubKey(), privKey(2).PubKey())
+	require.NoError(t, err)
+	d := NewDeliverer(DelivererConfig{Minter: m, Sender: sender,
+		PathCount: 2, PathTTL: time.Hour,
+		Clock: clock.NewTestClock(time.Unix(1_800_000_100, 0))})
+	ctx, cancel := context.WithCancel(context.Background())
+	d.Start(ctx)
+	t.Cleanup(func() {
+		cancel()
+		d.Wait()
+	})
+
+	require.True(t, d.Redeliver(recs, "test"))
+	require.Eventually(t, func() bool {
+		c := d.RedeliveryCounts()
+		return c[RedeliverSent]+c[RedeliverSendFailed] == 4
+	}, 5*time.Second, time.Millisecond)
+	require.Equal(t, int32(1), sender.tries.Load())
+	require.Equal(t, map[string]uint64{RedeliverSent: 1,
+		RedeliverSendFailed: 3}, d.RedeliveryCounts())
+	sender.mu.Lock()
+	defer sender.mu.Unlock()
+	require.Len(t, sender.sent, 1)
+	require.Equal(t, peerKey(2), sender.sent[0].peer)
 }
