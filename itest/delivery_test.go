@@ -259,7 +259,7 @@ func TestUnprovenSenderNotHeld(t *testing.T) {
 	// L); forget that, so P is the unproven sender here whatever ran
 	// before.
 	allowP := "--hold.allowpeer=" + net.P.PubKeyHex
-	require.NoError(t, net.ForgetDeliveryPeer(ctx, net.P.PubKey, allowP))
+	require.NoError(t, net.ForgetDeliveryPeer(ctx, net.P, allowP))
 	t.Cleanup(func() { restoreHoldd(t, net) })
 	requireNotHeld := func(hash []byte) {
 		client, err := net.HolddClient()
@@ -287,8 +287,8 @@ func TestUnprovenSenderNotHeld(t *testing.T) {
 	})
 
 	t.Run("fail", func(t *testing.T) {
-		require.NoError(t, net.ForgetDeliveryPeer(ctx, net.P.PubKey,
-			allowP, "--hold.unprovensender=fail"))
+		require.NoError(t, net.ForgetDeliveryPeer(ctx, net.P, allowP,
+			"--hold.unprovensender=fail"))
 		resetMissionControl(t, net.P)
 		pay, inv := payUnproven(9_500)
 		requireFailedByL(t, pay)

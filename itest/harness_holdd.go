@@ -361,11 +361,12 @@ func (n *Network) WaitHolddReady(ctx context.Context) error {
 	return h.waitReady(ctx)
 }
 
-// ForgetDeliveryPeer stops L's holdd, removes peer from the peers its
+// ForgetDeliveryPeer stops L's holdd, removes node from the peers its
 // store knows to read path deliveries, and starts holdd again with args,
 // so a test can play a sender that never proved it, whatever ran before.
-// holdd has no API for this: it only ever learns proofs.
-func (n *Network) ForgetDeliveryPeer(ctx context.Context, peer []byte,
+// node greets L again before its next hold_htlc payment. holdd has no API
+// for this: it only ever learns proofs.
+func (n *Network) ForgetDeliveryPeer(ctx context.Context, node *LndNode,
 	args ...string) error {
 
 	if err := n.StopHoldd(); err != nil {
@@ -377,12 +378,13 @@ func (n *Network) ForgetDeliveryPeer(ctx context.Context, peer []byte,
 		return err
 	}
 	_, err = db.ExecContext(ctx, `DELETE FROM delivery_peers WHERE peer = ?`,
-		peer)
+		node.PubKey)
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("forget delivery peer in %s: %w", path, err)
 	}
+	node.readsDeliveries.Store(false)
 	return n.StartHoldd(ctx, args...)
 }
