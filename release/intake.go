@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 
 	"github.com/holdd/holdd/plugin"
@@ -250,11 +251,7 @@ func (in *Intake) CountDrop(outcome string) {
 func (in *Intake) Counts() map[string]uint64 {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	out := make(map[string]uint64, len(in.counts))
-	for k, v := range in.counts {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(in.counts)
 }
 
 // unknownEvenTLV returns the lowest even final-hop TLV type other than the

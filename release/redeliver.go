@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/holdd/holdd/store"
@@ -321,9 +322,5 @@ func (d *Deliverer) count(outcome string) {
 func (d *Deliverer) RedeliveryCounts() map[string]uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make(map[string]uint64, len(d.redeliveries))
-	for k, v := range d.redeliveries {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(d.redeliveries)
 }
