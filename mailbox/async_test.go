@@ -10,11 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// waitingCount is how many messages wait for a worker.
+// waitingCount is how many messages wait for their queue to take them.
 func (a *AsyncForwarder) waitingCount() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.queued
+	return int(a.queued.Load())
 }
 
 // peerGate holds the sends to some peers until their gate closes, and
@@ -43,10 +41,11 @@ func (g *peerGate) SendToPeer(ctx context.Context, peer [33]byte,
 	return g.next.SendToPeer(ctx, peer, msg)
 }
 
-// TestAsyncForwarderNeverBlocks: with the mailbox stuck in a send, the
-// transport's calls still return at once; messages beyond the queue are
-// dropped and counted, and the queued ones go out in order once the send
-// is unblocked.
+// TestAsyncForwarderNeverBlocks: with the mailbox stuck in a store write,
+// the transport's calls still return at once; messages beyond the queue
+// are dropped and counted, and the queued ones go out in order once the
+// write is unblocked. (A send that hangs holds up nothing: the recipient's
+// queue stores what comes behind it, see TestAsyncForwarderSlowRecipient.)
 func TestAsyncForwarderNeverBlocks(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, nil)
@@ -55,10 +54,8 @@ func TestAsyncForwarderNeverBlocks(t *testing.T) {
 	h.lnd.setOnline(a, true)
 	h.start()
 
-	gate := make(chan struct{})
-	h.fwd.mu.Lock()
-	h.fwd.gate = gate
-	h.fwd.mu.Unlock()
+	unblock := h.fs.gatePuts()
+	t.Cleanup(unblock)
 
 	async := NewAsyncForwarder(h.mb, 2)
 	async.Start()
@@ -66,7 +63,7 @@ func TestAsyncForwarderNeverBlocks(t *testing.T) {
 
 	first := testMsg(t, 'a', 10)
 	require.Equal(t, OutcomeQueued, async.HandleForward(ctx, a, first))
-	// The worker takes the first message and blocks in its send.
+	// The queue takes the first message and blocks in its store write.
 	require.Eventually(t, func() bool { return async.waitingCount() == 0 },
 		waitFor, time.Millisecond)
 
@@ -77,7 +74,7 @@ func TestAsyncForwarderNeverBlocks(t *testing.T) {
 		testMsg(t, 'd', 13)))
 	require.Equal(t, uint64(1), h.mb.Stats().Dropped[DropBusy])
 
-	close(gate)
+	unblock()
 	got := h.waitSends(3)
 	require.Equal(t, []sentMsg{sentOf(t, a, first), sentOf(t, a, second),
 		sentOf(t, a, third)}, got)
@@ -125,7 +122,7 @@ func TestAsyncForwarderSlowRecipient(t *testing.T) {
 		sentOf(t, slow, s2)}, h.waitSends(3))
 }
 
-// TestAsyncForwarderBounds: no more workers than the bound run, whatever
+// TestAsyncForwarderBounds: no more sends than the bound run, whatever
 // the number of recipients; one recipient cannot take more than its share
 // of the queue; and the recipients left waiting are all served, each in
 // arrival order.
@@ -138,6 +135,7 @@ func TestAsyncForwarderBounds(t *testing.T) {
 	h := newHarness(t, func(cfg *Config) {
 		gate.next = cfg.Forwarder
 		cfg.Forwarder = gate
+		cfg.Limits.MaxDrains = 2
 	})
 	release := make(chan struct{})
 	var peers [][33]byte
@@ -149,10 +147,12 @@ func TestAsyncForwarderBounds(t *testing.T) {
 		h.lnd.setOnline(p, true)
 	}
 	h.start()
+	const perRcpt = 6
+	h.mb.mu.Lock()
+	h.mb.inboxSize = perRcpt
+	h.mb.mu.Unlock()
 
 	async := NewAsyncForwarder(h.mb, 0)
-	async.nWorkers = 2
-	async.perRcpt = 6
 	async.Start()
 	t.Cleanup(async.Stop)
 	var once sync.Once
@@ -169,32 +169,45 @@ func TestAsyncForwarderBounds(t *testing.T) {
 		}
 		want = append(want, mine)
 	}
-	// Two sends hang; nobody else starts one.
+	// Two sends hang; nobody else starts one: the other three wait for
+	// a send slot.
 	<-gate.entered
 	<-gate.entered
-	async.mu.Lock()
-	require.Equal(t, 2, async.workers)
-	require.Len(t, async.ready, 3)
-	async.mu.Unlock()
+	require.Eventually(t, func() bool {
+		return h.mb.slotWaiters.Load() == 3
+	}, waitFor, time.Millisecond)
+	require.Len(t, h.mb.slots, 2)
+	require.Empty(t, gate.entered)
+	// Meanwhile every queue stored its messages behind its first.
+	require.Eventually(t, func() bool {
+		count, _, err := h.st.MailboxUsage(ctx)
+		return err == nil && count == int64(len(peers)*3)
+	}, waitFor, time.Millisecond)
 
-	// A recipient's share of the queue.
+	// A recipient's share of the queue, while its queue is stuck in a
+	// store write.
 	over := peers[0]
-	async.mu.Lock()
-	have := len(async.waiting[over])
-	async.mu.Unlock()
-	for range async.perRcpt - have {
+	unblock := h.fs.gatePuts()
+	t.Cleanup(unblock)
+	require.Equal(t, OutcomeQueued, async.HandleForward(ctx, over,
+		testMsg(t, 'z', 9)))
+	require.Eventually(t, func() bool { return async.waitingCount() == 0 },
+		waitFor, time.Millisecond)
+	h.mb.mu.Lock()
+	have := len(h.mb.queues[over].inbox)
+	h.mb.mu.Unlock()
+	for range perRcpt - have {
 		require.Equal(t, OutcomeQueued, async.HandleForward(ctx, over,
 			testMsg(t, 'z', 9)))
 	}
 	require.Equal(t, OutcomeBusy, async.HandleForward(ctx, over,
 		testMsg(t, 'z', 9)))
 
+	unblock()
 	once.Do(func() { close(release) })
-	require.Eventually(t, func() bool {
-		async.mu.Lock()
-		defer async.mu.Unlock()
-		return async.workers == 0
-	}, waitFor, time.Millisecond)
+	h.waitIdle()
+	require.Zero(t, h.mb.slotWaiters.Load())
+	require.Empty(t, h.mb.slots)
 
 	// Each recipient's messages went out in arrival order.
 	byPeer := make(map[[33]byte][]sentMsg)
@@ -206,4 +219,5 @@ func TestAsyncForwarderBounds(t *testing.T) {
 		require.GreaterOrEqual(t, len(got), 3)
 		require.Equal(t, want[i], got[:3])
 	}
+	require.Len(t, byPeer[over], 3+1+perRcpt)
 }

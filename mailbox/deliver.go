@@ -17,135 +17,31 @@ import (
 // refused unclaimed, or the next start drops it.
 const storeWriteTimeout = 10 * time.Second
 
-// kick makes sure someone delivers peer's stored messages: it starts a
-// drain, or tells the one running to look at the store again.
+// kick asks peer's queue to look at the store: peer became ready, or a
+// sweep found messages waiting for it. It starts the queue if none runs.
 func (m *Mailbox) kick(peer [33]byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
-	if q := m.queues[peer]; q != nil {
-		q.more = true
+	q := m.queueLocked(peer)
+	if q == nil {
 		return
 	}
-	if !m.running() {
-		return
+	select {
+	case q.kick <- struct{}{}:
+	default:
+		// One is pending already; it covers this one.
 	}
-	m.queues[peer] = &queue{}
-	m.spawnLocked(peer)
 }
 
-// handOver passes a queue the caller owns to a new drain.
-func (m *Mailbox) handOver(peer [33]byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-
-	if !m.running() {
-		delete(m.queues, peer)
-		return
-	}
-	m.spawnLocked(peer)
-}
-
-// spawnLocked starts a drain that owns peer's queue. m.mu must be held and
-// the mailbox running, so Stop's Wait cannot have begun.
-func (m *Mailbox) spawnLocked(peer [33]byte) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.drain(peer)
-	}()
-}
-
-// finish lets go of peer's queue after an inline send, unless someone
-// kicked it meanwhile (new messages, the recipient becoming ready): then a drain takes
-// over, so no wake-up is lost.
-func (m *Mailbox) finish(peer [33]byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-
-	q := m.queues[peer]
-	if q != nil && q.more && m.running() {
-		q.more = false
-		m.spawnLocked(peer)
-		return
-	}
-	delete(m.queues, peer)
-}
-
-// release lets go of peer's queue, unless someone kicked it since the
-// drain last looked: then the drain must look again, and release reports
-// that it still owns the queue.
-func (m *Mailbox) release(peer [33]byte) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-
-	q := m.queues[peer]
-	if q != nil && q.more && m.running() {
-		q.more = false
-		return true
-	}
-	delete(m.queues, peer)
-
-	return false
-}
-
+// isOnline reports whether peer is a registered recipient ready for
+// delivery.
 func (m *Mailbox) isOnline(peer [33]byte) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
-	_, ok := m.online[peer]
-	return ok
-}
-
-// drain delivers peer's stored messages in order while peer is online. It
-// owns peer's queue and lets go of it when the store has nothing more, the
-// peer goes offline, a send fails or the mailbox stops; a kick in the
-// meantime makes it look again instead.
-func (m *Mailbox) drain(peer [33]byte) {
-	select {
-	case m.drains <- struct{}{}:
-		defer func() { <-m.drains }()
-	case <-m.ctx.Done():
-		m.release(peer)
-		return
-	}
-
-	for {
-		m.drainOnce(peer)
-		if !m.release(peer) {
-			return
-		}
-	}
-}
-
-// drainOnce delivers peer's messages until the store has no more or the
-// drain has to stop.
-func (m *Mailbox) drainOnce(peer [33]byte) {
-	for {
-		if m.ctx.Err() != nil || !m.isOnline(peer) {
-			return
-		}
-		batch, err := m.cfg.Store.NextMailboxMessages(m.ctx, peer,
-			drainBatch)
-		if err != nil {
-			if m.ctx.Err() == nil {
-				m.log.Errorf("Reading messages for %x: %v", peer,
-					err)
-			}
-			return
-		}
-		if len(batch) == 0 {
-			return
-		}
-		for _, msg := range batch {
-			if m.ctx.Err() != nil || !m.isOnline(peer) {
-				return
-			}
-			if !m.deliverStored(msg) {
-				return
-			}
-		}
-	}
+	r := m.recipients[peer]
+	return r != nil && r.ready
 }
 
 // sendResult is what became of a claimed message.
@@ -166,53 +62,6 @@ const (
 	// unsendable: the stored row cannot be sent; it is dropped.
 	unsendable
 )
-
-// deliverStored claims and sends one stored message. It returns false when
-// the drain must stop.
-func (m *Mailbox) deliverStored(msg store.MailboxMessage) bool {
-	now := m.cfg.Clock.Now()
-	if !msg.ReceivedAt.After(now.Add(-m.lim.MaxAge)) {
-		ok, err := m.cfg.Store.DeleteMailboxMessage(m.ctx, msg.ID)
-		if err != nil {
-			m.log.Errorf("Dropping expired message %d: %v", msg.ID,
-				err)
-			return false
-		}
-		if ok {
-			m.removed(DropExpired, []store.MailboxRemoved{{
-				ID: msg.ID, Size: msg.Size(),
-			}})
-		}
-		return true
-	}
-
-	ok, err := m.cfg.Store.ClaimMailboxMessage(m.ctx, msg.ID, now)
-	if err != nil {
-		m.log.Errorf("Claiming message %d for %x: %v", msg.ID,
-			msg.Recipient, err)
-		return false
-	}
-	// Evicted or expired since it was read: nothing to send.
-	if !ok {
-		return true
-	}
-
-	switch m.deliverClaimed(msg) {
-	case sent:
-		m.mu.Lock()
-		m.stats.Delivered++
-		m.mu.Unlock()
-		return true
-
-	case unsendable:
-		return true
-	}
-
-	// Refused: the recipient is most likely gone. Uncertain: lnd is
-	// slow or restarting. Either way the next message would fare the
-	// same; the next readiness or sweep resumes.
-	return false
-}
 
 // deliverClaimed sends a message that is stored claimed, then deletes it,
 // or unclaims it if lnd refused it.
@@ -323,9 +172,8 @@ func (m *Mailbox) runSweeper() {
 	}
 }
 
-// sweep drops expired messages, re-reads the usage from the store, forgets
-// old rate-limit entries, and starts a drain for every online recipient
-// with waiting messages, which retries sends lnd refused while the
+// sweep drops expired messages, re-reads the usage from the store, and
+// kicks the queue of every ready recipient with waiting messages, which retries sends lnd refused while the
 // recipient stayed connected.
 func (m *Mailbox) sweep(ctx context.Context) {
 	now := m.cfg.Clock.Now()
@@ -353,18 +201,10 @@ func (m *Mailbox) sweep(ctx context.Context) {
 		m.mu.Unlock()
 	}
 
-	m.mu.Lock()
-	for p, t := range m.lastReg {
-		if now.Sub(t) >= m.lim.RegisterInterval {
-			delete(m.lastReg, p)
-		}
-	}
-	m.mu.Unlock()
-
 	m.kickWaiting(ctx)
 }
 
-// kickWaiting starts drains for the online recipients with waiting
+// kickWaiting kicks the queues of the ready recipients with waiting
 // messages.
 func (m *Mailbox) kickWaiting(ctx context.Context) {
 	waiting, err := m.cfg.Store.MailboxRecipientsWithMessages(ctx)

@@ -446,6 +446,29 @@ type failingStore struct {
 	MessageStore
 	mu   sync.Mutex
 	fail map[string]bool
+
+	// putGate, if set, makes each PutMailboxMessage wait for a value
+	// (or its close) before it writes.
+	putGate chan struct{}
+}
+
+// gatePuts makes store writes of messages wait until the returned func
+// is called.
+func (s *failingStore) gatePuts() func() {
+	gate := make(chan struct{})
+	s.mu.Lock()
+	s.putGate = gate
+	s.mu.Unlock()
+
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.putGate = nil
+			s.mu.Unlock()
+			close(gate)
+		})
+	}
 }
 
 var errStoreDown = errors.New("store down")
@@ -468,6 +491,12 @@ func (s *failingStore) PutMailboxMessage(ctx context.Context,
 	m store.MailboxMessage, claim bool, lim store.MailboxLimits) (
 	store.MailboxPut, error) {
 
+	s.mu.Lock()
+	gate := s.putGate
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	if s.failing("put") {
 		return store.MailboxPut{}, errStoreDown
 	}

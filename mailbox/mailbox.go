@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -224,7 +225,8 @@ type Limits struct {
 	// SendTimeout bounds one send to lnd.
 	SendTimeout time.Duration
 
-	// MaxDrains bounds how many recipients are delivered to at once.
+	// MaxDrains bounds how many recipients are delivered to at once:
+	// the sends to lnd in flight, one per recipient at most.
 	MaxDrains int
 
 	// RegisterInterval is the least time between two registrations
@@ -393,16 +395,24 @@ type RecipientInfo struct {
 	Online bool
 }
 
-// queue is the delivery state of one recipient. Only one goroutine at a
-// time owns a recipient's queue, which is what keeps its messages in
-// order; the queue exists in Mailbox.queues exactly while it is owned.
-type queue struct {
-	// more is set when messages were stored while the owner was busy,
-	// so it must look at the store again before letting go.
-	more bool
+// recipientState is what the mailbox knows of one registered recipient
+// besides what the store keeps. It lives in Mailbox.recipients exactly while
+// the recipient is registered.
+type recipientState struct {
+	// ready is set once the recipient can take messages: connected, its
+	// holdd registered again and its channel with us active.
+	ready bool
+
+	// offlineGen counts the recipient's PEER_OFFLINE events, so that a
+	// readiness decided before one is not applied after it.
+	offlineGen uint64
+
+	// waiting is set while a channel waiter runs for the recipient.
+	waiting bool
 }
 
 // Mailbox stores and delivers onion messages for registered recipients.
+// See the package documentation for who owns what.
 type Mailbox struct {
 	cfg Config
 	lim Limits
@@ -411,28 +421,36 @@ type Mailbox struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	drains chan struct{}
+
+	// slots bounds the sends to lnd in flight, one per recipient at
+	// most; slotWaiters counts the sends waiting for one.
+	slots       chan struct{}
+	slotWaiters atomic.Int32
 
 	allow map[[33]byte]struct{}
 
-	mu         sync.Mutex
-	started    bool
-	stopped    bool
-	registered map[[33]byte]struct{}
-	online     map[[33]byte]struct{}
-	queues     map[[33]byte]*queue
+	// lastReg is when each peer's last registration was acted on. Only
+	// the registration goroutine touches it.
+	lastReg map[[33]byte]time.Time
 
-	// offlineGen counts each recipient's PEER_OFFLINE events, so that a
-	// readiness decided before one is not applied after it; waiting holds
-	// the recipients a channel waiter runs for, one at most each.
-	offlineGen map[[33]byte]uint64
-	waiting    map[[33]byte]bool
-	lastReg    map[[33]byte]time.Time
-	peersUp    bool
-	stats      Stats
-
-	// peersSynced is set once the first ListPeers was applied.
+	// peersSynced is set once the first ListPeers was applied. Only the
+	// peer goroutine touches it.
 	peersSynced bool
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+
+	// recipients holds the registered recipients and their readiness.
+	recipients map[[33]byte]*recipientState
+
+	// queues holds the running queue owners, at most one per
+	// recipient; inboxSize is the capacity each one starts with.
+	queues    map[[33]byte]*queue
+	inboxSize int
+
+	peersUp bool
+	stats   Stats
 }
 
 // New validates cfg and returns a stopped Mailbox.
@@ -452,14 +470,12 @@ func New(cfg Config) (*Mailbox, error) {
 		log:        cfg.Logger,
 		ctx:        ctx,
 		cancel:     cancel,
-		drains:     make(chan struct{}, cfg.Limits.MaxDrains),
+		slots:      make(chan struct{}, cfg.Limits.MaxDrains),
 		allow:      allow,
-		registered: make(map[[33]byte]struct{}),
-		online:     make(map[[33]byte]struct{}),
-		queues:     make(map[[33]byte]*queue),
-		offlineGen: make(map[[33]byte]uint64),
-		waiting:    make(map[[33]byte]bool),
 		lastReg:    make(map[[33]byte]time.Time),
+		recipients: make(map[[33]byte]*recipientState),
+		queues:     make(map[[33]byte]*queue),
+		inboxSize:  asyncPerRecipient,
 		stats: Stats{
 			Dropped:       make(map[string]uint64),
 			Registrations: make(map[string]uint64),
@@ -507,7 +523,7 @@ func (m *Mailbox) Start(ctx context.Context) error {
 	}
 	m.started = true
 	for _, r := range recipients {
-		m.registered[r.Peer] = struct{}{}
+		m.recipients[r.Peer] = &recipientState{}
 	}
 	m.stats.StoredMessages, m.stats.StoredBytes = count, bytes
 	if len(claimed) > 0 {
@@ -563,102 +579,128 @@ func (m *Mailbox) HandleForward(ctx context.Context, next [33]byte,
 	return string(m.Handle(ctx, next, msg))
 }
 
-// Handle takes a message whose next hop, after our own, is next. It stores
-// it for a registered recipient, evicting older messages over a bound, and
-// sends it at once if the recipient is online and has nothing older
-// waiting. Bad input changes nothing but a counter.
-func (m *Mailbox) Handle(ctx context.Context, next [33]byte,
+// Handle takes a message whose next hop, after our own, is next, and waits
+// for the recipient's queue to deal with it: the queue stores it for a
+// registered recipient, evicting older messages over a bound, and sends it
+// at once if the recipient is ready and has nothing older waiting. Bad input
+// changes nothing but a counter.
+func (m *Mailbox) Handle(_ context.Context, next [33]byte,
 	msg *lnwire.OnionMessage) Outcome {
+
+	if outcome, ok := m.admit(next, msg); !ok {
+		return outcome
+	}
+	req := &putRequest{msg: msg, reply: make(chan Outcome, 1)}
+
+	// Counted as a sender, the queue cannot retire before it took req.
+	m.mu.Lock()
+	q := m.queueLocked(next)
+	if q != nil {
+		q.senders++
+	}
+	m.mu.Unlock()
+	if q == nil {
+		m.drop(DropNotRunning, 1)
+		return OutcomeNotRunning
+	}
+
+	handedOver := false
+	select {
+	case q.inbox <- req:
+		handedOver = true
+	case <-m.ctx.Done():
+	}
+	m.mu.Lock()
+	q.senders--
+	m.mu.Unlock()
+
+	if handedOver {
+		select {
+		case outcome := <-req.reply:
+			return outcome
+		case <-q.exited:
+		}
+		// The queue answers every request it took before it exits.
+		select {
+		case outcome := <-req.reply:
+			return outcome
+		default:
+		}
+	}
+	m.drop(DropNotRunning, 1)
+
+	return OutcomeNotRunning
+}
+
+// enqueue hands a message to its recipient's queue without waiting: the
+// AsyncForwarder's way in. taken is called once the queue took it. A full
+// inbox drops the message (DropBusy).
+func (m *Mailbox) enqueue(next [33]byte, msg *lnwire.OnionMessage,
+	taken func()) Outcome {
+
+	if outcome, ok := m.admit(next, msg); !ok {
+		return outcome
+	}
+	req := &putRequest{msg: msg, taken: taken}
+
+	// Handing over under m.mu: the queue retires under m.mu only with
+	// an empty inbox, so req cannot land in a queue that has retired.
+	m.mu.Lock()
+	q := m.queueLocked(next)
+	handedOver := false
+	if q != nil {
+		select {
+		case q.inbox <- req:
+			handedOver = true
+		default:
+		}
+	}
+	m.mu.Unlock()
+
+	switch {
+	case q == nil:
+		m.drop(DropNotRunning, 1)
+		return OutcomeNotRunning
+
+	case !handedOver:
+		m.drop(DropBusy, 1)
+		return Outcome(OutcomeBusy)
+	}
+
+	return Outcome(OutcomeQueued)
+}
+
+// admit drops what no queue needs to see: bad input, a message while the
+// mailbox is not running, or one for a peer that is not registered.
+func (m *Mailbox) admit(next [33]byte, msg *lnwire.OnionMessage) (Outcome,
+	bool) {
 
 	switch {
 	case msg == nil || msg.PathKey == nil || len(msg.OnionBlob) == 0:
 		m.drop(DropInvalid, 1)
-		return OutcomeInvalid
+		return OutcomeInvalid, false
 
 	case int64(len(msg.OnionBlob)) > m.lim.MaxMessageBytes:
 		m.drop(DropTooLarge, 1)
 		m.log.Debugf("Dropping %d-byte message for %x: too large",
 			len(msg.OnionBlob), next)
-		return OutcomeTooLarge
+		return OutcomeTooLarge, false
 	}
 
 	m.mu.Lock()
+	defer m.mu.Unlock()
+
 	if !m.running() {
 		m.stats.Dropped[DropNotRunning]++
-		m.mu.Unlock()
-		return OutcomeNotRunning
+		return OutcomeNotRunning, false
 	}
-	if _, ok := m.registered[next]; !ok {
+	if m.recipients[next] == nil {
 		m.stats.Dropped[DropUnregistered]++
-		m.mu.Unlock()
 		m.log.Debugf("Dropping message for %x: not registered", next)
-		return OutcomeUnregistered
-	}
-	_, online := m.online[next]
-	// Sending from here keeps the common case (recipient online,
-	// nothing waiting) to one store write before the send and one
-	// after. It needs the recipient's queue, which stays ours until
-	// finish.
-	inline := online && m.queues[next] == nil
-	if inline {
-		m.queues[next] = &queue{}
-	}
-	m.mu.Unlock()
-
-	rec := store.MailboxMessage{
-		Recipient:  next,
-		Onion:      msg.OnionBlob,
-		ReceivedAt: m.cfg.Clock.Now(),
-	}
-	copy(rec.PathKey[:], msg.PathKey.SerializeCompressed())
-
-	put, err := m.cfg.Store.PutMailboxMessage(ctx, rec, inline,
-		m.storeLimits())
-	if err != nil {
-		if inline {
-			m.finish(next)
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			// Unregistered between our check and the write.
-			m.drop(DropUnregistered, 1)
-			return OutcomeUnregistered
-		}
-		m.drop(DropStoreError, 1)
-		m.log.Errorf("Dropping message for %x: %v", next, err)
-		return OutcomeStoreError
-	}
-	m.noteStored(put, rec.Size())
-
-	switch {
-	case !inline:
-		if online {
-			m.kick(next)
-		}
-		return OutcomeStored
-
-	// Older messages are waiting: they go first, from a drain that
-	// takes over the queue.
-	case !put.Claimed:
-		m.handOver(next)
-		return OutcomeStored
+		return OutcomeUnregistered, false
 	}
 
-	rec.ID = put.ID
-	res := m.deliverClaimed(rec)
-	m.finish(next)
-	switch res {
-	case sent:
-		m.mu.Lock()
-		m.stats.ForwardedDirect++
-		m.mu.Unlock()
-		return OutcomeForwarded
-
-	case uncertain:
-		return OutcomeSendUncertain
-
-	default:
-		return OutcomeStored
-	}
+	return "", true
 }
 
 func (m *Mailbox) storeLimits() store.MailboxLimits {
@@ -725,9 +767,9 @@ func (m *Mailbox) Stats() Stats {
 	for k, v := range m.stats.Registrations {
 		s.Registrations[k] = v
 	}
-	s.Recipients = len(m.registered)
-	for p := range m.registered {
-		if _, ok := m.online[p]; ok {
+	s.Recipients = len(m.recipients)
+	for _, r := range m.recipients {
+		if r.ready {
 			s.OnlineRecipients++
 		}
 	}
@@ -749,8 +791,11 @@ func (m *Mailbox) Recipients(ctx context.Context) ([]RecipientInfo, error) {
 
 	out := make([]RecipientInfo, len(list))
 	for i, r := range list {
-		_, online := m.online[r.Peer]
-		out[i] = RecipientInfo{MailboxRecipient: r, Online: online}
+		st := m.recipients[r.Peer]
+		out[i] = RecipientInfo{
+			MailboxRecipient: r,
+			Online:           st != nil && st.ready,
+		}
 	}
 
 	return out, nil
@@ -763,14 +808,17 @@ func (m *Mailbox) Unregister(ctx context.Context, peer [33]byte) (bool,
 
 	removed, found, err := m.cfg.Store.UnregisterMailboxRecipient(ctx,
 		peer)
+	// The store deletes in chunks and returns those it committed even
+	// when a later one failed: the counts follow what it committed.
+	m.removed(DropRecipientRemoved, removed)
 	if err != nil {
 		return false, err
 	}
+	// The recipient's queue, if one runs, finds its messages gone and
+	// its next store write refused.
 	m.mu.Lock()
-	delete(m.registered, peer)
-	m.forgetOffline(peer)
+	delete(m.recipients, peer)
 	m.mu.Unlock()
-	m.removed(DropRecipientRemoved, removed)
 	if found {
 		m.log.Infof("Unregistered %x, dropped %d stored message(s)",
 			peer, len(removed))

@@ -672,7 +672,7 @@ func TestKickDuringFailedSendIsNotLost(t *testing.T) {
 		h.mb.mu.Lock()
 		defer h.mb.mu.Unlock()
 		q := h.mb.queues[a]
-		return q != nil && q.more
+		return q != nil && q.kicks.Load() > 0
 	}, waitFor, time.Millisecond)
 	close(gate)
 

@@ -81,26 +81,21 @@ func (m *Mailbox) followPeers() (bool, error) {
 		online[key] = struct{}{}
 	}
 	m.mu.Lock()
-	// At start, connected peers count as ready (their holdd was most
-	// likely up before ours). On a resubscribe only those that were
+	// At start, connected recipients count as ready (their holdd was
+	// most likely up before ours). On a resubscribe only those that were
 	// ready stay so: the others may have reconnected in the gap, before
 	// their holdd.
-	if m.peersSynced {
-		for k := range online {
-			if _, ok := m.online[k]; !ok {
-				delete(online, k)
-			}
+	for peer, r := range m.recipients {
+		_, listed := online[peer]
+		wasReady := r.ready
+		r.ready = listed && (r.ready || !m.peersSynced)
+		if wasReady && !r.ready {
+			r.offlineGen++
 		}
 	}
-	for k := range m.online {
-		if _, ok := online[k]; !ok {
-			m.wentOffline(k)
-		}
-	}
-	m.online = online
 	m.peersUp = true
-	m.peersSynced = true
 	m.mu.Unlock()
+	m.peersSynced = true
 	m.log.Debugf("lnd has %d peer(s) connected", len(online))
 
 	// Whatever waited for a recipient that is online now goes out.
@@ -138,40 +133,20 @@ func (m *Mailbox) peerEvent(ev *lnrpc.PeerEvent) {
 	}
 
 	m.mu.Lock()
-	_, registered := m.registered[key]
-	switch ev.GetType() {
-	case lnrpc.PeerEvent_PEER_ONLINE:
-		// Not ready: see above.
-
-	case lnrpc.PeerEvent_PEER_OFFLINE:
-		delete(m.online, key)
-		m.wentOffline(key)
+	r := m.recipients[key]
+	registered := r != nil
+	// Online: not ready, see above. Offline: not ready at once, and a
+	// readiness decided before this event is not applied after it. Any
+	// other peer (lnd has many) is none of the mailbox's business.
+	if registered && ev.GetType() == lnrpc.PeerEvent_PEER_OFFLINE {
+		r.ready = false
+		r.offlineGen++
 	}
 	m.mu.Unlock()
 
 	if registered && ev.GetType() == lnrpc.PeerEvent_PEER_ONLINE {
 		m.log.Debugf("Recipient %x is online; delivering once its "+
 			"holdd registers again", key)
-	}
-}
-
-// wentOffline counts an offline event of peer. Only a registered peer, or
-// one a readiness waiter runs for, can have a readiness decided before the
-// event; any other peer (lnd has many) would only grow the map. The
-// caller holds m.mu.
-func (m *Mailbox) wentOffline(peer [33]byte) {
-	_, registered := m.registered[peer]
-	if registered || m.waiting[peer] {
-		m.offlineGen[peer]++
-	}
-}
-
-// forgetOffline drops peer's offline count once nothing can read it: it
-// is not registered and no waiter runs for it. The caller holds m.mu.
-func (m *Mailbox) forgetOffline(peer [33]byte) {
-	_, registered := m.registered[peer]
-	if !registered && !m.waiting[peer] {
-		delete(m.offlineGen, peer)
 	}
 }
 

@@ -12,7 +12,14 @@ func (m *Mailbox) offlineTracked() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
-	return len(m.offlineGen)
+	n := 0
+	for _, r := range m.recipients {
+		if r.offlineGen > 0 {
+			n++
+		}
+	}
+
+	return n
 }
 
 // TestOfflineCountsOnlyRecipients: lnd reports every peer that comes and
@@ -38,7 +45,7 @@ func TestOfflineCountsOnlyRecipients(t *testing.T) {
 	h.peerEvent(recipient, false)
 	require.Equal(t, 1, h.mb.offlineTracked())
 	h.mb.mu.Lock()
-	require.EqualValues(t, 2, h.mb.offlineGen[recipient])
+	require.EqualValues(t, 2, h.mb.recipients[recipient].offlineGen)
 	h.mb.mu.Unlock()
 
 	found, err := h.mb.Unregister(context.Background(), recipient)

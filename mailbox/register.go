@@ -87,15 +87,18 @@ func (m *Mailbox) handleRegister(ctx context.Context, peer [33]byte,
 	data []byte) string {
 
 	now := m.cfg.Clock.Now()
-	m.mu.Lock()
-	last, seen := m.lastReg[peer]
-	if seen && now.Sub(last) < m.lim.RegisterInterval {
-		m.stats.Registrations[RegRateLimited]++
-		m.mu.Unlock()
-		return RegRateLimited
+	// Only this goroutine touches lastReg. Entries older than the
+	// interval limit nothing: they go, so the map holds only the peers
+	// heard from within one interval.
+	for p, t := range m.lastReg {
+		if now.Sub(t) >= m.lim.RegisterInterval {
+			delete(m.lastReg, p)
+		}
+	}
+	if _, seen := m.lastReg[peer]; seen {
+		return m.countReg(RegRateLimited)
 	}
 	m.lastReg[peer] = now
-	m.mu.Unlock()
 
 	req, err := DecodeRegister(data)
 	if err != nil {
@@ -115,13 +118,19 @@ func (m *Mailbox) handleRegister(ctx context.Context, peer [33]byte,
 	// goes out then.
 	if outcome == RegAccepted {
 		m.mu.Lock()
-		start := !m.waiting[peer]
-		m.waiting[peer] = true
-		gen := m.offlineGen[peer]
+		r := m.recipients[peer]
+		start := r != nil && !r.waiting
+		var gen uint64
+		if start {
+			r.waiting = true
+			gen = r.offlineGen
+		}
 		m.mu.Unlock()
 		if start {
+			// This goroutine is itself tracked, so the Add comes
+			// before Stop's Wait returns.
 			m.wg.Add(1)
-			go m.readyWhenChannelActive(peer, gen)
+			go m.readyWhenChannelActive(peer, r, gen)
 		}
 	}
 
@@ -154,7 +163,9 @@ func (m *Mailbox) decide(ctx context.Context, peer [33]byte, id uint64,
 			RegFailed
 	}
 	m.mu.Lock()
-	m.registered[peer] = struct{}{}
+	if m.recipients[peer] == nil {
+		m.recipients[peer] = &recipientState{}
+	}
 	m.mu.Unlock()
 	if created {
 		m.log.Infof("Registered mailbox recipient %x", peer)
@@ -210,23 +221,24 @@ const (
 )
 
 // readyWhenChannelActive marks peer ready once lnd lists a channel with it
-// as active (or it has none), unless it went offline since its
-// registration. A message delivered earlier makes the recipient release
+// as active (or it has none), unless it went offline or was unregistered
+// since its registration (r is its state then). A message delivered earlier makes the recipient release
 // the sender's HTLC at once; that HTLC then reaches our lnd and fails if
 // our channel with the recipient is still being re-established. If the
 // channel stays inactive for about 30 s the peer is not marked ready: its
 // holdd registers again later.
-func (m *Mailbox) readyWhenChannelActive(peer [33]byte, gen uint64) {
+func (m *Mailbox) readyWhenChannelActive(peer [33]byte, r *recipientState,
+	gen uint64) {
+
 	defer m.wg.Done()
 	ok := m.waitChannelActive(peer)
 
 	m.mu.Lock()
-	delete(m.waiting, peer)
-	ready := ok && m.offlineGen[peer] == gen
+	r.waiting = false
+	ready := ok && m.recipients[peer] == r && r.offlineGen == gen
 	if ready {
-		m.online[peer] = struct{}{}
+		r.ready = true
 	}
-	m.forgetOffline(peer)
 	m.mu.Unlock()
 	if ready {
 		m.kick(peer)
