@@ -707,3 +707,29 @@ func (h *harness) waitIdle() {
 		return len(h.mb.queues) == 0
 	}, waitFor, time.Millisecond)
 }
+
+// partialUnregisterStore deletes only the first of a recipient's messages
+// when asked to unregister it and then fails, as the store's chunked delete
+// does when a later chunk fails: the first chunk is committed.
+type partialUnregisterStore struct {
+	MessageStore
+	st *store.Store
+}
+
+func (s *partialUnregisterStore) UnregisterMailboxRecipient(
+	ctx context.Context, peer [33]byte) ([]store.MailboxRemoved, bool,
+	error) {
+
+	msgs, err := s.st.NextMailboxMessages(ctx, peer, 1)
+	if err != nil || len(msgs) == 0 {
+		return nil, false, errStoreDown
+	}
+	ok, err := s.st.DeleteMailboxMessage(ctx, msgs[0].ID)
+	if err != nil || !ok {
+		return nil, false, errStoreDown
+	}
+
+	return []store.MailboxRemoved{{
+		ID: msgs[0].ID, Recipient: peer, Size: msgs[0].Size(),
+	}}, false, errStoreDown
+}
