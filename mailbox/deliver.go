@@ -12,9 +12,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// storeWriteTimeout bounds the store writes that follow a send. They use a
-// context Stop does not cancel: a message lnd took must be deleted, one it
-// refused unclaimed, or the next start drops it.
+// storeWriteTimeout bounds the store writes Stop does not cancel: storing
+// a message (its outcome must be known to be counted) and the writes that
+// follow a send (a message lnd took must be deleted, one it refused
+// unclaimed, or the next start drops it).
 const storeWriteTimeout = 10 * time.Second
 
 // kick asks peer's queue to look at the store: peer became ready, or a

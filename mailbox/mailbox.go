@@ -583,7 +583,8 @@ func (m *Mailbox) HandleForward(ctx context.Context, next [33]byte,
 // for the recipient's queue to deal with it: the queue stores it for a
 // registered recipient, evicting older messages over a bound, and sends it
 // at once if the recipient is ready and has nothing older waiting. Bad input
-// changes nothing but a counter.
+// changes nothing but a counter. The store write does not follow ctx: once
+// the queue took the message, its outcome is counted whoever waits for it.
 func (m *Mailbox) Handle(_ context.Context, next [33]byte,
 	msg *lnwire.OnionMessage) Outcome {
 

@@ -185,8 +185,13 @@ func (q *queue) put(req *putRequest) {
 	}
 	copy(rec.PathKey[:], req.msg.PathKey.SerializeCompressed())
 
-	put, err := m.cfg.Store.PutMailboxMessage(m.ctx, rec, inline,
+	// Not cancelled by Stop: a write the store may commit must be
+	// answered by the store, or the counts would miss it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx),
+		storeWriteTimeout)
+	put, err := m.cfg.Store.PutMailboxMessage(ctx, rec, inline,
 		m.storeLimits())
+	cancel()
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Unregistered after admit.
