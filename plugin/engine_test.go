@@ -23,6 +23,7 @@ type testEngine struct {
 	blocks   *fakeBlocks
 	clock    *clock.TestClock
 	observer *recordingObserver
+	links    *fakeLinks
 }
 
 func newTestEngine(t *testing.T, mutate func(*Policy)) *testEngine {
@@ -44,6 +45,7 @@ func newTestEngineWith(t *testing.T, st *fakeStore,
 		blocks:   newFakeBlocks(startHeight),
 		clock:    clock.NewTestClock(testStart),
 		observer: &recordingObserver{},
+		links:    newFakeLinks(),
 	}
 	logger := logrus.New()
 	logger.SetLevel(logrus.WarnLevel)
@@ -53,6 +55,7 @@ func newTestEngineWith(t *testing.T, st *fakeStore,
 		Resolver:     te.resolver,
 		Peers:        fakePeers{},
 		Blocks:       te.blocks,
+		Links:        te.links,
 		Clock:        te.clock,
 		Observer:     te.observer,
 		Logger:       logger,
