@@ -445,8 +445,7 @@ func decideLinkActive(v keyView, link linkState) step {
 // decideFail decides on failing an active HTLC back for reason: by hand,
 // at its fail-back height, at its hold deadline or when its release paths
 // expired.
-func decideFail(v keyView, reason FailReason, now time.Time,
-	height int32) step {
+func decideFail(v keyView, reason FailReason, height int32) step {
 
 	if !v.active {
 		return step{err: fmt.Errorf("%w: %v", ErrNotHeld, v.rec.Key)}

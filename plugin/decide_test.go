@@ -296,19 +296,18 @@ func TestDecideNew(t *testing.T) {
 }
 
 func TestDecideFail(t *testing.T) {
-	s := decideFail(activeView(store.StateHeld), FailManual, testStart,
-		startHeight)
+	s := decideFail(activeView(store.StateHeld), FailManual, startHeight)
 	require.Equal(t, writeTransition, s.write)
 	require.Equal(t, store.StateFailed, s.to)
 	require.Equal(t, string(FailManual), s.note)
 	require.Equal(t, resolveFail, s.resolve)
 
 	s = decideFail(activeView(store.StateReleased), FailPathExpired,
-		testStart, startHeight)
+		startHeight)
 	require.ErrorIs(t, s.err, ErrNotHeld)
 	require.Equal(t, writeNone, s.write)
 
-	s = decideFail(keyView{}, FailExpiry, testStart, startHeight)
+	s = decideFail(keyView{}, FailExpiry, startHeight)
 	require.ErrorIs(t, s.err, ErrNotHeld)
 }
 

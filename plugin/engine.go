@@ -438,7 +438,7 @@ func (e *Engine) failBack(ctx context.Context, key store.CircuitKey,
 	if !v.active {
 		return fmt.Errorf("%w: %v", ErrNotHeld, key)
 	}
-	s := decideFail(v, reason, e.cfg.Clock.Now(), e.Height())
+	s := decideFail(v, reason, e.Height())
 	if errors.Is(s.err, ErrNotHeld) && reason == FailPathExpired {
 		// Released since the tick found it: out of the path heap.
 		e.mu.Lock()
