@@ -26,10 +26,17 @@ func (nullStore) InsertHeld(_ context.Context, h store.HeldHTLC) (
 	return h, true, nil
 }
 
-func (nullStore) GetHeld(context.Context, store.CircuitKey) (store.HeldHTLC,
-	error) {
+func (nullStore) LookupHTLC(context.Context, store.CircuitKey, [32]byte,
+	time.Time) (store.HTLCLookup, error) {
 
-	return store.HeldHTLC{}, store.ErrNotFound
+	return store.HTLCLookup{}, nil
+}
+
+func (nullStore) InsertReleased(_ context.Context, h store.HeldHTLC,
+	_ store.PendingRelease, _ time.Time) (store.HeldHTLC, bool, error) {
+
+	h.State = store.StateResumed
+	return h, true, nil
 }
 
 func (nullStore) Transition(_ context.Context, key store.CircuitKey,
@@ -47,12 +54,6 @@ func (nullStore) ListHTLCs(context.Context, store.ListFilter) (
 
 func (nullStore) PutPendingRelease(context.Context, store.PendingRelease) error {
 	return nil
-}
-
-func (nullStore) TakePendingRelease(context.Context, store.CircuitKey,
-	[32]byte, time.Time) (store.PendingRelease, bool, error) {
-
-	return store.PendingRelease{}, false, nil
 }
 
 func (nullStore) PrunePendingReleases(context.Context, time.Time) (int64,

@@ -75,12 +75,10 @@ func (e *Engine) Stats() Stats {
 // Active returns the record of an active HTLC.
 func (e *Engine) Active(key store.CircuitKey) (store.HeldHTLC, bool) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	ent, ok := e.active[key]
-	e.mu.Unlock()
 	if !ok {
 		return store.HeldHTLC{}, false
 	}
-	ent.mu.Lock()
-	defer ent.mu.Unlock()
-	return ent.rec, !ent.removed
+	return ent.rec, true
 }

@@ -17,4 +17,13 @@
 //	failed ◀────────────────┘
 //
 // An HTLC without a configured hold type passes through and is never stored.
+//
+// Every entry point (intercept, release, manual fail, block, tick, an
+// incoming link coming back) reads what it knows about one circuit key
+// with that key locked, asks a pure function in decide.go what to do, and
+// applies the answer: one store write first, then the answer to lnd. Why
+// an HTLC was held, resumed or failed is in decide.go. The blocks, the
+// clock and lnd's links (LinkSource) are the engine's inputs besides the
+// HTLCs and the releases: a released HTLC is resumed only over an active
+// incoming link (mayResume).
 package plugin

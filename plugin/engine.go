@@ -22,6 +22,11 @@ type Config struct {
 	Peers    ChannelPeers
 	Blocks   BlockSource
 
+	// Links tells the engine which incoming links are active, and when
+	// one becomes active: a released HTLC is resumed only over an active
+	// incoming link (see mayResume). Nil: every link counts as active.
+	Links LinkSource
+
 	// Channels tells the engine who is on an HTLC's incoming channel and
 	// whether it is private; Peers if it implements ChannelInfoSource
 	// and Channels is nil.
@@ -53,13 +58,12 @@ type Config struct {
 	UnprovenSender UnprovenSenderMode
 }
 
-// entry is an active (held or released) HTLC. Its mutex serializes the
-// intercept, release and fail paths for one circuit key, so that the store
-// write and the answer to lnd for that key happen in one order.
+// entry is an active (held or released) HTLC. Only the holder of its
+// key's lock (Engine.keys) changes it, and it does so under Engine.mu.
 type entry struct {
 	// key, peer, amt, failbackHeight, deadline and pathExpiry never
 	// change after the entry is created, so the deadline loops read them
-	// without mu.
+	// without a lock.
 	key            store.CircuitKey
 	peer           [33]byte
 	amt            uint64
@@ -67,12 +71,7 @@ type entry struct {
 	deadline       time.Time
 	pathExpiry     time.Time
 
-	mu  sync.Mutex
 	rec store.HeldHTLC
-
-	// removed is set once the entry left the active map; a goroutine that
-	// waited on mu for it must look the key up again.
-	removed bool
 
 	// failbackPos, deadlinePos and pathExpiryPos are the entry's places
 	// in the engine's due heaps, -1 when not in one. Engine.mu guards
@@ -114,10 +113,21 @@ type Engine struct {
 
 	height atomic.Int32
 
-	// mu guards active, the due heaps, perPeer and total. It is never
-	// held across I/O.
-	mu         sync.Mutex
-	active     map[store.CircuitKey]*entry
+	// keys serializes every decision about one circuit key, from its
+	// read to its apply (see decide.go), so that the store write and the
+	// answer to lnd for that key happen in one order; different keys
+	// never wait for each other.
+	keys keyLocks
+
+	// mu guards active, released, the entries' records, the due heaps,
+	// perPeer and total. It is never held across I/O.
+	mu     sync.Mutex
+	active map[store.CircuitKey]*entry
+
+	// released has the active entries in state released: waiting for
+	// their resume to reach lnd, e.g. for their incoming link.
+	released map[store.CircuitKey]*entry
+
 	byFailback *dueHeap
 	byDeadline *dueHeap
 	perPeer    map[[33]byte]usage
@@ -128,6 +138,9 @@ type Engine struct {
 	byPathExpiry *dueHeap
 
 	stats *counters
+
+	// stopLinks ends the link subscription.
+	stopLinks context.CancelFunc
 
 	quit     chan struct{}
 	stopOnce sync.Once
@@ -177,9 +190,13 @@ func New(cfg Config) (*Engine, error) {
 	}
 	cfg.UnprovenSender = mode
 	e := &Engine{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		active:     make(map[store.CircuitKey]*entry),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		active:   make(map[store.CircuitKey]*entry),
+		released: make(map[store.CircuitKey]*entry),
+		keys: keyLocks{
+			locks: make(map[store.CircuitKey]*keyLock),
+		},
 		byFailback: newFailbackHeap(),
 		byDeadline: newDeadlineHeap(),
 		perPeer:    make(map[[33]byte]usage),
@@ -222,15 +239,32 @@ func (e *Engine) Start(ctx context.Context) error {
 		return ctx.Err()
 	}
 
-	e.wg.Add(2)
+	var links <-chan LinkEvent
+	if e.cfg.Links != nil {
+		linkCtx, cancel := context.WithCancel(ctx)
+		e.stopLinks = cancel
+		links, err = e.cfg.Links.SubscribeLinks(linkCtx)
+		if err != nil {
+			cancel()
+			return fmt.Errorf("subscribe links: %w", err)
+		}
+	}
+
+	e.wg.Add(3)
 	go e.blockLoop(blocks)
 	go e.tickLoop()
+	go e.linkLoop(links)
 	return nil
 }
 
 // Stop ends the engine's goroutines.
 func (e *Engine) Stop() error {
-	e.stopOnce.Do(func() { close(e.quit) })
+	e.stopOnce.Do(func() {
+		close(e.quit)
+		if e.stopLinks != nil {
+			e.stopLinks()
+		}
+	})
 	e.wg.Wait()
 	return nil
 }
@@ -278,296 +312,75 @@ func (e *Engine) Intercept(ctx context.Context, h HTLC) Decision {
 	policy := e.policy.Load()
 	flagged := policy.wantsHold(h.CustomRecords)
 
-	e.mu.Lock()
-	ent, ok := e.active[h.Key]
-	e.mu.Unlock()
-	if ok {
-		return e.interceptKnown(ctx, ent, h)
-	}
+	unlock := e.keys.lock(h.Key)
+	defer unlock()
 
-	// Not active: it may be a replay of an HTLC that reached a final
-	// state whose answer never got to lnd. An HTLC held under hold types
+	// Not active, it may be a replay of an HTLC that reached a final
+	// state whose answer never got to lnd; an HTLC held under hold types
 	// that have since changed is looked up too, so it keeps its state.
-	rec, err := e.cfg.Store.GetHeld(ctx, h.Key)
-	switch {
-	case err == nil:
-		return e.replayFinal(rec)
-
-	case !errors.Is(err, store.ErrNotFound):
+	v, err := e.read(ctx, h.Key, h.PaymentHash)
+	if err != nil {
 		if ctx.Err() != nil {
 			return Decision{Action: ActionHold}
 		}
 		e.log.Errorf("Store lookup for %v failed, failing HTLC back: "+
 			"%v", h.Key, err)
-		return e.fail(FailStore)
+		return e.apply(ctx, h.Key, failStep(FailStore, "")).answer
 	}
 
-	if !flagged {
-		e.stats.pass()
-		return Decision{Action: ActionResume}
-	}
-	peer, d, ok := e.admit(ctx, h)
-	if !ok {
-		return d
-	}
-	return e.interceptNew(ctx, policy, h, peer)
-}
-
-// admit decides whether a new flagged HTLC may be held at all, by who sent
-// it (Admission), and returns its incoming peer. An HTLC that may not is
-// resumed as an ordinary forward: it is somebody else's payment, to be
-// neither held nor failed.
-func (e *Engine) admit(ctx context.Context, h HTLC) ([33]byte, Decision,
-	bool) {
-
-	peer, private, err := e.cfg.Channels.ChannelInfo(ctx, h.Key.ChanID)
+	var s step
 	switch {
-	case err != nil && ctx.Err() != nil:
-		// Shutting down: answer nothing, lnd offers it again.
-		return peer, Decision{Action: ActionHold}, false
+	case v.found:
+		link := linkUnknown
+		if v.active && v.rec.State == store.StateReleased {
+			link = e.linkState(ctx, h.Key)
+		}
+		s = decideReplay(v, h, e.Height(), link)
 
-	case err != nil:
-		e.log.Warnf("Incoming channel %d of HTLC %v unknown (%v): "+
-			"forwarding it without a hold", h.Key.ChanID, h.Key, err)
-		e.stats.decision(DecisionChannelUnknown)
-		return peer, Decision{Action: ActionResume}, false
+	case !flagged:
+		s = passStep()
 
-	case !e.cfg.Admission.Eligible(peer, private):
-		e.log.Debugf("HTLC %v asks for a hold but comes over public "+
-			"channel %d from %x, not a client: forwarding it without "+
-			"a hold", h.Key, h.Key.ChanID, peer)
-		e.stats.decision(DecisionNotClient)
-		return peer, Decision{Action: ActionResume}, false
+	default:
+		in := newHTLCInput{
+			h:                 h,
+			policy:            policy,
+			height:            e.Height(),
+			now:               e.cfg.Clock.Now(),
+			admission:         e.cfg.Admission,
+			readsDeliveries:   true,
+			unproven:          e.cfg.UnprovenSender,
+			pathBlockInterval: e.cfg.PathBlockInterval,
+			maxPathLife:       e.cfg.MaxPathLife,
+			pending:           v.pending,
+			hasPending:        v.hasPending,
+		}
+		in.peer, in.private, in.chanErr = e.cfg.Channels.ChannelInfo(ctx,
+			h.Key.ChanID)
+		if in.chanErr != nil && ctx.Err() != nil {
+			// Shutting down: answer nothing, lnd offers it again.
+			return Decision{Action: ActionHold}
+		}
+		if e.cfg.Senders != nil && in.chanErr == nil {
+			in.readsDeliveries = e.cfg.Senders.ReadsDeliveries(in.peer)
+		}
+		s = decideNew(in)
 	}
-	return peer, Decision{}, true
+	return e.apply(ctx, h.Key, s).answer
 }
 
 // interceptOnChain records that lnd took over an HTLC whose incoming
-// channel was force-closed. holdd never answers such an offer: it has no
-// preimage, and lnd rejects a resume or fail of an on-chain HTLC by ending
-// the stream.
+// channel was force-closed (see decideOnChain).
 func (e *Engine) interceptOnChain(ctx context.Context, h HTLC) Decision {
 	e.stats.decision("onchain")
 	e.mu.Lock()
-	ent, ok := e.active[h.Key]
+	_, ok := e.active[h.Key]
 	e.mu.Unlock()
 	if !ok {
 		return Decision{Action: ActionHold}
 	}
-	ent.mu.Lock()
-	defer ent.mu.Unlock()
-	if ent.removed {
-		return Decision{Action: ActionHold}
-	}
-	if err := e.finish(ctx, ent, store.StateGone, "onchain"); err != nil {
-		e.log.Errorf("Persist on-chain hand-over of %v: %v", h.Key, err)
-		return Decision{Action: ActionHold}
-	}
-	e.log.Warnf("HTLC %v is on chain (incoming channel force-closed); "+
-		"lnd resolves it, holdd no longer holds it", h.Key)
-	return Decision{Action: ActionHold}
-}
-
-// interceptKnown handles an offer of an active HTLC: a replay after a
-// reconnect or an lnd restart.
-func (e *Engine) interceptKnown(ctx context.Context, ent *entry,
-	h HTLC) Decision {
-
-	ent.mu.Lock()
-	if ent.removed {
-		// It just left the active set; its final state is stored.
-		ent.mu.Unlock()
-		rec, err := e.cfg.Store.GetHeld(ctx, h.Key)
-		if err != nil {
-			return e.fail(FailStore)
-		}
-		return e.replayFinal(rec)
-	}
-	defer ent.mu.Unlock()
-
-	rec := ent.rec
-	if rec.PaymentHash != h.PaymentHash {
-		// A circuit key names one HTLC for the life of a channel, so
-		// this is not a replay; refuse rather than guess.
-		e.log.Errorf("Offer for %v has hash %x, stored hash %x; "+
-			"failing back", h.Key, h.PaymentHash, rec.PaymentHash)
-		return e.fail(FailStore)
-	}
-
-	height := e.Height()
-	if height >= rec.FailbackHeight {
-		if err := e.finish(ctx, ent, store.StateFailed,
-			string(FailExpiry)); err != nil {
-			return e.fail(FailStore)
-		}
-		e.log.Infof("Replayed HTLC %v is past its fail-back height "+
-			"%d (height %d): failing back", h.Key,
-			rec.FailbackHeight, height)
-		return e.fail(FailExpiry)
-	}
-
-	switch rec.State {
-	case store.StateReleased:
-		if !e.incomingUsable(ctx, h.Key) {
-			e.log.Infof("Replayed HTLC %v is released but its "+
-				"incoming channel is inactive; holding until "+
-				"the sender is back", h.Key)
-			e.stats.decision("hold_replayed")
-			return Decision{Action: ActionHold}
-		}
-		if err := e.finish(ctx, ent, store.StateResumed,
-			""); err != nil {
-			// The release stays recorded; lnd offers the key again
-			// after the next reconnect.
-			e.log.Errorf("Persist resume of %v: %v", h.Key, err)
-			return Decision{Action: ActionHold}
-		}
-		e.log.Infof("Replayed HTLC %v was released while not offered: "+
-			"resuming", h.Key)
-		e.stats.decision("resume_replayed")
-		return Decision{Action: ActionResume}
-
-	default:
-		e.log.Debugf("Replayed HTLC %v is still held", h.Key)
-		e.stats.decision("hold_replayed")
-		return Decision{Action: ActionHold}
-	}
-}
-
-// replayFinal re-sends the answer for an HTLC that already reached a final
-// state: lnd offering it again means the first answer did not take effect.
-func (e *Engine) replayFinal(rec store.HeldHTLC) Decision {
-	switch rec.State {
-	case store.StateResumed:
-		e.stats.decision("resume_replayed")
-		return Decision{Action: ActionResume}
-	case store.StateFailed:
-		e.stats.decision("fail_replayed")
-		return Decision{Action: ActionFail,
-			Reason: FailReason(rec.FailReason)}
-	default:
-		e.log.Errorf("HTLC %v is stored as %v but not active; failing "+
-			"back", rec.Key, rec.State)
-		return e.fail(FailStore)
-	}
-}
-
-// interceptNew decides on a flagged HTLC holdd has never seen.
-func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
-	h HTLC, peer [33]byte) Decision {
-
-	// A sender that cannot be released is answered first: with the
-	// default mode its HTLC is an ordinary forward, which the hold's
-	// fail-back margin has nothing to say about.
-	if d, refused := e.refuseUnproven(peer, h.Key); refused {
-		return d
-	}
-
-	height := e.Height()
-	failback := h.AutoFailHeight - policy.FailbackMargin
-	if failback <= height {
-		e.log.Infof("HTLC %v asks for a hold but its fail-back height "+
-			"%d (auto-fail %d - margin %d) is not above height %d: "+
-			"failing back", h.Key, failback, h.AutoFailHeight,
-			policy.FailbackMargin, height)
-		return e.fail(FailExpiryMargin)
-	}
-
-	now := e.cfg.Clock.Now()
-	rec := store.HeldHTLC{
-		Key:             h.Key,
-		PaymentHash:     h.PaymentHash,
-		IncomingPeer:    peer,
-		IncomingAmtMsat: h.IncomingAmtMsat,
-		OutgoingAmtMsat: h.OutgoingAmtMsat,
-		IncomingExpiry:  h.IncomingExpiry,
-		OutgoingExpiry:  h.OutgoingExpiry,
-		OutgoingChanID:  h.OutgoingChanID,
-		AutoFailHeight:  h.AutoFailHeight,
-		FailbackHeight:  failback,
-		State:           store.StateHeld,
-		HeldAt:          now,
-		UpdatedAt:       now,
-	}
-	if policy.MaxHoldTime > 0 {
-		rec.HoldDeadline = now.Add(policy.MaxHoldTime)
-	}
-	rec.PathExpiresAt = PathExpiry(now, height, failback,
-		e.cfg.PathBlockInterval, e.cfg.MaxPathLife, rec.HoldDeadline)
-
-	// Reserve the caps and the key under the engine lock, then write with
-	// only the entry locked.
-	ent := newEntry(rec)
-	e.mu.Lock()
-	if other, ok := e.active[h.Key]; ok {
-		// A concurrent offer of the same key won the race.
-		e.mu.Unlock()
-		return e.interceptKnown(ctx, other, h)
-	}
-	if reason := e.capExceeded(policy, peer, h.IncomingAmtMsat); reason != "" {
-		e.mu.Unlock()
-		e.log.Infof("HTLC %v (%d msat from %x) over cap %s: failing "+
-			"back", h.Key, h.IncomingAmtMsat, peer, reason)
-		return e.fail(reason)
-	}
-	// Nobody can reach ent before it is in the map, so locking it here
-	// cannot block.
-	ent.mu.Lock()
-	defer ent.mu.Unlock()
-	e.track(ent)
-	e.mu.Unlock()
-
-	stored, inserted, err := e.cfg.Store.InsertHeld(ctx, rec)
-	if err != nil {
-		e.drop(ent)
-		if ctx.Err() != nil {
-			// Shutting down: answer nothing, lnd offers it again
-			// to the next run.
-			return Decision{Action: ActionHold}
-		}
-		e.log.Errorf("Persist hold of %v failed, failing back: %v",
-			h.Key, err)
-		return e.fail(FailStore)
-	}
-	if !inserted {
-		// Stored by an earlier offer whose entry has left the active
-		// set; the stored record wins.
-		if stored.State.Final() {
-			e.drop(ent)
-			return e.replayFinal(stored)
-		}
-		ent.rec = stored
-	}
-
-	// A release may have come before the HTLC did.
-	pending, ok, err := e.cfg.Store.TakePendingRelease(ctx, h.Key,
-		h.PaymentHash, now)
-	if err != nil {
-		e.log.Errorf("Pending release lookup for %v: %v", h.Key, err)
-	}
-	if ok {
-		if err := e.transition(ctx, ent, store.StateReleased,
-			pending.Source); err == nil {
-
-			if err := e.finish(ctx, ent, store.StateResumed,
-				""); err == nil {
-
-				e.log.Infof("HTLC %v matched an early release: "+
-					"resuming", h.Key)
-				e.stats.decision("resume_early_release")
-				return Decision{Action: ActionResume}
-			}
-		}
-		e.log.Errorf("Applying early release to %v failed; holding",
-			h.Key)
-	}
-
-	e.log.Infof("Holding HTLC %v hash=%x amt=%d msat fail-back height "+
-		"%d (auto-fail %d, height %d)", h.Key, h.PaymentHash,
-		h.IncomingAmtMsat, failback, h.AutoFailHeight, height)
-	e.stats.decision("hold")
-	e.notify(EventHeld, ent.rec)
-	return Decision{Action: ActionHold}
+	unlock := e.keys.lock(h.Key)
+	defer unlock()
+	return e.apply(ctx, h.Key, decideOnChain(e.readActive(h.Key))).answer
 }
 
 // Release resumes the HTLC an authenticated release names. source says what
@@ -575,145 +388,314 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 func (e *Engine) Release(ctx context.Context, key store.CircuitKey,
 	hash [32]byte, source string) (ReleaseOutcome, error) {
 
-	e.mu.Lock()
-	ent, ok := e.active[key]
-	e.mu.Unlock()
-	if !ok {
-		return e.releaseInactive(ctx, key, hash, source)
-	}
+	unlock := e.keys.lock(key)
+	defer unlock()
 
-	ent.mu.Lock()
-	if ent.removed {
-		ent.mu.Unlock()
-		return e.releaseInactive(ctx, key, hash, source)
-	}
-	defer ent.mu.Unlock()
-	if ent.rec.PaymentHash != hash {
-		return e.releaseOutcome(ReleaseMismatch), nil
-	}
-	if ent.rec.State == store.StateReleased {
-		return e.releaseOutcome(ReleaseDuplicate), nil
-	}
-	if err := e.transition(ctx, ent, store.StateReleased,
-		source); err != nil {
+	v, err := e.read(ctx, key, hash)
+	if err != nil {
 		return "", err
 	}
-	e.log.Infof("Release of %v by %s: resuming", key, source)
-	e.resumeReleased(ctx, ent)
-	return e.releaseOutcome(ReleaseMatched), nil
+	in := releaseInput{
+		key:    key,
+		hash:   hash,
+		source: source,
+		now:    e.cfg.Clock.Now(),
+		ttl:    e.Policy().PendingReleaseTTL,
+		link:   linkUnknown,
+	}
+	if v.active && v.rec.State == store.StateHeld &&
+		v.rec.PaymentHash == hash {
+
+		in.link = e.linkState(ctx, key)
+	}
+	res := e.apply(ctx, key, decideRelease(v, in))
+	if res.err != nil {
+		return "", res.err
+	}
+	return res.outcome, nil
 }
 
-// resumeReleased sends the resume for a released entry. A key not offered
-// right now stays released and resumes when lnd offers it again.
-func (e *Engine) resumeReleased(ctx context.Context, ent *entry) {
-	key := ent.rec.Key
+// Fail fails a held HTLC back by hand.
+func (e *Engine) Fail(ctx context.Context, key store.CircuitKey) error {
+	e.mu.Lock()
+	_, ok := e.active[key]
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %v", ErrUnknownHTLC, key)
+	}
+	return e.failBack(ctx, key, FailManual)
+}
+
+// failBack fails an active HTLC back for reason: persisted first, then
+// lnd is told. A key that lnd does not offer right now is failed when lnd
+// replays it.
+func (e *Engine) failBack(ctx context.Context, key store.CircuitKey,
+	reason FailReason) error {
+
+	unlock := e.keys.lock(key)
+	defer unlock()
+	v := e.readActive(key)
+	if !v.active {
+		return fmt.Errorf("%w: %v", ErrNotHeld, key)
+	}
+	s := decideFail(v, reason, e.Height())
+	if errors.Is(s.err, ErrNotHeld) && reason == FailPathExpired {
+		// Released since the tick found it: out of the path heap.
+		e.mu.Lock()
+		if ent, ok := e.active[key]; ok {
+			e.byPathExpiry.remove(ent)
+		}
+		e.mu.Unlock()
+	}
+	return e.apply(ctx, key, s).err
+}
+
+// linkBecameActive resumes the released HTLCs whose incoming channel is
+// active now that the engine heard chanID became active (0: a channel lnd
+// could not name, or a re-subscription after which any channel may have
+// come back).
+func (e *Engine) linkBecameActive(ctx context.Context, chanID uint64) {
+	e.mu.Lock()
+	keys := make([]store.CircuitKey, 0, len(e.released))
+	for k := range e.released {
+		keys = append(keys, k)
+	}
+	e.mu.Unlock()
+
+	for _, k := range keys {
+		link := linkActive
+		if k.ChanID != chanID {
+			// An alias, or another channel: ask the link view.
+			link = e.linkState(ctx, k)
+			if link == linkUnknown {
+				// Only the event's own channel is known to be
+				// back; others wait for their own event.
+				continue
+			}
+		}
+		unlock := e.keys.lock(k)
+		e.apply(ctx, k, decideLinkActive(e.readActive(k), link))
+		unlock()
+	}
+}
+
+// read returns what the engine knows about key: its active record from
+// memory, else the stored record and any pending release for (key, hash)
+// from one store read. The caller holds the key's lock.
+func (e *Engine) read(ctx context.Context, key store.CircuitKey,
+	hash [32]byte) (keyView, error) {
+
+	if v := e.readActive(key); v.active {
+		return v, nil
+	}
+	l, err := e.cfg.Store.LookupHTLC(ctx, key, hash, e.cfg.Clock.Now())
+	if err != nil {
+		return keyView{}, err
+	}
+	return keyView{
+		rec: l.HTLC, found: l.Found,
+		pending: l.Pending, hasPending: l.HasPending,
+	}, nil
+}
+
+// readActive returns the key's active record, if it has one.
+func (e *Engine) readActive(key store.CircuitKey) keyView {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ent, ok := e.active[key]
+	if !ok {
+		return keyView{rec: store.HeldHTLC{Key: key}}
+	}
+	return keyView{rec: ent.rec, found: true, active: true}
+}
+
+// linkState asks the link view whether key's incoming channel is active.
+func (e *Engine) linkState(ctx context.Context,
+	key store.CircuitKey) linkState {
+
+	if e.cfg.Links == nil {
+		return linkUnknown
+	}
+	active, err := e.cfg.Links.LinkActive(ctx, key.ChanID)
+	switch {
+	case err != nil:
+		return linkUnknown
+	case active:
+		return linkActive
+	}
+	return linkInactive
+}
+
+// applied is what applying a step came to.
+type applied struct {
+	answer  Decision
+	outcome ReleaseOutcome
+	err     error
+}
+
+// apply carries out a decision for key, whose lock the caller holds: the
+// step's one store write first, then the in-memory state, the counters, the
+// observer and the answer to lnd. A resume sent through the Resolver that
+// lnd took is persisted as resumed after it.
+func (e *Engine) apply(ctx context.Context, key store.CircuitKey,
+	s step) applied {
+
+	if s.err != nil {
+		return applied{err: s.err}
+	}
+	out := applied{answer: s.answer, outcome: s.outcome}
+
+	switch s.write {
+	case writeInsertHeld:
+		var (
+			ent    = newEntry(s.rec)
+			policy = e.policy.Load()
+			reason FailReason
+		)
+		// Reserve the caps under the engine lock, then write with
+		// only the key locked.
+		e.mu.Lock()
+		reason = capExceeded(policy, e.perPeer[s.rec.IncomingPeer],
+			e.total, s.rec.IncomingAmtMsat)
+		if reason == "" {
+			e.track(ent)
+		}
+		e.mu.Unlock()
+		if reason != "" {
+			e.log.Infof("HTLC %v (%d msat from %x) over cap %s: "+
+				"failing back", key, s.rec.IncomingAmtMsat,
+				s.rec.IncomingPeer, reason)
+			return e.apply(ctx, key, failStep(reason, ""))
+		}
+		stored, inserted, err := e.cfg.Store.InsertHeld(ctx, s.rec)
+		if err != nil {
+			e.drop(ent)
+			return e.writeFailed(ctx, key, s, err)
+		}
+		if !inserted {
+			// Stored by an offer the engine no longer tracks
+			// (another run): the stored record wins.
+			if stored.State.Final() {
+				e.drop(ent)
+				return e.apply(ctx, key,
+					decideFinalReplay(stored))
+			}
+			e.setRec(ent, stored)
+		}
+		e.notify(EventHeld, ent.rec)
+
+	case writeInsertResumed:
+		e.mu.Lock()
+		reason := capExceeded(e.policy.Load(),
+			e.perPeer[s.rec.IncomingPeer], e.total,
+			s.rec.IncomingAmtMsat)
+		e.mu.Unlock()
+		if reason != "" {
+			e.log.Infof("HTLC %v (%d msat from %x) over cap %s: "+
+				"failing back", key, s.rec.IncomingAmtMsat,
+				s.rec.IncomingPeer, reason)
+			return e.apply(ctx, key, failStep(reason, ""))
+		}
+		rec, inserted, err := e.cfg.Store.InsertReleased(ctx, s.rec,
+			s.pending, s.rec.HeldAt)
+		if err != nil {
+			return e.writeFailed(ctx, key, s, err)
+		}
+		if !inserted {
+			// Stored by an offer the engine does not track
+			// (another run): the stored record wins.
+			return e.apply(ctx, key, decideFinalReplay(rec))
+		}
+		released := rec
+		released.State = store.StateReleased
+		e.notify(EventReleased, released)
+		e.notify(EventResumed, rec)
+
+	case writeTransition:
+		rec, err := e.cfg.Store.Transition(ctx, key,
+			[]store.HoldState{s.from}, s.to, s.note, e.cfg.Clock.Now())
+		if err != nil {
+			return e.writeFailed(ctx, key, s, err)
+		}
+		e.mu.Lock()
+		ent := e.active[key]
+		e.mu.Unlock()
+		if ent != nil {
+			if s.to.Final() {
+				e.drop(ent)
+			} else {
+				e.setRec(ent, rec)
+			}
+		}
+		e.notify(EventKind(s.to), rec)
+
+	case writePending:
+		if err := e.cfg.Store.PutPendingRelease(ctx,
+			s.pending); err != nil {
+
+			return applied{err: err}
+		}
+	}
+
+	e.count(s)
+	if s.why != "" {
+		e.log.Infof("%s", capitalize(s.why))
+	}
+
+	switch s.resolve {
+	case resolveResume:
+		e.resume(ctx, key)
+	case resolveFail:
+		e.sendFail(ctx, key, FailReason(s.note))
+	}
+	return out
+}
+
+// writeFailed is what a step whose write failed comes to.
+func (e *Engine) writeFailed(ctx context.Context, key store.CircuitKey,
+	s step, err error) applied {
+
+	if s.write == writeInsertHeld || s.write == writeInsertResumed {
+		if ctx.Err() != nil {
+			// Shutting down: answer nothing, lnd offers it again
+			// to the next run.
+			return applied{answer: Decision{Action: ActionHold},
+				err: err}
+		}
+	}
+	e.log.Errorf("Persist %v of %v failed: %v", s.answer.Action, key, err)
+	if s.errAnswer.Action == ActionFail {
+		e.stats.decision("fail_" + string(s.errAnswer.Reason))
+	}
+	return applied{answer: s.errAnswer, err: err}
+}
+
+// resume sends the resume of a released HTLC and, once lnd took it,
+// persists it as resumed. A key not offered right now stays released and
+// resumes when lnd offers it again.
+func (e *Engine) resume(ctx context.Context, key store.CircuitKey) {
 	err := e.cfg.Resolver.Resume(ctx, key)
 	switch {
 	case errors.Is(err, ErrNotOffered):
 		e.log.Infof("HTLC %v released while lnd does not offer it; "+
 			"resuming when it is replayed", key)
 		return
-	case errors.Is(err, ErrIncomingInactive):
-		e.log.Infof("HTLC %v released while its incoming channel is "+
-			"inactive (sender offline); resuming when it is back", key)
-		return
 	case err != nil:
 		e.log.Errorf("Resume of %v failed, it stays released: %v",
 			key, err)
 		return
 	}
-	if err := e.finish(ctx, ent, store.StateResumed, ""); err != nil {
-		// lnd has the resume; the record says released until the
-		// next replay or the fail-back height cleans it up.
-		e.log.Errorf("Persist resumed state of %v: %v", key, err)
-	}
+	// lnd has the resume; should this write fail, the record says
+	// released until the next replay or the fail-back height cleans it
+	// up.
+	e.apply(ctx, key, step{write: writeTransition,
+		from: store.StateReleased, to: store.StateResumed})
 }
 
-// releaseInactive handles a release for a key with no active entry.
-func (e *Engine) releaseInactive(ctx context.Context, key store.CircuitKey,
-	hash [32]byte, source string) (ReleaseOutcome, error) {
+// sendFail tells lnd to fail a key back whose failure is persisted.
+func (e *Engine) sendFail(ctx context.Context, key store.CircuitKey,
+	reason FailReason) {
 
-	rec, err := e.cfg.Store.GetHeld(ctx, key)
-	switch {
-	case err == nil:
-		if rec.PaymentHash != hash {
-			return e.releaseOutcome(ReleaseMismatch), nil
-		}
-		if rec.State == store.StateFailed {
-			return e.releaseOutcome(ReleaseTooLate), nil
-		}
-		return e.releaseOutcome(ReleaseDuplicate), nil
-
-	case !errors.Is(err, store.ErrNotFound):
-		return "", err
-	}
-
-	now := e.cfg.Clock.Now()
-	err = e.cfg.Store.PutPendingRelease(ctx, store.PendingRelease{
-		Key:         key,
-		PaymentHash: hash,
-		Source:      source,
-		ReceivedAt:  now,
-		ExpiresAt:   now.Add(e.Policy().PendingReleaseTTL),
-	})
-	if err != nil {
-		return "", err
-	}
-	// The HTLC may have been intercepted between the lookups above and
-	// the write: it then missed the pending release, so apply it now.
-	e.mu.Lock()
-	_, arrived := e.active[key]
-	e.mu.Unlock()
-	if arrived {
-		_, _, _ = e.cfg.Store.TakePendingRelease(ctx, key, hash, now)
-		return e.Release(ctx, key, hash, source)
-	}
-	e.log.Infof("Release for %v arrived before its HTLC; kept until %v",
-		key, now.Add(e.Policy().PendingReleaseTTL))
-	return e.releaseOutcome(ReleaseEarly), nil
-}
-
-// Fail fails a held HTLC back by hand.
-func (e *Engine) Fail(ctx context.Context, key store.CircuitKey) error {
-	e.mu.Lock()
-	ent, ok := e.active[key]
-	e.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("%w: %v", ErrUnknownHTLC, key)
-	}
-	return e.failBack(ctx, ent, FailManual)
-}
-
-// failBack persists the failure, then tells lnd. A key that lnd does not
-// offer right now is failed when lnd replays it.
-func (e *Engine) failBack(ctx context.Context, ent *entry,
-	reason FailReason) error {
-
-	ent.mu.Lock()
-	defer ent.mu.Unlock()
-	key := ent.key
-	if ent.removed {
-		return fmt.Errorf("%w: %v", ErrNotHeld, key)
-	}
-	if reason == FailPathExpired {
-		// Released since the tick found it: it needs no path any more.
-		if ent.rec.State != store.StateHeld {
-			e.mu.Lock()
-			e.byPathExpiry.remove(ent)
-			e.mu.Unlock()
-			return fmt.Errorf("%w: %v is %v", ErrNotHeld, key,
-				ent.rec.State)
-		}
-		e.log.Warnf("HTLC %v is still held but its release paths "+
-			"expired at %v, before its fail-back height %d (height "+
-			"%d): failing back, as nobody can release it now", key,
-			ent.pathExpiry.UTC(), ent.failbackHeight, e.Height())
-	}
-	if err := e.finish(ctx, ent, store.StateFailed,
-		string(reason)); err != nil {
-		return err
-	}
-	e.stats.decision("fail_" + string(reason))
 	err := e.cfg.Resolver.Fail(ctx, key)
 	switch {
 	case errors.Is(err, ErrNotOffered):
@@ -724,40 +706,37 @@ func (e *Engine) failBack(ctx context.Context, ent *entry,
 	default:
 		e.log.Infof("Failed HTLC %v back: %s", key, reason)
 	}
-	return nil
 }
 
-// transition persists a move between active states.
-func (e *Engine) transition(ctx context.Context, ent *entry,
-	to store.HoldState, note string) error {
-
-	rec, err := e.cfg.Store.Transition(ctx, ent.rec.Key,
-		[]store.HoldState{ent.rec.State}, to, note, e.cfg.Clock.Now())
-	if err != nil {
-		return err
+// count counts an applied step.
+func (e *Engine) count(s step) {
+	switch {
+	case s.pass:
+		e.stats.pass()
+	case s.stat != "":
+		e.stats.decision(s.stat)
 	}
-	if to == store.StateReleased {
+	if s.outcome != "" {
+		e.stats.release(string(s.outcome))
+	}
+}
+
+// setRec replaces an active entry's record; e.mu guards it, so that
+// Active reads it while the key's owner writes.
+func (e *Engine) setRec(ent *entry, rec store.HeldHTLC) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	wasReleased := ent.rec.State == store.StateReleased
+	ent.rec = rec
+	switch {
+	case rec.State == store.StateReleased && !wasReleased:
 		// A released HTLC waits for its sender, not for a release:
 		// its paths may expire.
-		e.mu.Lock()
 		e.byPathExpiry.remove(ent)
-		e.mu.Unlock()
+		e.released[ent.key] = ent
+	case rec.State != store.StateReleased && wasReleased:
+		delete(e.released, ent.key)
 	}
-	ent.rec = rec
-	e.notify(EventKind(to), rec)
-	return nil
-}
-
-// finish persists a final state and drops the entry from the active set.
-// The caller holds ent.mu.
-func (e *Engine) finish(ctx context.Context, ent *entry,
-	to store.HoldState, note string) error {
-
-	if err := e.transition(ctx, ent, to, note); err != nil {
-		return err
-	}
-	e.drop(ent)
-	return nil
 }
 
 // drop removes an entry from the active set and releases its caps.
@@ -766,12 +745,12 @@ func (e *Engine) drop(ent *entry) {
 	defer e.mu.Unlock()
 	if cur, ok := e.active[ent.key]; ok && cur == ent {
 		delete(e.active, ent.key)
+		delete(e.released, ent.key)
 		e.byFailback.remove(ent)
 		e.byDeadline.remove(ent)
 		e.byPathExpiry.remove(ent)
 		e.subUsage(ent.peer, ent.amt)
 	}
-	ent.removed = true
 }
 
 // track adds ent to the active set, the due heaps and the caps' usage.
@@ -782,20 +761,13 @@ func (e *Engine) track(ent *entry) {
 	if !ent.deadline.IsZero() {
 		e.byDeadline.add(ent)
 	}
-	if !ent.pathExpiry.IsZero() && ent.rec.State == store.StateHeld {
+	switch {
+	case ent.rec.State == store.StateReleased:
+		e.released[ent.key] = ent
+	case !ent.pathExpiry.IsZero():
 		e.byPathExpiry.add(ent)
 	}
 	e.addUsage(ent.peer, ent.amt)
-}
-
-func (e *Engine) fail(reason FailReason) Decision {
-	e.stats.decision("fail_" + string(reason))
-	return Decision{Action: ActionFail, Reason: reason}
-}
-
-func (e *Engine) releaseOutcome(o ReleaseOutcome) ReleaseOutcome {
-	e.stats.release(string(o))
-	return o
 }
 
 func (e *Engine) notify(kind EventKind, rec store.HeldHTLC) {
@@ -804,22 +776,12 @@ func (e *Engine) notify(kind EventKind, rec store.HeldHTLC) {
 	}
 }
 
-// capExceeded returns the cap an additional HTLC would break. e.mu is held.
-func (e *Engine) capExceeded(p *Policy, peer [33]byte,
-	amt uint64) FailReason {
-
-	pu := e.perPeer[peer]
-	switch {
-	case p.MaxHeldTotal > 0 && e.total.count+1 > p.MaxHeldTotal:
-		return FailCapTotal
-	case p.MaxHeldMsatTotal > 0 && e.total.msat+amt > p.MaxHeldMsatTotal:
-		return FailCapTotalMsat
-	case p.MaxHeldPerPeer > 0 && pu.count+1 > p.MaxHeldPerPeer:
-		return FailCapPeerCount
-	case p.MaxHeldMsatPerPeer > 0 && pu.msat+amt > p.MaxHeldMsatPerPeer:
-		return FailCapPeerMsat
+// capitalize upper-cases the first letter of a log line.
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
 	}
-	return ""
+	return string(s[0]-'a'+'A') + s[1:]
 }
 
 func (e *Engine) addUsage(peer [33]byte, amt uint64) {
@@ -901,6 +863,29 @@ func (e *Engine) tickLoop() {
 	}
 }
 
+// linkLoop resumes released HTLCs when their incoming link becomes active.
+// A nil links never delivers.
+func (e *Engine) linkLoop(links <-chan LinkEvent) {
+	defer e.wg.Done()
+	for {
+		select {
+		case ev, ok := <-links:
+			if !ok {
+				if e.cfg.Links != nil {
+					e.log.Warn("Link source closed")
+				}
+				return
+			}
+			if ev.Active {
+				e.linkBecameActive(context.Background(),
+					ev.ChanID)
+			}
+		case <-e.quit:
+			return
+		}
+	}
+}
+
 // failDueWorkers bounds how many fail-backs failDue runs at once. Run one
 // after another, a block that takes many HTLCs to their fail-back height
 // costs one fsynced store write each; run side by side, the store commits
@@ -917,7 +902,7 @@ func (e *Engine) failDue(h *dueHeap, reason FailReason,
 	e.mu.Unlock()
 
 	failBack := func(ent *entry) {
-		err := e.failBack(context.Background(), ent, reason)
+		err := e.failBack(context.Background(), ent.key, reason)
 		if err != nil && !errors.Is(err, ErrNotHeld) {
 			e.log.Errorf("Fail-back of %v (%s): %v", ent.key, reason,
 				err)

@@ -23,6 +23,7 @@ type testEngine struct {
 	blocks   *fakeBlocks
 	clock    *clock.TestClock
 	observer *recordingObserver
+	links    *fakeLinks
 }
 
 func newTestEngine(t *testing.T, mutate func(*Policy)) *testEngine {
@@ -44,6 +45,7 @@ func newTestEngineWith(t *testing.T, st *fakeStore,
 		blocks:   newFakeBlocks(startHeight),
 		clock:    clock.NewTestClock(testStart),
 		observer: &recordingObserver{},
+		links:    newFakeLinks(),
 	}
 	logger := logrus.New()
 	logger.SetLevel(logrus.WarnLevel)
@@ -53,6 +55,7 @@ func newTestEngineWith(t *testing.T, st *fakeStore,
 		Resolver:     te.resolver,
 		Peers:        fakePeers{},
 		Blocks:       te.blocks,
+		Links:        te.links,
 		Clock:        te.clock,
 		Observer:     te.observer,
 		Logger:       logger,
@@ -659,22 +662,26 @@ func TestHoldTypeChangeKeepsHeldHTLCsHeld(t *testing.T) {
 	require.False(t, stored)
 }
 
+// TestReleaseRacingFirstInterceptIsApplied: an HTLC intercepted while a
+// release for it is being stored (after the release found no record,
+// before its pending row was written) waits for the release, as every
+// decision about one key is serialized, and then meets it as an early
+// release: it is resumed exactly once and the pending release is consumed.
 func TestReleaseRacingFirstInterceptIsApplied(t *testing.T) {
 	te := newTestEngine(t, nil)
 	ctx := context.Background()
 	h := flagged(key(5, 9), hashOf(9), 10_000)
 
-	// The HTLC is intercepted after the release found no record but
-	// before its pending row was written.
+	decided := make(chan Decision, 1)
 	te.store.beforePut = func() {
 		te.store.beforePut = nil
-		require.Equal(t, ActionHold, te.Intercept(ctx, h).Action)
+		go func() { decided <- te.Intercept(ctx, h) }()
 	}
 	out, err := te.Release(ctx, h.Key, hashOf(9), "onion")
 	require.NoError(t, err)
-	require.Equal(t, ReleaseMatched, out)
-	require.Equal(t, []resolution{{h.Key, ActionResume}},
-		te.resolver.resolutions())
+	require.Equal(t, ReleaseEarly, out)
+	require.Equal(t, Decision{Action: ActionResume}, <-decided)
+	require.Empty(t, te.resolver.resolutions())
 	rec, _ := te.store.get(h.Key)
 	require.Equal(t, store.StateResumed, rec.State)
 	require.Zero(t, te.store.pendingCount())

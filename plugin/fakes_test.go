@@ -105,6 +105,46 @@ func (f *fakeStore) GetHeld(_ context.Context, key store.CircuitKey) (
 	return h, nil
 }
 
+func (f *fakeStore) LookupHTLC(_ context.Context, key store.CircuitKey,
+	hash [32]byte, now time.Time) (store.HTLCLookup, error) {
+
+	f.count("LookupHTLC")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var l store.HTLCLookup
+	if h, ok := f.htlcs[key]; ok {
+		l.HTLC, l.Found = h, true
+		return l, nil
+	}
+	r, ok := f.pending[key]
+	if ok && r.PaymentHash == hash && now.Before(r.ExpiresAt) {
+		l.Pending, l.HasPending = r, true
+	}
+	return l, nil
+}
+
+func (f *fakeStore) InsertReleased(_ context.Context, h store.HeldHTLC,
+	p store.PendingRelease, at time.Time) (store.HeldHTLC, bool, error) {
+
+	f.count("InsertReleased")
+	f.hookWrite("InsertReleased", h.Key)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.takeErr(); err != nil {
+		return store.HeldHTLC{}, false, err
+	}
+	if old, ok := f.htlcs[h.Key]; ok {
+		return old, false, nil
+	}
+	h.State = store.StateResumed
+	h.ReleaseSource = p.Source
+	h.ReleasedAt, h.ResolvedAt, h.UpdatedAt = at, at, at
+	f.writes++
+	f.htlcs[h.Key] = h
+	delete(f.pending, p.Key)
+	return h, true, nil
+}
+
 func (f *fakeStore) Transition(_ context.Context, key store.CircuitKey,
 	from []store.HoldState, to store.HoldState, note string,
 	at time.Time) (store.HeldHTLC, error) {
@@ -385,4 +425,47 @@ func (o *recordingObserver) kinds() []EventKind {
 		out = append(out, e.Kind)
 	}
 	return out
+}
+
+// fakeLinks is a LinkSource driven by the test: every channel is active
+// unless set inactive, and events go out when the test sends them.
+type fakeLinks struct {
+	ch chan LinkEvent
+
+	mu       sync.Mutex
+	inactive map[uint64]bool
+	calls    int
+}
+
+func newFakeLinks() *fakeLinks {
+	return &fakeLinks{ch: make(chan LinkEvent),
+		inactive: make(map[uint64]bool)}
+}
+
+func (f *fakeLinks) SubscribeLinks(context.Context) (<-chan LinkEvent,
+	error) {
+
+	return f.ch, nil
+}
+
+func (f *fakeLinks) LinkActive(_ context.Context, chanID uint64) (bool,
+	error) {
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	return !f.inactive[chanID], nil
+}
+
+func (f *fakeLinks) setActive(chanID uint64, active bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inactive[chanID] = !active
+}
+
+// send delivers ev and returns once the engine has handled it: the engine
+// takes the next event, which it ignores, only after the first.
+func (f *fakeLinks) send(ev LinkEvent) {
+	f.ch <- ev
+	f.ch <- LinkEvent{}
 }

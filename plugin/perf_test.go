@@ -14,7 +14,7 @@ import (
 // storeWrites sums the calls that write to the store.
 func storeWrites(calls map[string]int) int {
 	return calls["InsertHeld"] + calls["Transition"] +
-		calls["PutPendingRelease"] + calls["TakePendingRelease"]
+		calls["PutPendingRelease"] + calls["InsertReleased"]
 }
 
 // TestPassThroughCallsNoStore counts every store call pass-through makes,
@@ -49,7 +49,7 @@ func TestPassThroughCallsNoStore(t *testing.T) {
 	after := te.store.callCounts()
 	require.Equal(t, storeWrites(before), storeWrites(after),
 		"pass-through wrote to the store")
-	require.Equal(t, before["GetHeld"]+50, after["GetHeld"])
+	require.Equal(t, before["LookupHTLC"]+50, after["LookupHTLC"])
 
 	require.Equal(t, uint64(100), te.Stats().Decisions["pass"])
 	require.Equal(t, 1, te.Stats().HeldCount)

@@ -2,21 +2,17 @@ package plugin
 
 import (
 	"context"
-	"io"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/holdd/holdd/store"
-	"github.com/lightningnetwork/lnd/clock"
-	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 )
 
-// TestResumeReleasedRetries checks that a released HTLC whose resume did
-// not go out is resumed by ResumeReleased once the resolver takes it, and
-// that ResumeReleased changes nothing for HTLCs in other states.
-func TestResumeReleasedRetries(t *testing.T) {
+// TestReleasedResumesOnLinkActive checks that a released HTLC whose resume
+// did not go out is resumed when the engine hears its incoming link is
+// active once the resolver takes it, and that the event changes nothing
+// for HTLCs in other states.
+func TestReleasedResumesOnLinkActive(t *testing.T) {
 	te := newTestEngine(t, nil)
 	ctx := context.Background()
 	k := key(7, 3)
@@ -24,7 +20,7 @@ func TestResumeReleasedRetries(t *testing.T) {
 	require.Equal(t, ActionHold, te.Intercept(ctx, h).Action)
 
 	// Held, not released: nothing to resume.
-	require.NoError(t, te.ResumeReleased(ctx, k))
+	te.links.send(LinkEvent{ChanID: k.ChanID, Active: true})
 	require.Empty(t, te.resolver.resolutions())
 
 	// The resume does not go out: the HTLC stays released.
@@ -32,100 +28,141 @@ func TestResumeReleasedRetries(t *testing.T) {
 	out, err := te.Release(ctx, k, hashOf(7), "onion")
 	require.NoError(t, err)
 	require.Equal(t, ReleaseMatched, out)
-	require.NoError(t, te.ResumeReleased(ctx, k))
+	te.links.send(LinkEvent{ChanID: k.ChanID, Active: true})
 	rec, _ := te.store.get(k)
 	require.Equal(t, store.StateReleased, rec.State)
 	require.Empty(t, te.resolver.resolutions())
 
 	te.resolver.setOffered(k, true)
-	require.NoError(t, te.ResumeReleased(ctx, k))
+	te.links.send(LinkEvent{ChanID: k.ChanID, Active: true})
 	rec, _ = te.store.get(k)
 	require.Equal(t, store.StateResumed, rec.State)
 	require.Equal(t, []resolution{{k, ActionResume}},
 		te.resolver.resolutions())
 
-	// Resumed: a retry sends nothing more.
-	require.ErrorIs(t, te.ResumeReleased(ctx, k), ErrUnknownHTLC)
+	// Resumed: another event sends nothing more.
+	te.links.send(LinkEvent{ChanID: k.ChanID, Active: true})
 	require.Len(t, te.resolver.resolutions(), 1)
-	require.ErrorIs(t, te.ResumeReleased(ctx, key(1, 1)), ErrUnknownHTLC)
-}
-
-// linkAwareResolver is a fakeResolver that knows which incoming channels
-// are inactive, as cmd/holdd's resolver learns from lnd.
-type linkAwareResolver struct {
-	*fakeResolver
-
-	mu       sync.Mutex
-	inactive map[uint64]bool
-}
-
-func (r *linkAwareResolver) setInactive(chanID uint64, inactive bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.inactive[chanID] = inactive
-}
-
-func (r *linkAwareResolver) IncomingInactive(_ context.Context,
-	key store.CircuitKey) bool {
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.inactive[key.ChanID]
-}
-
-func (r *linkAwareResolver) Resume(ctx context.Context,
-	key store.CircuitKey) error {
-
-	if r.IncomingInactive(ctx, key) {
-		return ErrIncomingInactive
-	}
-	return r.fakeResolver.Resume(ctx, key)
+	_, active := te.Active(k)
+	require.False(t, active)
 }
 
 // TestReleasedWaitsForIncomingLink: a release while the sender's channel
 // is down keeps the HTLC released; a replay then (e.g. after holdd's
 // interceptor stream reconnected) keeps holding it, since lnd would fail
-// the forward; once the channel is back, ResumeReleased resumes it.
+// the forward; the HTLC is resumed exactly when the engine receives the
+// event that the channel is active again, with no poll (the clock never
+// moves).
 func TestReleasedWaitsForIncomingLink(t *testing.T) {
-	resolver := &linkAwareResolver{fakeResolver: newFakeResolver(),
-		inactive: make(map[uint64]bool)}
-	st := newFakeStore()
-	logger := logrus.New()
-	logger.SetOutput(io.Discard)
-	e, err := New(Config{
-		Policy: DefaultPolicy(), Store: st, Resolver: resolver,
-		Peers: fakePeers{}, Blocks: newFakeBlocks(startHeight),
-		Clock: clock.NewTestClock(testStart), Logger: logger,
-		TickInterval: time.Second,
-	})
-	require.NoError(t, err)
+	te := newTestEngine(t, nil)
 	ctx := context.Background()
-	require.NoError(t, e.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, e.Stop()) })
 
 	k := key(11, 4)
 	h := flagged(k, hashOf(11), 20_000)
-	require.Equal(t, ActionHold, e.Intercept(ctx, h).Action)
+	require.Equal(t, ActionHold, te.Intercept(ctx, h).Action)
 
-	resolver.setInactive(k.ChanID, true)
-	out, err := e.Release(ctx, k, hashOf(11), "onion")
+	te.links.setActive(k.ChanID, false)
+	out, err := te.Release(ctx, k, hashOf(11), "onion")
 	require.NoError(t, err)
 	require.Equal(t, ReleaseMatched, out)
-	rec, _ := st.get(k)
+	rec, _ := te.store.get(k)
 	require.Equal(t, store.StateReleased, rec.State)
+	require.Empty(t, te.resolver.resolutions())
 
 	// A replay while the link is down: keep holding, stay released.
-	require.Equal(t, Decision{Action: ActionHold}, e.Intercept(ctx, h))
-	rec, _ = st.get(k)
+	require.Equal(t, Decision{Action: ActionHold}, te.Intercept(ctx, h))
+	rec, _ = te.store.get(k)
 	require.Equal(t, store.StateReleased, rec.State)
-	require.NoError(t, e.ResumeReleased(ctx, k))
-	require.Empty(t, resolver.resolutions())
+
+	// Another channel comes up, and this one's link goes down again:
+	// nothing for this HTLC.
+	te.links.send(LinkEvent{ChanID: 99, Active: true})
+	te.links.send(LinkEvent{ChanID: k.ChanID, Active: false})
+	require.Empty(t, te.resolver.resolutions())
+	rec, _ = te.store.get(k)
+	require.Equal(t, store.StateReleased, rec.State)
 
 	// The sender is back.
-	resolver.setInactive(k.ChanID, false)
-	require.NoError(t, e.ResumeReleased(ctx, k))
-	rec, _ = st.get(k)
+	te.links.setActive(k.ChanID, true)
+	te.links.send(LinkEvent{ChanID: k.ChanID, Active: true})
+	rec, _ = te.store.get(k)
 	require.Equal(t, store.StateResumed, rec.State)
 	require.Equal(t, []resolution{{k, ActionResume}},
-		resolver.resolutions())
+		te.resolver.resolutions())
+	require.Equal(t, []EventKind{EventHeld, EventReleased, EventResumed},
+		te.observer.kinds())
+	require.Zero(t, te.Stats().HeldCount)
+}
+
+// TestReleasedOnInactiveLinkResumesOnReplayWhenActive: a released HTLC
+// whose link came back while the engine missed the event is resumed when
+// lnd replays it over the active link.
+func TestReleasedOnInactiveLinkResumesOnReplayWhenActive(t *testing.T) {
+	te := newTestEngine(t, nil)
+	ctx := context.Background()
+	k := key(12, 1)
+	h := flagged(k, hashOf(12), 20_000)
+	require.Equal(t, ActionHold, te.Intercept(ctx, h).Action)
+
+	te.links.setActive(k.ChanID, false)
+	out, err := te.Release(ctx, k, hashOf(12), "onion")
+	require.NoError(t, err)
+	require.Equal(t, ReleaseMatched, out)
+
+	te.links.setActive(k.ChanID, true)
+	require.Equal(t, Decision{Action: ActionResume}, te.Intercept(ctx, h))
+	rec, _ := te.store.get(k)
+	require.Equal(t, store.StateResumed, rec.State)
+	require.Empty(t, te.resolver.resolutions())
+}
+
+// TestStoreCallsPerHTLC counts the store calls each decision makes: a new
+// flagged HTLC is one read and one write; its release, two writes (the
+// release first, the resume once lnd took it); a replay of an active
+// HTLC, none; an HTLC whose release came first, one read and one write.
+func TestStoreCallsPerHTLC(t *testing.T) {
+	te := newTestEngine(t, nil)
+	ctx := context.Background()
+	k := key(13, 1)
+	h := flagged(k, hashOf(13), 10_000)
+
+	diff := func(f func()) map[string]int {
+		before := te.store.callCounts()
+		f()
+		out := make(map[string]int)
+		for m, n := range te.store.callCounts() {
+			if d := n - before[m]; d != 0 {
+				out[m] = d
+			}
+		}
+		return out
+	}
+
+	require.Equal(t, map[string]int{"LookupHTLC": 1, "InsertHeld": 1},
+		diff(func() {
+			require.Equal(t, ActionHold, te.Intercept(ctx, h).Action)
+		}))
+	require.Empty(t, diff(func() {
+		require.Equal(t, ActionHold, te.Intercept(ctx, h).Action)
+	}))
+	require.Equal(t, map[string]int{"Transition": 2}, diff(func() {
+		_, err := te.Release(ctx, k, hashOf(13), "onion")
+		require.NoError(t, err)
+	}))
+
+	early := flagged(key(13, 2), hashOf(14), 10_000)
+	require.Equal(t, map[string]int{"LookupHTLC": 1,
+		"PutPendingRelease": 1}, diff(func() {
+		out, err := te.Release(ctx, early.Key, hashOf(14), "onion")
+		require.NoError(t, err)
+		require.Equal(t, ReleaseEarly, out)
+	}))
+	require.Equal(t, map[string]int{"LookupHTLC": 1, "InsertReleased": 1},
+		diff(func() {
+			require.Equal(t, ActionResume,
+				te.Intercept(ctx, early).Action)
+		}))
+	rec, _ := te.store.get(early.Key)
+	require.Equal(t, store.StateResumed, rec.State)
+	require.Zero(t, te.store.pendingCount())
 }

@@ -1,10 +1,6 @@
 package plugin
 
-import (
-	"fmt"
-
-	"github.com/holdd/holdd/store"
-)
+import "fmt"
 
 // SenderCapability tells whether an incoming peer has shown that it reads
 // holdd's path deliveries (custom message 48001). A sender that does not
@@ -44,32 +40,4 @@ func ParseUnprovenSenderMode(s string) (UnprovenSenderMode, error) {
 	}
 	return "", fmt.Errorf("%w: unknown unproven-sender mode %q (resume, "+
 		"fail, hold)", ErrInvalidPolicy, s)
-}
-
-// refuseUnproven returns the decision for a hold_htlc HTLC from peer when
-// the engine must not hold it, and false when it may be held.
-func (e *Engine) refuseUnproven(peer [33]byte, key store.CircuitKey) (
-	Decision, bool) {
-
-	if e.cfg.Senders == nil || e.cfg.Senders.ReadsDeliveries(peer) {
-		return Decision{}, false
-	}
-	switch e.cfg.UnprovenSender {
-	case UnprovenHold:
-		e.stats.decision("hold_unproven_sender")
-		return Decision{}, false
-
-	case UnprovenFail:
-		e.log.Infof("Not holding HTLC %v: sender %x has not shown it "+
-			"reads path deliveries (no release_paths_request); "+
-			"failing it back", key, peer)
-		return e.fail(FailSenderNotCapable), true
-
-	default:
-		e.log.Infof("Not holding HTLC %v: sender %x has not shown it "+
-			"reads path deliveries (no release_paths_request); "+
-			"forwarding it now", key, peer)
-		e.stats.decision("resume_" + string(FailSenderNotCapable))
-		return Decision{Action: ActionResume}, true
-	}
 }

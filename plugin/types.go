@@ -15,12 +15,6 @@ var ErrNotOffered = errors.New("circuit key not offered on the current " +
 	"interceptor stream")
 
 var (
-	// ErrIncomingInactive is returned by a Resolver that will not resume
-	// an HTLC while its incoming channel is inactive: lnd v0.21 fails a
-	// resumed forward whose incoming link is gone (it cannot check the
-	// incoming dust exposure), so the sender must be back first.
-	ErrIncomingInactive = errors.New("incoming channel inactive")
-
 	// ErrUnknownHTLC is returned for a circuit key holdd does not hold.
 	ErrUnknownHTLC = errors.New("unknown held HTLC")
 
@@ -120,6 +114,8 @@ const (
 )
 
 // Resolver answers lnd for a circuit key. The interceptor implements it.
+// It decides nothing: whether an HTLC may be resumed now is the engine's
+// decision (decide.go).
 type Resolver interface {
 	Resume(ctx context.Context, key store.CircuitKey) error
 	Fail(ctx context.Context, key store.CircuitKey) error
@@ -129,7 +125,16 @@ type Resolver interface {
 type Store interface {
 	InsertHeld(ctx context.Context, h store.HeldHTLC) (store.HeldHTLC,
 		bool, error)
-	GetHeld(ctx context.Context, key store.CircuitKey) (store.HeldHTLC,
+	// LookupHTLC returns the record stored under key, if any, and the
+	// unexpired pending release for (key, hash), if any, in one read.
+	LookupHTLC(ctx context.Context, key store.CircuitKey, hash [32]byte,
+		now time.Time) (store.HTLCLookup, error)
+
+	// InsertReleased stores a new HTLC that an early release (p)
+	// released: held, released and resumed at once, consuming p, in one
+	// write. A key stored already is returned with inserted=false.
+	InsertReleased(ctx context.Context, h store.HeldHTLC,
+		p store.PendingRelease, at time.Time) (store.HeldHTLC, bool,
 		error)
 	Transition(ctx context.Context, key store.CircuitKey,
 		from []store.HoldState, to store.HoldState, note string,
@@ -137,8 +142,6 @@ type Store interface {
 	ListHTLCs(ctx context.Context, f store.ListFilter) ([]store.HeldHTLC,
 		error)
 	PutPendingRelease(ctx context.Context, r store.PendingRelease) error
-	TakePendingRelease(ctx context.Context, key store.CircuitKey,
-		hash [32]byte, now time.Time) (store.PendingRelease, bool, error)
 	PrunePendingReleases(ctx context.Context, now time.Time) (int64,
 		error)
 }

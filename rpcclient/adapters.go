@@ -429,11 +429,13 @@ func chanPointString(cp *lnrpc.ChannelPoint) string {
 // WatchActive keeps the cache current from lnd's channel events and calls
 // onActive with the channel's id (0 if not yet in the cache) whenever a
 // channel becomes active, until ctx ends, re-subscribing with a capped
-// backoff when the stream breaks.
+// backoff when the stream breaks. After a re-subscription it calls
+// onActive(0) once: a channel may have become active while no stream ran.
 func (c *ChannelActivity) WatchActive(ctx context.Context,
 	onActive func(chanID uint64)) {
 
 	delay := time.Second
+	resubscribed := false
 	for ctx.Err() == nil {
 		stream, err := c.client.SubscribeChannelEvents(ctx,
 			&lnrpc.ChannelEventSubscription{})
@@ -441,6 +443,10 @@ func (c *ChannelActivity) WatchActive(ctx context.Context,
 		if err == nil {
 			err = c.load(ctx)
 		}
+		if err == nil && resubscribed {
+			onActive(0)
+		}
+		resubscribed = true
 		for err == nil {
 			var ev *lnrpc.ChannelEventUpdate
 			ev, err = stream.Recv()

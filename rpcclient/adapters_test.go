@@ -67,6 +67,10 @@ type eventStream struct {
 func (e *eventStream) Recv() (*lnrpc.ChannelEventUpdate, error) {
 	select {
 	case ev := <-e.events:
+		if ev == nil {
+			// The test breaks the stream.
+			return nil, io.EOF
+		}
 		return ev, nil
 	case <-e.ctx.Done():
 		return nil, e.ctx.Err()
@@ -215,4 +219,34 @@ func TestChannelInfo(t *testing.T) {
 	_, private, err := peers.ChannelInfo(ctx, 11)
 	require.NoError(t, err)
 	require.True(t, private)
+}
+
+// TestChannelActivityWakesAfterResubscribe checks that after the event
+// stream broke and was subscribed again, the caller is woken once with
+// channel 0: a channel may have become active while no stream ran.
+func TestChannelActivityWakesAfterResubscribe(t *testing.T) {
+	fake := &fakeChannels{
+		events: make(chan *lnrpc.ChannelEventUpdate),
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	a := NewChannelActivity(fake, NewChannelPeers(fake), log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	woke := make(chan uint64, 4)
+	go a.WatchActive(ctx, func(id uint64) { woke <- id })
+
+	// The first subscription wakes nobody.
+	require.Eventually(t, func() bool { return fake.calls() == 1 },
+		time.Second, time.Millisecond)
+	require.Empty(t, woke)
+
+	fake.events <- nil
+	select {
+	case id := <-woke:
+		require.Zero(t, id)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no wake-up after the re-subscription")
+	}
+	require.Equal(t, 2, fake.calls())
 }

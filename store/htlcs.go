@@ -99,72 +99,22 @@ func (s *Store) insertEvent(ctx context.Context, tx *sql.Tx,
 func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 	error) {
 
-	if h.State == "" {
-		h.State = StateHeld
+	fresh, times, err := checkNewHeld(h)
+	if err != nil {
+		return HeldHTLC{}, false, err
 	}
-	switch {
-	case h.State != StateHeld:
-		return HeldHTLC{}, false, fmt.Errorf("%w: new htlc %v in state "+
-			"%q, want held", ErrInvalidArgument, h.Key, h.State)
-	case h.HeldAt.IsZero():
-		return HeldHTLC{}, false, fmt.Errorf("%w: htlc %v without "+
-			"HeldAt", ErrInvalidArgument, h.Key)
-	case h.FailReason != "" || h.ReleaseSource != "" ||
-		!h.ReleasedAt.IsZero() || !h.ResolvedAt.IsZero():
-
-		return HeldHTLC{}, false, fmt.Errorf("%w: new htlc %v carries "+
-			"release or resolution fields", ErrInvalidArgument, h.Key)
-	}
-	if h.UpdatedAt.IsZero() {
-		h.UpdatedAt = h.HeldAt
-	}
-
-	var times [4]int64
-	for i, t := range []struct {
-		t    time.Time
-		name string
-	}{
-		{h.HoldDeadline, "HoldDeadline"},
-		{h.HeldAt, "HeldAt"},
-		{h.UpdatedAt, "UpdatedAt"},
-		{h.PathExpiresAt, "PathExpiresAt"},
-	} {
-		var err error
-		if times[i], err = timeNanos(t.t, t.name); err != nil {
-			return HeldHTLC{}, false, err
-		}
-	}
-
-	// What a read of the new row returns: the times as they round-trip
-	// through unix nanoseconds, every other field as given.
-	fresh := h
-	fresh.HoldDeadline = nanosTime(times[0])
-	fresh.HeldAt = nanosTime(times[1])
-	fresh.UpdatedAt = nanosTime(times[2])
-	fresh.PathExpiresAt = nanosTime(times[3])
 
 	var (
 		stored   HeldHTLC
 		inserted bool
 	)
-	err := s.group.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.group.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// A write may run twice (see groupCommit): start afresh.
 		stored, inserted = HeldHTLC{}, false
 
-		res, err := s.exec(ctx, tx, &s.stmts.insertHTLC,
-			u64Blob(h.Key.ChanID), u64Blob(h.Key.HtlcID),
-			h.PaymentHash[:], h.IncomingPeer[:],
-			int64(h.IncomingAmtMsat), int64(h.OutgoingAmtMsat),
-			h.IncomingExpiry, h.OutgoingExpiry,
-			u64Blob(h.OutgoingChanID), h.AutoFailHeight,
-			h.FailbackHeight, times[0], string(h.State), times[1],
-			times[2], times[3])
+		n, err := s.insertHeldRow(ctx, tx, fresh, times)
 		if err != nil {
-			return fmt.Errorf("insert htlc %v: %w", h.Key, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("insert htlc %v: %w", h.Key, err)
+			return err
 		}
 		if n == 0 {
 			// The key exists: lnd replayed it.
@@ -172,7 +122,7 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 
 			return err
 		}
-		err = s.insertEvent(ctx, tx, h.Key, "", h.State, "", times[1])
+		err = s.insertEvent(ctx, tx, h.Key, "", StateHeld, "", times[1])
 		if err != nil {
 			return err
 		}
@@ -187,11 +137,222 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 	return stored, inserted, nil
 }
 
+// checkNewHeld checks a new record as InsertHeld takes it and returns it
+// as a read of the new row returns it, with its times in unix nanoseconds
+// (HoldDeadline, HeldAt, UpdatedAt, PathExpiresAt).
+func checkNewHeld(h HeldHTLC) (HeldHTLC, [4]int64, error) {
+	var times [4]int64
+	if h.State == "" {
+		h.State = StateHeld
+	}
+	switch {
+	case h.State != StateHeld:
+		return HeldHTLC{}, times, fmt.Errorf("%w: new htlc %v in state "+
+			"%q, want held", ErrInvalidArgument, h.Key, h.State)
+	case h.HeldAt.IsZero():
+		return HeldHTLC{}, times, fmt.Errorf("%w: htlc %v without "+
+			"HeldAt", ErrInvalidArgument, h.Key)
+	case h.FailReason != "" || h.ReleaseSource != "" ||
+		!h.ReleasedAt.IsZero() || !h.ResolvedAt.IsZero():
+
+		return HeldHTLC{}, times, fmt.Errorf("%w: new htlc %v carries "+
+			"release or resolution fields", ErrInvalidArgument, h.Key)
+	}
+	if h.UpdatedAt.IsZero() {
+		h.UpdatedAt = h.HeldAt
+	}
+
+	for i, t := range []struct {
+		t    time.Time
+		name string
+	}{
+		{h.HoldDeadline, "HoldDeadline"},
+		{h.HeldAt, "HeldAt"},
+		{h.UpdatedAt, "UpdatedAt"},
+		{h.PathExpiresAt, "PathExpiresAt"},
+	} {
+		var err error
+		if times[i], err = timeNanos(t.t, t.name); err != nil {
+			return HeldHTLC{}, times, err
+		}
+	}
+
+	// What a read of the new row returns: the times as they round-trip
+	// through unix nanoseconds, every other field as given.
+	fresh := h
+	fresh.HoldDeadline = nanosTime(times[0])
+	fresh.HeldAt = nanosTime(times[1])
+	fresh.UpdatedAt = nanosTime(times[2])
+	fresh.PathExpiresAt = nanosTime(times[3])
+
+	return fresh, times, nil
+}
+
+// insertHeldRow inserts h's row unless its key exists; it returns the rows
+// inserted.
+func (s *Store) insertHeldRow(ctx context.Context, tx *sql.Tx, h HeldHTLC,
+	times [4]int64) (int64, error) {
+
+	res, err := s.exec(ctx, tx, &s.stmts.insertHTLC,
+		u64Blob(h.Key.ChanID), u64Blob(h.Key.HtlcID),
+		h.PaymentHash[:], h.IncomingPeer[:],
+		int64(h.IncomingAmtMsat), int64(h.OutgoingAmtMsat),
+		h.IncomingExpiry, h.OutgoingExpiry,
+		u64Blob(h.OutgoingChanID), h.AutoFailHeight,
+		h.FailbackHeight, times[0], string(StateHeld), times[1],
+		times[2], times[3])
+	if err != nil {
+		return 0, fmt.Errorf("insert htlc %v: %w", h.Key, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("insert htlc %v: %w", h.Key, err)
+	}
+
+	return n, nil
+}
+
 // GetHeld returns the HTLC stored under key, or ErrNotFound.
 func (s *Store) GetHeld(ctx context.Context, key CircuitKey) (HeldHTLC,
 	error) {
 
 	return s.getHTLC(ctx, nil, key)
+}
+
+// LookupHTLC returns, in one call, what a decision about a new offer of key
+// needs: the record stored under key, if any, and when there is none the
+// pending release for (key, hash) unexpired at now, if any. Neither is an
+// error when absent.
+func (s *Store) LookupHTLC(ctx context.Context, key CircuitKey,
+	hash [32]byte, now time.Time) (HTLCLookup, error) {
+
+	var l HTLCLookup
+	rec, err := s.getHTLC(ctx, nil, key)
+	switch {
+	case err == nil:
+		l.HTLC, l.Found = rec, true
+		return l, nil
+	case !errors.Is(err, ErrNotFound):
+		return l, err
+	}
+
+	nowNs, err := timeNanos(now, "now")
+	if err != nil {
+		return l, err
+	}
+	var recv, exp int64
+	err = s.db.QueryRowContext(ctx, `SELECT source, received_at,
+		expires_at FROM pending_releases WHERE chan_id = ? AND
+		htlc_id = ? AND payment_hash = ? AND expires_at > ?`,
+		u64Blob(key.ChanID), u64Blob(key.HtlcID), hash[:],
+		nowNs).Scan(&l.Pending.Source, &recv, &exp)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return l, nil
+	case err != nil:
+		return l, fmt.Errorf("read pending release for %v: %w", key,
+			err)
+	}
+	l.Pending.Key = key
+	l.Pending.PaymentHash = hash
+	l.Pending.ReceivedAt = nanosTime(recv)
+	l.Pending.ExpiresAt = nanosTime(exp)
+	l.HasPending = true
+
+	return l, nil
+}
+
+// InsertReleased stores a new HTLC h that the early release p released:
+// held, released by p.Source and resumed at at, with an event for each
+// step, and deletes p, all in one transaction. h is checked as InsertHeld
+// checks it. If the key exists already it returns the stored record and
+// inserted=false, changing nothing.
+func (s *Store) InsertReleased(ctx context.Context, h HeldHTLC,
+	p PendingRelease, at time.Time) (HeldHTLC, bool, error) {
+
+	if p.Key != h.Key || p.PaymentHash != h.PaymentHash {
+		return HeldHTLC{}, false, fmt.Errorf("%w: release for %v does "+
+			"not name htlc %v", ErrInvalidArgument, p.Key, h.Key)
+	}
+	fresh, times, err := checkNewHeld(h)
+	if err != nil {
+		return HeldHTLC{}, false, err
+	}
+	atNs, err := timeNanos(at, "at")
+	if err != nil {
+		return HeldHTLC{}, false, err
+	}
+
+	var (
+		stored   HeldHTLC
+		inserted bool
+	)
+	err = s.group.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// A write may run twice (see groupCommit): start afresh.
+		stored, inserted = HeldHTLC{}, false
+
+		n, err := s.insertHeldRow(ctx, tx, fresh, times)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			stored, err = s.getHTLC(ctx, tx, h.Key)
+
+			return err
+		}
+		err = s.insertEvent(ctx, tx, h.Key, "", StateHeld, "", times[1])
+		if err != nil {
+			return err
+		}
+		steps := []struct {
+			upd      *lazyStmt
+			from, to HoldState
+			note     string
+		}{
+			{&s.stmts.toReleased, StateHeld, StateReleased, p.Source},
+			{&s.stmts.toResolved, StateReleased, StateResumed, ""},
+		}
+		for _, st := range steps {
+			res, err := s.exec(ctx, tx, st.upd, string(st.to), atNs,
+				st.note, u64Blob(h.Key.ChanID),
+				u64Blob(h.Key.HtlcID), string(st.from))
+			if err != nil {
+				return fmt.Errorf("update htlc %v: %w", h.Key, err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				return fmt.Errorf("update htlc %v: %d rows (%v)",
+					h.Key, n, err)
+			}
+			err = s.insertEvent(ctx, tx, h.Key, st.from, st.to,
+				st.note, atNs)
+			if err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM pending_releases
+			WHERE chan_id = ? AND htlc_id = ? AND payment_hash = ?`,
+			u64Blob(p.Key.ChanID), u64Blob(p.Key.HtlcID),
+			p.PaymentHash[:])
+		if err != nil {
+			return fmt.Errorf("take pending release for %v: %w",
+				p.Key, err)
+		}
+
+		stored = fresh
+		stored.State = StateResumed
+		stored.UpdatedAt = nanosTime(atNs)
+		stored.ReleaseSource = p.Source
+		stored.ReleasedAt = nanosTime(atNs)
+		stored.ResolvedAt = nanosTime(atNs)
+		inserted = true
+
+		return nil
+	})
+	if err != nil {
+		return HeldHTLC{}, false, err
+	}
+
+	return stored, inserted, nil
 }
 
 // Transition moves key from one of from to to atomically (compare-and-set)

@@ -161,3 +161,90 @@ func TestPutPendingReleaseValidation(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
+
+// TestLookupHTLC checks that one lookup returns the stored record, or,
+// when there is none, the unexpired pending release for the key and hash.
+func TestLookupHTLC(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+
+	key := CircuitKey{ChanID: 3, HtlcID: 4}
+	h := testHTLC(key, t0)
+
+	l, err := s.LookupHTLC(ctx, key, h.PaymentHash, t0)
+	require.NoError(t, err)
+	require.Equal(t, HTLCLookup{}, l)
+
+	p := pendingFor(key, "onion", t0, time.Minute)
+	require.NoError(t, s.PutPendingRelease(ctx, p))
+	l, err = s.LookupHTLC(ctx, key, p.PaymentHash, t0.Add(time.Second))
+	require.NoError(t, err)
+	require.Equal(t, HTLCLookup{Pending: p, HasPending: true}, l)
+
+	// Another hash, or an expired release: none.
+	l, err = s.LookupHTLC(ctx, key, h.PaymentHash, t0)
+	require.NoError(t, err)
+	require.False(t, l.HasPending)
+	l, err = s.LookupHTLC(ctx, key, p.PaymentHash, t0.Add(time.Minute))
+	require.NoError(t, err)
+	require.False(t, l.HasPending)
+
+	_, _, err = s.InsertHeld(ctx, h)
+	require.NoError(t, err)
+	l, err = s.LookupHTLC(ctx, key, h.PaymentHash, t0)
+	require.NoError(t, err)
+	require.Equal(t, HTLCLookup{HTLC: h, Found: true}, l)
+}
+
+// TestInsertReleased checks that an HTLC whose release came first is
+// stored held, released and resumed in one write, with an event for each
+// step, and that the release is consumed; a second insert changes nothing.
+func TestInsertReleased(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+
+	key := CircuitKey{ChanID: 5, HtlcID: 6}
+	p := pendingFor(key, "onion", t0, time.Minute)
+	require.NoError(t, s.PutPendingRelease(ctx, p))
+	h := testHTLC(key, t0)
+	h.PaymentHash = p.PaymentHash
+	at := t0.Add(time.Second)
+
+	stored, inserted, err := s.InsertReleased(ctx, h, p, at)
+	require.NoError(t, err)
+	require.True(t, inserted)
+	want := h
+	want.State = StateResumed
+	want.ReleaseSource = "onion"
+	want.UpdatedAt, want.ReleasedAt, want.ResolvedAt = at, at, at
+	require.Equal(t, want, stored)
+
+	got, err := s.GetHeld(ctx, key)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	events, err := s.Events(ctx, key)
+	require.NoError(t, err)
+	require.Equal(t, []Event{
+		{Key: key, To: StateHeld, At: t0},
+		{Key: key, From: StateHeld, To: StateReleased, Note: "onion",
+			At: at},
+		{Key: key, From: StateReleased, To: StateResumed, At: at},
+	}, events)
+
+	n, err := s.CountPendingReleases(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	again, inserted, err := s.InsertReleased(ctx, h, p, at.Add(time.Hour))
+	require.NoError(t, err)
+	require.False(t, inserted)
+	require.Equal(t, want, again)
+
+	// A release for another HTLC is refused.
+	other := p
+	other.PaymentHash[3] = 0x33
+	_, _, err = s.InsertReleased(ctx, testHTLC(CircuitKey{ChanID: 5,
+		HtlcID: 7}, t0), other, at)
+	require.ErrorIs(t, err, ErrInvalidArgument)
+}

@@ -193,6 +193,18 @@ type PendingRelease struct {
 	ExpiresAt   time.Time
 }
 
+// HTLCLookup is what LookupHTLC found for a circuit key.
+type HTLCLookup struct {
+	// HTLC is the stored record; Found is false when there is none.
+	HTLC  HeldHTLC
+	Found bool
+
+	// Pending is the unexpired pending release for the key and the
+	// payment hash asked about, looked for only when there is no record.
+	Pending    PendingRelease
+	HasPending bool
+}
+
 // ListFilter selects HTLCs for ListHTLCs. Empty fields select everything;
 // Limit <= 0 means no limit. Results are ordered by HeldAt, then key.
 type ListFilter struct {

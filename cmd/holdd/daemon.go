@@ -355,40 +355,19 @@ func run(ctx context.Context, cfg *config) error {
 }
 
 // lateResolver lets the engine be built before the interceptor it answers
-// through. It holds back a resume while the HTLC's incoming channel is
-// inactive: lnd v0.21 fails a resumed forward whose incoming link is gone
-// (it cannot check that link's dust exposure), so the HTLC stays released
-// until the sender is back (see watchIncoming).
+// through. It only forwards: whether an HTLC may be resumed is the
+// engine's decision.
 type lateResolver struct {
-	r     atomic.Pointer[interceptor.Interceptor]
-	links interface {
-		Active(ctx context.Context, chanID uint64) (bool, error)
-	}
+	r atomic.Pointer[interceptor.Interceptor]
 }
 
 func (l *lateResolver) set(i *interceptor.Interceptor) { l.r.Store(i) }
 
 func (l *lateResolver) Resume(ctx context.Context, key store.CircuitKey) error {
-	i := l.r.Load()
-	if i == nil {
-		return plugin.ErrNotOffered
+	if i := l.r.Load(); i != nil {
+		return i.Resume(ctx, key)
 	}
-	if l.IncomingInactive(ctx, key) {
-		return plugin.ErrIncomingInactive
-	}
-	return i.Resume(ctx, key)
-}
-
-// IncomingInactive implements plugin.IncomingChecker. Only a definite
-// "inactive" holds a resume back; when lnd cannot tell, lnd decides.
-func (l *lateResolver) IncomingInactive(ctx context.Context,
-	key store.CircuitKey) bool {
-
-	if l.links == nil {
-		return false
-	}
-	active, err := l.links.Active(ctx, key.ChanID)
-	return err == nil && !active
+	return plugin.ErrNotOffered
 }
 
 func (l *lateResolver) Fail(ctx context.Context, key store.CircuitKey) error {

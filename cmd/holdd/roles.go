@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/eventfeed"
@@ -19,7 +17,6 @@ import (
 	"github.com/holdd/holdd/rpcclient"
 	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
-	"github.com/sirupsen/logrus"
 )
 
 // lspRole is the running lsp role: the hold engine on lnd's interceptor,
@@ -142,9 +139,14 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 
 	// The interceptor and the engine need each other: the engine answers
 	// through the interceptor, the interceptor asks the engine.
-	links := rpcclient.NewChannelActivity(lnd.Lightning, peers,
-		logs.sub(subHOLD))
-	resolver := &lateResolver{links: links}
+	resolver := &lateResolver{}
+	// A released HTLC is resumed once its incoming link is active, and a
+	// sender coming back gets the paths of its held HTLCs again.
+	links := engineLinks{
+		activity: rpcclient.NewChannelActivity(lnd.Lightning, peers,
+			logs.sub(subHOLD)),
+		onActive: role.deliverer.RedeliverChannel,
+	}
 	admission, err := cfg.admission()
 	if err != nil {
 		return nil, err
@@ -154,6 +156,7 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 		Store:    db,
 		Resolver: resolver,
 		Peers:    peers,
+		Links:    links,
 		Blocks: rpcclient.NewBlockWatcher(lnd.Lightning, lnd.Chain,
 			logs.sub(subBLKS)),
 		Clock: clk,
@@ -203,65 +206,8 @@ func startLSPRole(ctx context.Context, cfg *config, lnd *rpcclient.Client,
 	// crash right after the hold was stored, the sender offline): send
 	// the paths of every HTLC still held again.
 	role.deliverer.RedeliverAll()
-	// Stopped first (stops run in reverse), before the engine it calls.
-	watchCtx, stopWatch := context.WithCancel(engineCtx)
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		watchIncoming(watchCtx, links, db, role.engine,
-			role.deliverer, logs.sub(subHOLD))
-	}()
-	role.stops = append(role.stops, func() {
-		stopWatch()
-		<-watchDone
-	})
 	ok = true
 	return role, nil
-}
-
-// releasedRetryInterval re-tries released HTLCs in case a channel event
-// was missed.
-const releasedRetryInterval = 30 * time.Second
-
-// watchIncoming resumes released HTLCs when channels become active: a
-// release that arrived while the sender was offline waits for it. A sender
-// coming back also gets the paths of its held HTLCs again.
-func watchIncoming(ctx context.Context, links *rpcclient.ChannelActivity,
-	db *store.Store, engine *plugin.Engine, deliverer *release.Deliverer,
-	log logrus.FieldLogger) {
-
-	wake := make(chan struct{}, 1)
-	go links.WatchActive(ctx, func(chanID uint64) {
-		deliverer.RedeliverChannel(ctx, chanID)
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	})
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case <-time.After(releasedRetryInterval):
-		}
-		released, err := db.ListHTLCs(ctx, store.ListFilter{
-			States: []store.HoldState{store.StateReleased},
-		})
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Errorf("List released HTLCs: %v", err)
-			}
-			continue
-		}
-		for _, h := range released {
-			if err := engine.ResumeReleased(ctx, h.Key); err != nil &&
-				!errors.Is(err, plugin.ErrUnknownHTLC) {
-
-				log.Errorf("Resume released %v: %v", h.Key, err)
-			}
-		}
-	}
 }
 
 // newRecipientRole builds the recipient role. finalHop is where receive
