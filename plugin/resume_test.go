@@ -51,7 +51,7 @@ func TestResumeReleasedRetries(t *testing.T) {
 }
 
 // linkAwareResolver is a fakeResolver that knows which incoming channels
-// are inactive, as cmd/holdd's resolver learns from lnd.
+// are inactive, as the daemon's resolver learns from lnd.
 type linkAwareResolver struct {
 	*fakeResolver
 
