@@ -49,6 +49,14 @@ func Run(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	return d.Run(ctx)
+}
+
+// Run starts the subsystems in order, runs them until ctx ends or one
+// fails, stops them in reverse and releases what New opened. It returns
+// the error a start failed with or the first fatal error, naming the
+// subsystem; nil after a shutdown through ctx.
+func (d *Daemon) Run(ctx context.Context) error {
 	defer d.close()
 
 	return runSubsystems(ctx, d.subsystems, d.log)
