@@ -68,13 +68,12 @@ func BenchmarkInterceptorPassThrough(b *testing.B) {
 	logger.SetOutput(io.Discard)
 	i, err := New(Config{
 		Router: router,
-		Engine: resumeAll{},
 		Logger: logger,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := i.Start(); err != nil {
+	if err := i.Start(resumeAll{}); err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = i.Stop() }()

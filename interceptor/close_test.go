@@ -71,15 +71,14 @@ func TestClosedChannelKeysAreWithdrawn(t *testing.T) {
 	i, err := New(Config{
 		Router:        router,
 		ChannelEvents: events,
-		Engine: &fakeEngine{decisions: map[uint64]plugin.Decision{
-			1: hold, 2: hold, 3: hold,
-		}},
-		MinBackoff: time.Millisecond,
-		MaxBackoff: 5 * time.Millisecond,
-		Logger:     logger,
+		MinBackoff:    time.Millisecond,
+		MaxBackoff:    5 * time.Millisecond,
+		Logger:        logger,
 	})
 	require.NoError(t, err)
-	require.NoError(t, i.Start())
+	require.NoError(t, i.Start(&fakeEngine{
+		decisions: map[uint64]plugin.Decision{1: hold, 2: hold, 3: hold},
+	}))
 	t.Cleanup(func() { require.NoError(t, i.Stop()) })
 
 	s := nextStream(t, router)
@@ -144,7 +143,7 @@ func TestClosedChannelKeysAreWithdrawn(t *testing.T) {
 // TestClosedChannelsBounded: the closed set keeps the newest
 // maxClosedChannels ids.
 func TestClosedChannelsBounded(t *testing.T) {
-	i, err := New(Config{Router: &fakeRouter{}, Engine: &fakeEngine{}})
+	i, err := New(Config{Router: &fakeRouter{}})
 	require.NoError(t, err)
 	for id := uint64(1); id <= maxClosedChannels+10; id++ {
 		i.channelClosed([]uint64{id})

@@ -44,7 +44,6 @@ type Engine interface {
 // Config configures an Interceptor.
 type Config struct {
 	Router RouterClient
-	Engine Engine
 
 	// ChannelEvents, if set, is followed for closed channels: the keys
 	// of a closed channel are no longer answered, since lnd is about to
@@ -70,6 +69,12 @@ type Interceptor struct {
 	cfg Config
 	log logrus.FieldLogger
 
+	// engine decides on each intercepted HTLC; set by Start, before the
+	// goroutines that read it. It is not part of Config because the
+	// engine answers through the Interceptor: the Interceptor is built
+	// first, the engine takes it as its Resolver, and Start joins them.
+	engine Engine
+
 	// mu guards stream, gen, offered and the closed channels.
 	mu      sync.Mutex
 	stream  routerrpc.Router_HtlcInterceptorClient
@@ -94,9 +99,8 @@ var _ plugin.Resolver = (*Interceptor)(nil)
 
 // New creates an Interceptor.
 func New(cfg Config) (*Interceptor, error) {
-	if cfg.Router == nil || cfg.Engine == nil {
-		return nil, errors.New("interceptor: router and engine are " +
-			"required")
+	if cfg.Router == nil {
+		return nil, errors.New("interceptor: router is required")
 	}
 	if cfg.MinBackoff == 0 {
 		cfg.MinBackoff = 500 * time.Millisecond
@@ -118,8 +122,12 @@ func New(cfg Config) (*Interceptor, error) {
 	}, nil
 }
 
-// Start runs the stream until Stop.
-func (i *Interceptor) Start() error {
+// Start runs the stream until Stop, asking engine about every HTLC.
+func (i *Interceptor) Start(engine Engine) error {
+	if engine == nil {
+		return errors.New("interceptor: engine is required")
+	}
+	i.engine = engine
 	ctx, cancel := context.WithCancel(context.Background())
 	i.cancel = cancel
 	i.wg.Add(1)
@@ -274,7 +282,7 @@ func (i *Interceptor) runStream(ctx context.Context, first bool) error {
 }
 
 func (i *Interceptor) decide(ctx context.Context, htlc plugin.HTLC) {
-	d := i.cfg.Engine.Intercept(ctx, htlc)
+	d := i.engine.Intercept(ctx, htlc)
 	if htlc.OnChain {
 		return
 	}

@@ -101,13 +101,12 @@ func startInterceptor(t *testing.T, decisions map[uint64]plugin.Decision) (
 	logger.SetOutput(io.Discard)
 	i, err := New(Config{
 		Router:     router,
-		Engine:     &fakeEngine{decisions: decisions},
 		MinBackoff: time.Millisecond,
 		MaxBackoff: 5 * time.Millisecond,
 		Logger:     logger,
 	})
 	require.NoError(t, err)
-	require.NoError(t, i.Start())
+	require.NoError(t, i.Start(&fakeEngine{decisions: decisions}))
 	t.Cleanup(func() { require.NoError(t, i.Stop()) })
 	return i, router
 }

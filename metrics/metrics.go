@@ -28,10 +28,10 @@ type Sources struct {
 	InterceptorConnected  func() bool
 	InterceptorReconnects func() uint64
 
-	// Transport names the release transport; TransportState is its
-	// state ("connected" when up).
-	Transport      string
-	TransportState func() string
+	// Transport names the release transport; TransportConnected
+	// reports whether it is up.
+	Transport          string
+	TransportConnected func() bool
 
 	// Recipient reports held_htlc_available messages by outcome
 	// (recipient role); nil when the role is off.
@@ -48,25 +48,18 @@ type Sources struct {
 	Redeliveries func() map[string]uint64
 }
 
-// Metrics is holdd's registry.
-type Metrics struct {
-	src             Sources
-	reg             *prometheus.Registry
+// Observations are the histograms fed as holds end and decisions are made.
+// They exist apart from Metrics so that the engine and the interceptor,
+// which feed them, can be built before the sources Metrics reads: the
+// sources are those very subsystems.
+type Observations struct {
 	holdDuration    *prometheus.HistogramVec
 	decisionLatency prometheus.Histogram
-
-	heldCount, heldMsat, decisions, releases, failbacks,
-	icptUp, icptReconnects, transportUp, heldAvailable *prometheus.Desc
-
-	mbStoredMsgs, mbStoredBytes, mbRecipients, mbOnline, mbStored,
-	mbForwarded, mbDelivered, mbDropped, mbRegistrations *prometheus.Desc
 }
 
-// New creates the registry over src.
-func New(src Sources) *Metrics {
-	m := &Metrics{
-		src: src,
-		reg: prometheus.NewRegistry(),
+// NewObservations creates the histograms.
+func NewObservations() *Observations {
+	return &Observations{
 		holdDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "hold_duration_seconds",
@@ -81,6 +74,35 @@ func New(src Sources) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(
 				10e-6, 4, 10),
 		}),
+	}
+}
+
+// Metrics is holdd's registry.
+type Metrics struct {
+	*Observations
+
+	src Sources
+	reg *prometheus.Registry
+
+	heldCount, heldMsat, decisions, releases, failbacks,
+	icptUp, icptReconnects, transportUp, heldAvailable *prometheus.Desc
+
+	mbStoredMsgs, mbStoredBytes, mbRecipients, mbOnline, mbStored,
+	mbForwarded, mbDelivered, mbDropped, mbRegistrations *prometheus.Desc
+}
+
+// New creates the registry over src, with histograms of its own.
+func New(src Sources) *Metrics {
+	return NewWithObservations(src, NewObservations())
+}
+
+// NewWithObservations creates the registry over src and obs, histograms
+// that were fed before the registry existed.
+func NewWithObservations(src Sources, obs *Observations) *Metrics {
+	m := &Metrics{
+		Observations: obs,
+		src:          src,
+		reg:          prometheus.NewRegistry(),
 		heldCount: desc("held_htlcs", "HTLCs held now (held or "+
 			"released, not yet resolved)."),
 		heldMsat: desc("held_msat", "Incoming msat of the HTLCs held "+
@@ -193,10 +215,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			m.collectMailbox(ch, s)
 		}
 	}
-	if m.src.TransportState != nil {
+	if m.src.TransportConnected != nil {
 		ch <- prometheus.MustNewConstMetric(m.transportUp, gauge,
-			boolValue(m.src.TransportState() == "connected"),
-			m.src.Transport)
+			boolValue(m.src.TransportConnected()), m.src.Transport)
 	}
 }
 
@@ -250,7 +271,7 @@ func boolValue(b bool) float64 {
 }
 
 // HoldEvent observes how long each hold lasted when it ends.
-func (m *Metrics) HoldEvent(ev plugin.Event) {
+func (m *Observations) HoldEvent(ev plugin.Event) {
 	if ev.Kind != plugin.EventResumed && ev.Kind != plugin.EventFailed {
 		return
 	}
@@ -262,7 +283,7 @@ func (m *Metrics) HoldEvent(ev plugin.Event) {
 }
 
 // ObserveDecision records how long one intercept decision took.
-func (m *Metrics) ObserveDecision(d time.Duration) {
+func (m *Observations) ObserveDecision(d time.Duration) {
 	m.decisionLatency.Observe(d.Seconds())
 }
 
@@ -299,7 +320,12 @@ type TimedEngine struct {
 	Engine interface {
 		Intercept(ctx context.Context, h plugin.HTLC) plugin.Decision
 	}
-	Metrics *Metrics
+	Metrics DecisionObserver
+}
+
+// DecisionObserver records how long intercept decisions take.
+type DecisionObserver interface {
+	ObserveDecision(d time.Duration)
 }
 
 // Intercept implements the interceptor's Engine.

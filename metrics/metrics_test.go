@@ -51,7 +51,7 @@ func TestScrape(t *testing.T) {
 		InterceptorConnected:  func() bool { return true },
 		InterceptorReconnects: func() uint64 { return 3 },
 		Transport:             "peer",
-		TransportState:        func() string { return "connecting" },
+		TransportConnected:    func() bool { return false },
 		Recipient: func() map[string]uint64 {
 			return map[string]uint64{"replied": 5, "forged": 2}
 		},

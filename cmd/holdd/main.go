@@ -1,5 +1,7 @@
 // Command holdd is the async-payments hold daemon for an lnd LSP: it holds
-// HTLCs that carry hold_htlc and releases them on release_held_htlc.
+// HTLCs that carry hold_htlc and releases them on release_held_htlc. It
+// only parses the command line and runs the daemon package, which owns
+// holdd's config, subsystems and their lifecycle.
 package main
 
 import (
@@ -10,14 +12,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/holdd/holdd/daemon"
 	flags "github.com/jessevdk/go-flags"
 )
 
-// Version is holdd's version, set at build time with -ldflags.
-var Version = "0.1.0-dev"
-
 func main() {
-	cfg, err := loadConfig(os.Args[1:])
+	cfg, err := daemon.LoadConfig(os.Args[1:])
 	if err != nil {
 		var flagErr *flags.Error
 		if errors.As(err, &flagErr) && flagErr.Type == flags.ErrHelp {
@@ -27,7 +27,7 @@ func main() {
 		os.Exit(1)
 	}
 	if cfg.ShowVersion {
-		fmt.Println("holdd version", Version)
+		fmt.Println("holdd version", daemon.Version)
 		return
 	}
 
@@ -35,7 +35,7 @@ func main() {
 		syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
 
-	if err := run(ctx, cfg); err != nil {
+	if err := daemon.Run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "holdd:", err)
 		os.Exit(1)
 	}

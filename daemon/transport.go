@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"fmt"
@@ -146,7 +146,7 @@ func lndSettingWarnings(transport string,
 // peerLinkReachWarning warns when lnd seems to run on another host than
 // holdd while the peer link listens on loopback with no external address:
 // lnd would be asked to dial an address that is its own host.
-func peerLinkReachWarning(cfg *config) string {
+func peerLinkReachWarning(cfg *Config) string {
 	if cfg.PeerLink.Listen == "" || cfg.PeerLink.ExternalAddr != "" {
 		return ""
 	}

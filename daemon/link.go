@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -65,12 +65,48 @@ func newPeeler(transport string, lnd *rpcclient.Client,
 	return onionmsg.NewPeeler(ecdh)
 }
 
-// startTransport brings onion messages from lnd to the intake and returns
-// its stop function. state is kept as the transport's state name.
-func startTransport(transport string, lnd *rpcclient.Client,
+// linkStatus is the release transport's connection state. The transport
+// writes it; GetInfo, the metrics and the mailbox registrar read it. It
+// exists before the transport starts, so readers never wait for one.
+type linkStatus struct {
+	state atomic.Int32
+}
+
+func (l *linkStatus) set(s peerlink.State) { l.state.Store(int32(s)) }
+
+// State returns the transport's state; the custom-message stream is
+// either connected or disconnected.
+func (l *linkStatus) State() peerlink.State {
+	return peerlink.State(l.state.Load())
+}
+
+// Connected reports whether onion messages can reach holdd now.
+func (l *linkStatus) Connected() bool {
+	return l.State() == peerlink.StateConnected
+}
+
+// releaseTransport brings onion messages from lnd to the intake: the peer
+// link or lnd's custom-message stream.
+type releaseTransport struct {
+	name  string
+	start func() error
+	stop  func() error
+}
+
+func (t *releaseTransport) Name() string { return t.name }
+
+func (t *releaseTransport) Start(context.Context, func(error)) error {
+	return t.start()
+}
+
+func (t *releaseTransport) Stop() error { return t.stop() }
+
+// newTransport builds the transport that hands onion messages to the
+// intake, keeping state up to date and calling onUp each time it connects.
+func newTransport(transport string, lnd *rpcclient.Client,
 	nodeKey *btcec.PrivateKey, intake *release.Intake, clk clock.Clock,
-	logs *loggers, cfg *config, state *atomic.Value,
-	onUp func()) (func(), error) {
+	logs *loggers, cfg *Config, state *linkStatus,
+	onUp func()) (*releaseTransport, error) {
 
 	switch transport {
 	case transportPeer:
@@ -100,7 +136,7 @@ func startTransport(transport string, lnd *rpcclient.Client,
 			Clock:         clk,
 			Logger:        logs.sub(subPLNK),
 			OnStateChange: func(s peerlink.State) {
-				state.Store(s.String())
+				state.set(s)
 				if s == peerlink.StateConnected {
 					onUp()
 				}
@@ -109,10 +145,9 @@ func startTransport(transport string, lnd *rpcclient.Client,
 		if err != nil {
 			return nil, err
 		}
-		if err := link.Start(); err != nil {
-			return nil, err
-		}
-		return func() { _ = link.Stop() }, nil
+		return &releaseTransport{
+			name: "peer link", start: link.Start, stop: link.Stop,
+		}, nil
 
 	case transportCustomMsg:
 		tr, err := custommsg.New(custommsg.Config{
@@ -122,21 +157,21 @@ func startTransport(transport string, lnd *rpcclient.Client,
 			Clock:     clk,
 			Logger:    logs.sub(subCMSG),
 			OnStateChange: func(up bool) {
-				if up {
-					state.Store("connected")
-					onUp()
-				} else {
-					state.Store("disconnected")
+				if !up {
+					state.set(peerlink.StateDisconnected)
+					return
 				}
+				state.set(peerlink.StateConnected)
+				onUp()
 			},
 		})
 		if err != nil {
 			return nil, err
 		}
-		if err := tr.Start(); err != nil {
-			return nil, err
-		}
-		return func() { _ = tr.Stop() }, nil
+		return &releaseTransport{
+			name: "custom-message transport", start: tr.Start,
+			stop: tr.Stop,
+		}, nil
 	}
 	return nil, fmt.Errorf("unknown transport %q", transport)
 }

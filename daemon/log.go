@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"fmt"
@@ -147,7 +147,7 @@ func parseDebugLevel(s string) (logrus.Level, map[string]logrus.Level,
 
 // setupLogging logs to stdout and to <holddir>/logs/<network>/holdd.log,
 // which rotates at maxlogfilesize MB keeping maxlogfiles old files.
-func setupLogging(cfg *config) (*loggers, error) {
+func setupLogging(cfg *Config) (*loggers, error) {
 	def, levels, err := parseDebugLevel(cfg.DebugLevel)
 	if err != nil {
 		return nil, err

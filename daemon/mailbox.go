@@ -1,9 +1,11 @@
-package main
+package daemon
 
 import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -24,11 +26,26 @@ import (
 var errMailboxNeedsPeerLink = errors.New("role=mailbox needs " +
 	"transport=peer (lnd 0.21 or newer)")
 
-// startMailboxRole starts the mailbox: it keeps onion messages for
-// registered recipients that are offline and forwards them through lnd.
-func startMailboxRole(cfg *config, lnd *rpcclient.Client, db *store.Store,
+// mailboxRole is the mailbox role: it keeps onion messages for registered
+// recipients that are offline and forwards them through lnd.
+type mailboxRole struct {
+	mb  *mailbox.Mailbox
+	key *btcec.PublicKey
+
+	// log is the daemon's own, for the line saying the role is on.
+	log logrus.FieldLogger
+
+	// queue takes messages from the transport's read loop and goes on,
+	// so a slow store write or send never delays the peer link's pongs
+	// or a release behind it.
+	queue *mailbox.AsyncForwarder
+}
+
+// newMailboxRole builds the mailbox and the queue in front of it; nothing
+// runs until Start.
+func newMailboxRole(cfg *Config, lnd *rpcclient.Client, db *store.Store,
 	mailboxKey *btcec.PublicKey, sender *onionsend.Sender, clk clock.Clock,
-	log logrus.FieldLogger) (*mailbox.Mailbox, error) {
+	logs *loggers) (*mailboxRole, error) {
 
 	allow := make([][33]byte, 0, len(cfg.Mailbox.Allow))
 	for _, k := range cfg.Mailbox.Allow {
@@ -58,12 +75,36 @@ func startMailboxRole(cfg *config, lnd *rpcclient.Client, db *store.Store,
 				cfg.Mailbox.MaxAge/4),
 		},
 		Clock:  clk,
-		Logger: log,
+		Logger: logs.sub(subMBOX),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return mb, nil
+	return &mailboxRole{
+		mb:    mb,
+		key:   mailboxKey,
+		log:   logs.sub(subHOLD),
+		queue: mailbox.NewAsyncForwarder(mb, 0),
+	}, nil
+}
+
+func (r *mailboxRole) Name() string { return "mailbox role" }
+
+// Start starts the mailbox, then the queue that feeds it.
+func (r *mailboxRole) Start(ctx context.Context, _ func(error)) error {
+	if err := r.mb.Start(ctx); err != nil {
+		return fmt.Errorf("start mailbox: %w", err)
+	}
+	r.queue.Start()
+	r.log.Infof("Mailbox on: keeping messages for registered "+
+		"recipients (mailbox key %x)", r.key.SerializeCompressed())
+	return nil
+}
+
+// Stop stops the queue, then the mailbox.
+func (r *mailboxRole) Stop() error {
+	r.queue.Stop()
+	return r.mb.Stop()
 }
 
 // mailboxRegistrar keeps this node registered with its LSP's mailbox
@@ -156,7 +197,13 @@ func (r *mailboxRegistrar) Trigger() {
 
 // run registers until ctx ends.
 func (r *mailboxRegistrar) run(ctx context.Context) {
-	go r.watchLSP(ctx)
+	var watcher sync.WaitGroup
+	defer watcher.Wait()
+	watcher.Add(1)
+	go func() {
+		defer watcher.Done()
+		r.watchLSP(ctx)
+	}()
 	retry := mailboxRetryMin
 	for {
 		for !r.linkUp() {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -121,7 +121,7 @@ func TestLogLineHasOneSubsystemField(t *testing.T) {
 	// Every package logs through the logger it is handed; a field
 	// naming the package again would repeat the tag in other words.
 	ownField := regexp.MustCompile(`WithField\("subsystem"|"subsystem":`)
-	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry,
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry,
 		err error) error {
 
 		if err != nil {
@@ -149,7 +149,7 @@ func TestLogLineHasOneSubsystemField(t *testing.T) {
 // TestOperatorDocListsEverySubsystem keeps docs/operator.md's table of log
 // subsystems equal to the registry.
 func TestOperatorDocListsEverySubsystem(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/operator.md")
+	doc, err := os.ReadFile("../docs/operator.md")
 	require.NoError(t, err)
 	_, logs, ok := strings.Cut(string(doc), "\n## Logs\n")
 	require.True(t, ok, "operator.md has no Logs section")

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"os"
@@ -14,7 +14,7 @@ import (
 // config struct: every option appears (commented out) with its group
 // namespace, and nothing appears that holdd does not know.
 func TestSampleConfigListsEveryOption(t *testing.T) {
-	sample, err := os.ReadFile(filepath.Join("..", "..",
+	sample, err := os.ReadFile(filepath.Join("..",
 		"sample-holdd.conf"))
 	require.NoError(t, err)
 
@@ -55,7 +55,7 @@ func TestSampleConfigListsEveryOption(t *testing.T) {
 // TestSampleConfigUncommentedParses uncomments every single-valued default
 // line and checks holdd accepts the result as its config file.
 func TestSampleConfigUncommentedParses(t *testing.T) {
-	sample, err := os.ReadFile(filepath.Join("..", "..",
+	sample, err := os.ReadFile(filepath.Join("..",
 		"sample-holdd.conf"))
 	require.NoError(t, err)
 	re := regexp.MustCompile(`(?m)^; ([a-z0-9.-]+=[^\s]+)$`)
@@ -64,7 +64,7 @@ func TestSampleConfigUncommentedParses(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "holdd.conf")
 	require.NoError(t, os.WriteFile(path, []byte(uncommented), 0o600))
-	cfg, err := loadConfig([]string{"--holddir=" + dir,
+	cfg, err := LoadConfig([]string{"--holddir=" + dir,
 		"--configfile=" + path})
 	require.NoError(t, err)
 

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/hex"
@@ -103,7 +103,8 @@ const (
 // knownRoles are the values role accepts.
 var knownRoles = []string{roleLSP, roleRecipient, roleMailbox}
 
-type config struct {
+// Config is holdd.conf and the command line, as go-flags reads them.
+type Config struct {
 	ShowVersion bool   `short:"V" long:"version" description:"Display version information and exit"`
 	HoldDir     string `long:"holddir" description:"The base directory for holdd's data, config and logs"`
 	ConfigFile  string `long:"configfile" description:"Path to holdd.conf (default <holddir>/holdd.conf)"`
@@ -138,9 +139,9 @@ type prometheusConfig struct {
 	Listen string `long:"listen" description:"Serve Prometheus metrics on this address (host:port) at /metrics; empty = off"`
 }
 
-func defaultConfig() *config {
+func defaultConfig() *Config {
 	p := plugin.DefaultPolicy()
-	return &config{
+	return &Config{
 		HoldDir:        defaultHoldDir,
 		Network:        defaultNetwork,
 		DebugLevel:     "info",
@@ -184,9 +185,9 @@ func defaultConfig() *config {
 	}
 }
 
-// loadConfig reads flags, then the config file, then flags again so that
+// LoadConfig reads flags, then the config file, then flags again so that
 // the command line wins, as lnd does.
-func loadConfig(args []string) (*config, error) {
+func LoadConfig(args []string) (*Config, error) {
 	pre := defaultConfig()
 	if _, err := flags.NewParser(pre, flags.Default).ParseArgs(args); err != nil {
 		return nil, err
@@ -222,7 +223,7 @@ func loadConfig(args []string) (*config, error) {
 }
 
 // validate checks the config and fills in paths that depend on others.
-func (c *config) validate() error {
+func (c *Config) validate() error {
 	c.HoldDir = cleanPath(c.HoldDir)
 
 	// lnd names its per-network macaroon directory after the network.
@@ -386,12 +387,12 @@ func parseRoles(in []string) ([]string, error) {
 }
 
 // hasRole reports whether holdd runs role.
-func (c *config) hasRole(role string) bool {
+func (c *Config) hasRole(role string) bool {
 	return slices.Contains(c.Roles, role)
 }
 
 // policy turns the hold settings into the engine's policy.
-func (c *config) policy() (plugin.Policy, error) {
+func (c *Config) policy() (plugin.Policy, error) {
 	p := plugin.DefaultPolicy()
 	if len(c.Hold.Types) > 0 {
 		p.HoldTypes = c.Hold.Types
@@ -406,7 +407,7 @@ func (c *config) policy() (plugin.Policy, error) {
 }
 
 // admission turns the hold settings into whose HTLCs the engine may hold.
-func (c *config) admission() (plugin.Admission, error) {
+func (c *Config) admission() (plugin.Admission, error) {
 	a := plugin.Admission{AllowPublic: c.Hold.AllowPublic}
 	for _, k := range c.Hold.AllowPeers {
 		key, err := parseNodeKey(k)
@@ -424,7 +425,7 @@ func (c *config) admission() (plugin.Admission, error) {
 
 // dataDir is where the store lives: one per network, so a regtest run never
 // touches mainnet state.
-func (c *config) dataDir() string {
+func (c *Config) dataDir() string {
 	return filepath.Join(c.HoldDir, "data", c.Network)
 }
 

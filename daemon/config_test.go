@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"os"
@@ -29,7 +29,7 @@ hold.maxholdtime=1h
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "holdd.conf"),
 		[]byte(conf), 0o600))
 
-	cfg, err := loadConfig([]string{"--holddir=" + dir,
+	cfg, err := LoadConfig([]string{"--holddir=" + dir,
 		"--hold.failbackmargin=30"})
 	require.NoError(t, err)
 	require.Equal(t, "regtest", cfg.Network)
@@ -50,7 +50,7 @@ hold.maxholdtime=1h
 
 func TestLoadConfigDefaults(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := loadConfig([]string{"--holddir=" + dir})
+	cfg, err := LoadConfig([]string{"--holddir=" + dir})
 	require.NoError(t, err)
 	require.Equal(t, "mainnet", cfg.Network)
 	require.Equal(t, defaultRPCListen, cfg.RPCListen)
@@ -76,7 +76,7 @@ func TestLoadConfigRoles(t *testing.T) {
 			[]string{"lsp", "recipient"}},
 	}
 	for _, tc := range tests {
-		cfg, err := loadConfig(append([]string{"--holddir=" +
+		cfg, err := LoadConfig(append([]string{"--holddir=" +
 			t.TempDir()}, tc.args...))
 		require.NoError(t, err, tc.args)
 		require.Equal(t, tc.want, cfg.Roles, tc.args)
@@ -113,7 +113,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--holddir=" + t.TempDir()},
 				tc.args...)
-			_, err := loadConfig(args)
+			_, err := LoadConfig(args)
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.want)
 		})
@@ -124,7 +124,7 @@ func TestLoadConfigErrors(t *testing.T) {
 // held, one peer may have DefaultMaxHeldMsatPerPeer held, and release paths
 // have no cap; hold.allowpeer and hold.allowpublic widen who is held.
 func TestLoadConfigAdmission(t *testing.T) {
-	cfg, err := loadConfig([]string{"--holddir=" + t.TempDir()})
+	cfg, err := LoadConfig([]string{"--holddir=" + t.TempDir()})
 	require.NoError(t, err)
 	a, err := cfg.admission()
 	require.NoError(t, err)
@@ -138,7 +138,7 @@ func TestLoadConfigAdmission(t *testing.T) {
 		k1 = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 		k2 = "02c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5"
 	)
-	cfg, err = loadConfig([]string{"--holddir=" + t.TempDir(),
+	cfg, err = LoadConfig([]string{"--holddir=" + t.TempDir(),
 		"--hold.allowpeer=" + k1, "--hold.allowpeer=" + k2,
 		"--hold.allowpublic", "--hold.maxperpeermsat=0"})
 	require.NoError(t, err)
