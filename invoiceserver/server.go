@@ -73,6 +73,12 @@ const (
 	DefaultBurst    = 5
 	DefaultInterval = 100 * time.Millisecond
 
+	// DefaultInvoiceRequestBurst and DefaultInvoiceRequestInterval
+	// bound the invoice_requests for one recipient: 50 at once, 50 a
+	// second after that.
+	DefaultInvoiceRequestBurst    = 50
+	DefaultInvoiceRequestInterval = 20 * time.Millisecond
+
 	// DefaultMaxLimiterKeys bounds each rate limiter's memory.
 	DefaultMaxLimiterKeys = 10_000
 
@@ -91,7 +97,8 @@ type Config struct {
 	// forwarded.
 	Forwarder Forwarder
 
-	// Chain is the chain static invoices must be for.
+	// Chain is the genesis hash of the chain static invoices must be
+	// for (bolt12.BitcoinChain on mainnet); required.
 	Chain chainhash.Hash
 
 	Clock clock.Clock
@@ -110,11 +117,18 @@ type Config struct {
 	// all enter at the same lnd, so more add no reliability).
 	OfferPaths int
 
-	// RecipientBurst/RecipientInterval limit the messages about one
-	// recipient: its offer_paths_requests and serve_static_invoices, and
-	// separately the invoice_requests for its offers.
+	// RecipientBurst/RecipientInterval limit one recipient's own
+	// messages: its offer_paths_requests and serve_static_invoices.
 	RecipientBurst    int
 	RecipientInterval time.Duration
+
+	// InvoiceRequestBurst/InvoiceRequestInterval limit the
+	// invoice_requests for one recipient's offers from all requesters
+	// together. It is looser than the per-requester limit, so one
+	// requester's flood, stopped by its own bucket first, leaves room
+	// for everyone else.
+	InvoiceRequestBurst    int
+	InvoiceRequestInterval time.Duration
 
 	// RequesterBurst/RequesterInterval limit the invoice_requests one
 	// requester sends, keyed by its reply path's introduction node.
@@ -146,6 +160,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Sender == nil:
 		return nil, fmt.Errorf("%w: the server needs an authenticator, "+
 			"a minter, a store and a sender", ErrInvalidRequest)
+	case cfg.Chain == (chainhash.Hash{}):
+		return nil, fmt.Errorf("%w: no chain", ErrInvalidRequest)
 	case cfg.MaxInvoiceSize > MaxInvoiceSize:
 		return nil, fmt.Errorf("%w: max invoice size %d is over %d",
 			ErrInvalidRequest, cfg.MaxInvoiceSize, MaxInvoiceSize)
@@ -174,10 +190,12 @@ func New(cfg Config) (*Server, error) {
 	def(&cfg.OfferPaths, 1)
 	def(&cfg.RecipientBurst, DefaultBurst)
 	def(&cfg.RequesterBurst, DefaultBurst)
+	def(&cfg.InvoiceRequestBurst, DefaultInvoiceRequestBurst)
 	def(&cfg.MaxLimiterKeys, DefaultMaxLimiterKeys)
 	defDur(&cfg.OfferPathTTL, DefaultOfferPathTTL)
 	defDur(&cfg.RecipientInterval, DefaultInterval)
 	defDur(&cfg.RequesterInterval, DefaultInterval)
+	defDur(&cfg.InvoiceRequestInterval, DefaultInvoiceRequestInterval)
 	if cfg.MaxSlots == 0 {
 		cfg.MaxSlots = DefaultMaxSlots
 	}
@@ -185,8 +203,8 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg,
 		controlLimit: keyedlimit.New[string](cfg.RecipientBurst,
 			cfg.RecipientInterval, cfg.MaxLimiterKeys),
-		invreqLimit: keyedlimit.New[string](cfg.RecipientBurst,
-			cfg.RecipientInterval, cfg.MaxLimiterKeys),
+		invreqLimit: keyedlimit.New[string](cfg.InvoiceRequestBurst,
+			cfg.InvoiceRequestInterval, cfg.MaxLimiterKeys),
 		peerLimit: keyedlimit.New[[33]byte](cfg.RequesterBurst,
 			cfg.RequesterInterval, cfg.MaxLimiterKeys),
 		newSessionKey: btcec.NewPrivateKey,
