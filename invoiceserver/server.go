@@ -340,6 +340,11 @@ func (s *Server) handle(ctx context.Context, p *onionmsg.Peeled) string {
 func (s *Server) checkRecipient(ctx context.Context, id []byte,
 	now time.Time) string {
 
+	// The rate first: the id is authentic, and a flood should not cost
+	// a database read per message.
+	if !s.controlLimit.Allow(string(id), now) {
+		return OutcomeRateRecipient
+	}
 	r, err := s.cfg.Store.GetAsyncRecipient(ctx, id)
 	switch {
 	case errors.Is(err, ErrUnknownRecipient):
@@ -350,8 +355,6 @@ func (s *Server) checkRecipient(ctx context.Context, id []byte,
 		return OutcomeStoreError
 	case r.Expired(now):
 		return OutcomeExpiredRecipient
-	case !s.controlLimit.Allow(string(id), now):
-		return OutcomeRateRecipient
 	}
 	return ""
 }

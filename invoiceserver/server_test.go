@@ -580,3 +580,40 @@ func TestAddRecipient(t *testing.T) {
 	require.ErrorIs(t, h.srv.RemoveRecipient(ctx, []byte("b")),
 		ErrUnknownRecipient)
 }
+
+// TestNewRefusesUnsafeConfig: a server without its parts, without a chain,
+// or with bounds past LDK's is refused.
+func TestNewRefusesUnsafeConfig(t *testing.T) {
+	h := newHarness(t, nil)
+	good := h.srv.cfg
+	tests := []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"no store", func(c *Config) { c.Store = nil }},
+		{"no sender", func(c *Config) { c.Sender = nil }},
+		{"no minter", func(c *Config) { c.Minter = nil }},
+		{"no authenticator", func(c *Config) { c.Auth = nil }},
+		{"no chain", func(c *Config) { c.Chain = [32]byte{} }},
+		{"invoice bound over 5 KiB", func(c *Config) {
+			c.MaxInvoiceSize = MaxInvoiceSize + 1
+		}},
+		{"too many offer paths", func(c *Config) {
+			c.OfferPaths = MaxPathsPerCall + 1
+		}},
+	}
+	for _, tc := range tests {
+		cfg := good
+		tc.mod(&cfg)
+		_, err := New(cfg)
+		require.ErrorIs(t, err, ErrInvalidRequest, tc.name)
+	}
+	srv, err := New(Config{Auth: good.Auth, Minter: good.Minter,
+		Store: good.Store, Sender: good.Sender, Chain: good.Chain})
+	require.NoError(t, err)
+	require.Equal(t, DefaultMaxRecipients, srv.cfg.MaxRecipients)
+	require.Equal(t, uint16(DefaultMaxSlots), srv.cfg.MaxSlots)
+	require.Equal(t, MaxInvoiceSize, srv.cfg.MaxInvoiceSize)
+	require.Equal(t, DefaultOfferPathTTL, srv.cfg.OfferPathTTL)
+	require.Equal(t, 1, srv.cfg.OfferPaths)
+}
