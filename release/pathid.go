@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/holdd/holdd/internal/pathmac"
 	"github.com/holdd/holdd/store"
 )
 
@@ -20,7 +21,7 @@ const (
 	PathIDLen = 1 + 8 + 8 + 32 + 8 + sha256.Size
 
 	// SecretLen is the length of the path_id secret.
-	SecretLen = 32
+	SecretLen = pathmac.SecretLen
 
 	// receivePathIDVersion is the first byte of the path_ids in the
 	// recipient role's async-receive message paths.
@@ -62,16 +63,16 @@ type Claim struct {
 
 // Authenticator mints and verifies path_ids under holdd's secret.
 type Authenticator struct {
-	secret []byte
+	key *pathmac.Key
 }
 
 // NewAuthenticator returns an Authenticator for a SecretLen-byte secret.
 func NewAuthenticator(secret []byte) (*Authenticator, error) {
-	if len(secret) != SecretLen {
-		return nil, fmt.Errorf("path_id secret must be %d bytes, got %d",
-			SecretLen, len(secret))
+	key, err := pathmac.New(secret)
+	if err != nil {
+		return nil, err
 	}
-	return &Authenticator{secret: append([]byte(nil), secret...)}, nil
+	return &Authenticator{key: key}, nil
 }
 
 // Mint returns the path_id for a claim. The expiry is kept to the second.
@@ -114,10 +115,7 @@ func (a *Authenticator) mac(body []byte) []byte {
 }
 
 func (a *Authenticator) macIn(domain, body []byte) []byte {
-	h := hmac.New(sha256.New, a.secret)
-	h.Write(domain)
-	h.Write(body)
-	return h.Sum(nil)
+	return a.key.Sum(domain, body)
 }
 
 // PathIDKind says which of holdd's roles a path_id is addressed to.

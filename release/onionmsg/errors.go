@@ -54,4 +54,10 @@ var (
 	// encrypted data names neither a next node nor a next channel.
 	ErrNoNextHop = errors.New("onionmsg: forwarding hop without " +
 		"next_node_id or short_channel_id")
+
+	// ErrBadAsyncMessage is returned for a static invoice server message
+	// (onionmsg TLV 75540-75546) whose value does not decode as LDK
+	// writes it.
+	ErrBadAsyncMessage = errors.New("onionmsg: bad static invoice " +
+		"server message")
 )
