@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/holdd/holdd/plugin"
 	"io"
 	"slices"
 	"sync"
@@ -17,7 +18,6 @@ import (
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/holdd/holdd/release/onionsend"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
@@ -464,7 +464,7 @@ func (p *Payer) Pay(ctx context.Context, req *Request,
 		req:       req,
 		report:    onProgress,
 		firstHops: make(map[[33]byte]struct{}),
-		handled:   make(map[store.CircuitKey]struct{}),
+		handled:   make(map[plugin.CircuitKey]struct{}),
 		res:       &Result{},
 	}
 	sendReq, err := run.sendPaymentRequest()
@@ -646,7 +646,7 @@ type payment struct {
 	// peers that can hold one of them.
 	firstHops map[[33]byte]struct{}
 	pending   []pendingDelivery
-	handled   map[store.CircuitKey]struct{}
+	handled   map[plugin.CircuitKey]struct{}
 
 	inFlightReported bool
 	res              *Result

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
@@ -74,7 +73,7 @@ type Interceptor struct {
 	mu      sync.Mutex
 	stream  routerrpc.Router_HtlcInterceptorClient
 	gen     uint64
-	offered map[store.CircuitKey]uint64
+	offered map[plugin.CircuitKey]uint64
 
 	// closed holds the short channel ids (and aliases) of channels lnd
 	// reported closed, closedOrder the same oldest first, to bound it.
@@ -113,7 +112,7 @@ func New(cfg Config) (*Interceptor, error) {
 	return &Interceptor{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		offered: make(map[store.CircuitKey]uint64),
+		offered: make(map[plugin.CircuitKey]uint64),
 		closed:  make(map[uint64]struct{}),
 	}, nil
 }
@@ -294,7 +293,7 @@ func (i *Interceptor) decide(ctx context.Context, htlc plugin.HTLC) {
 }
 
 // Resume forwards an HTLC offered on the current stream.
-func (i *Interceptor) Resume(_ context.Context, key store.CircuitKey) error {
+func (i *Interceptor) Resume(_ context.Context, key plugin.CircuitKey) error {
 	return i.resolve(key, &routerrpc.ForwardHtlcInterceptResponse{
 		Action: routerrpc.ResolveHoldForwardAction_RESUME,
 	})
@@ -302,14 +301,14 @@ func (i *Interceptor) Resume(_ context.Context, key store.CircuitKey) error {
 
 // Fail fails an HTLC offered on the current stream back with
 // TEMPORARY_CHANNEL_FAILURE.
-func (i *Interceptor) Fail(_ context.Context, key store.CircuitKey) error {
+func (i *Interceptor) Fail(_ context.Context, key plugin.CircuitKey) error {
 	return i.resolve(key, &routerrpc.ForwardHtlcInterceptResponse{
 		Action:      routerrpc.ResolveHoldForwardAction_FAIL,
 		FailureCode: lnrpc.Failure_TEMPORARY_CHANNEL_FAILURE,
 	})
 }
 
-func (i *Interceptor) resolve(key store.CircuitKey,
+func (i *Interceptor) resolve(key plugin.CircuitKey,
 	resp *routerrpc.ForwardHtlcInterceptResponse) error {
 
 	resp.IncomingCircuitKey = &routerrpc.CircuitKey{
@@ -360,7 +359,7 @@ func toHTLC(req *routerrpc.ForwardHtlcInterceptRequest) (plugin.HTLC, error) {
 			len(req.PaymentHash))
 	}
 	h := plugin.HTLC{
-		Key: store.CircuitKey{
+		Key: plugin.CircuitKey{
 			ChanID: req.IncomingCircuitKey.ChanId,
 			HtlcID: req.IncomingCircuitKey.HtlcId,
 		},

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/holdd/holdd/plugin"
 	"testing"
 	"time"
 
@@ -14,7 +15,6 @@ import (
 	"github.com/holdd/holdd/holdrpc"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
@@ -206,7 +206,7 @@ func TestHoldAndRelease(t *testing.T) {
 	require.Equal(t, net.L.PubKey, msg.Peer)
 	delivery, err := release.DecodePathDelivery(msg.Data)
 	require.NoError(t, err)
-	require.Equal(t, store.CircuitKey{ChanID: h.Incoming.ChanId,
+	require.Equal(t, plugin.CircuitKey{ChanID: h.Incoming.ChanId,
 		HtlcID: h.Incoming.HtlcId}, delivery.Key)
 	require.Equal(t, held.invoice.RHash, delivery.PaymentHash[:])
 	require.Equal(t, h.IncomingAmtMsat, delivery.AmountMsat)
@@ -332,7 +332,7 @@ func TestForgedReleasesReleaseNothing(t *testing.T) {
 	var hashA [32]byte
 	copy(hashA[:], a.invoice.RHash)
 	forgedID := forger.Mint(release.Claim{
-		Key: store.CircuitKey{ChanID: a.htlc.Incoming.ChanId,
+		Key: plugin.CircuitKey{ChanID: a.htlc.Incoming.ChanId,
 			HtlcID: a.htlc.Incoming.HtlcId},
 		PaymentHash: hashA,
 		ExpiresAt:   time.Now().Add(time.Hour),

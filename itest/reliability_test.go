@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/holdd/holdd/plugin"
 	"io"
 	"maps"
 	"os"
@@ -22,7 +23,6 @@ import (
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/holdd/holdd/release/peerlink"
-	"github.com/holdd/holdd/store"
 	sphinx "github.com/lightningnetwork/lightning-onion"
 	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -1513,7 +1513,7 @@ func TestReliabilityHostileInput(t *testing.T) {
 	var hashA [32]byte
 	copy(hashA[:], a.invoice.RHash)
 	forgedID := forger.Mint(release.Claim{
-		Key: store.CircuitKey{ChanID: a.htlc.Incoming.ChanId,
+		Key: plugin.CircuitKey{ChanID: a.htlc.Incoming.ChanId,
 			HtlcID: a.htlc.Incoming.HtlcId},
 		PaymentHash: hashA, ExpiresAt: time.Now().Add(time.Hour),
 	})

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -169,7 +168,7 @@ const (
 
 // deliverStored claims and sends one stored message. It returns false when
 // the drain must stop.
-func (m *Mailbox) deliverStored(msg store.MailboxMessage) bool {
+func (m *Mailbox) deliverStored(msg StoredMessage) bool {
 	now := m.cfg.Clock.Now()
 	if !msg.ReceivedAt.After(now.Add(-m.lim.MaxAge)) {
 		ok, err := m.cfg.Store.DeleteMailboxMessage(m.ctx, msg.ID)
@@ -179,7 +178,7 @@ func (m *Mailbox) deliverStored(msg store.MailboxMessage) bool {
 			return false
 		}
 		if ok {
-			m.removed(DropExpired, []store.MailboxRemoved{{
+			m.removed(DropExpired, []RemovedMessage{{
 				ID: msg.ID, Size: msg.Size(),
 			}})
 		}
@@ -216,7 +215,7 @@ func (m *Mailbox) deliverStored(msg store.MailboxMessage) bool {
 
 // deliverClaimed sends a message that is stored claimed, then deletes it,
 // or unclaims it if lnd refused it.
-func (m *Mailbox) deliverClaimed(msg store.MailboxMessage) sendResult {
+func (m *Mailbox) deliverClaimed(msg StoredMessage) sendResult {
 	pathKey, err := btcec.ParsePubKey(msg.PathKey[:])
 	if err != nil {
 		// Only a corrupted row gets here: Handle stored a valid key.
@@ -266,7 +265,7 @@ func (m *Mailbox) deliverClaimed(msg store.MailboxMessage) sendResult {
 
 // deleteAfterSend deletes a claimed message, counting it as dropped for
 // reason unless reason is empty (delivered).
-func (m *Mailbox) deleteAfterSend(msg store.MailboxMessage, reason string) {
+func (m *Mailbox) deleteAfterSend(msg StoredMessage, reason string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx),
 		storeWriteTimeout)
 	defer cancel()

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
@@ -465,21 +464,21 @@ func (s *failingStore) set(name string, fail bool) {
 }
 
 func (s *failingStore) PutMailboxMessage(ctx context.Context,
-	m store.MailboxMessage, claim bool, lim store.MailboxLimits) (
-	store.MailboxPut, error) {
+	m StoredMessage, claim bool, lim StoreLimits) (
+	PutResult, error) {
 
 	if s.failing("put") {
-		return store.MailboxPut{}, errStoreDown
+		return PutResult{}, errStoreDown
 	}
 
 	return s.MessageStore.PutMailboxMessage(ctx, m, claim, lim)
 }
 
 func (s *failingStore) RegisterMailboxRecipient(ctx context.Context,
-	peer [33]byte, now time.Time) (store.MailboxRecipient, bool, error) {
+	peer [33]byte, now time.Time) (Recipient, bool, error) {
 
 	if s.failing("register") {
-		return store.MailboxRecipient{}, false, errStoreDown
+		return Recipient{}, false, errStoreDown
 	}
 
 	return s.MessageStore.RegisterMailboxRecipient(ctx, peer, now)
@@ -489,7 +488,7 @@ func (s *failingStore) RegisterMailboxRecipient(ctx context.Context,
 // fake forwarder, on a test clock.
 type harness struct {
 	t     *testing.T
-	st    *store.Store
+	st    TestStore
 	fs    *failingStore
 	lnd   *fakeLnd
 	fwd   *fakeForwarder
@@ -503,8 +502,7 @@ type harness struct {
 func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	t.Helper()
 
-	st, err := store.Open(context.Background(),
-		filepath.Join(t.TempDir(), "holdd.db"))
+	st, err := OpenTestStore(filepath.Join(t.TempDir(), "holdd.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 
@@ -678,3 +676,14 @@ func (h *harness) waitIdle() {
 		return len(h.mb.queues) == 0
 	}, waitFor, time.Millisecond)
 }
+
+// TestStore is the real SQLite store as these tests use it. Package store
+// imports mailbox, so a test inside mailbox cannot import store; the external
+// test file realstore_test.go sets OpenTestStore instead.
+type TestStore interface {
+	MessageStore
+	Close() error
+}
+
+// OpenTestStore opens a real store at path; set by realstore_test.go.
+var OpenTestStore func(path string) (TestStore, error)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/holdd/holdd/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -96,7 +95,7 @@ func TestAdmission(t *testing.T) {
 				return
 			}
 			require.True(t, stored)
-			require.Equal(t, store.StateHeld, rec.State)
+			require.Equal(t, StateHeld, rec.State)
 			require.Equal(t, tc.peer, rec.IncomingPeer)
 			require.Equal(t, []EventKind{EventHeld},
 				te.observer.kinds())

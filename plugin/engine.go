@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/sirupsen/logrus"
 )
@@ -60,7 +59,7 @@ type entry struct {
 	// key, peer, amt, failbackHeight, deadline and pathExpiry never
 	// change after the entry is created, so the deadline loops read them
 	// without mu.
-	key            store.CircuitKey
+	key            CircuitKey
 	peer           [33]byte
 	amt            uint64
 	failbackHeight int32
@@ -68,7 +67,7 @@ type entry struct {
 	pathExpiry     time.Time
 
 	mu  sync.Mutex
-	rec store.HeldHTLC
+	rec HeldHTLC
 
 	// removed is set once the entry left the active map; a goroutine that
 	// waited on mu for it must look the key up again.
@@ -82,7 +81,7 @@ type entry struct {
 	pathExpiryPos int
 }
 
-func newEntry(rec store.HeldHTLC) *entry {
+func newEntry(rec HeldHTLC) *entry {
 	return &entry{
 		key:            rec.Key,
 		peer:           rec.IncomingPeer,
@@ -117,7 +116,7 @@ type Engine struct {
 	// mu guards active, the due heaps, perPeer and total. It is never
 	// held across I/O.
 	mu         sync.Mutex
-	active     map[store.CircuitKey]*entry
+	active     map[CircuitKey]*entry
 	byFailback *dueHeap
 	byDeadline *dueHeap
 	perPeer    map[[33]byte]usage
@@ -179,7 +178,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:        cfg,
 		log:        cfg.Logger,
-		active:     make(map[store.CircuitKey]*entry),
+		active:     make(map[CircuitKey]*entry),
 		byFailback: newFailbackHeap(),
 		byDeadline: newDeadlineHeap(),
 		perPeer:    make(map[[33]byte]usage),
@@ -194,8 +193,8 @@ func New(cfg Config) (*Engine, error) {
 // Start loads the active HTLCs from the store, waits for the first block
 // height and starts the block and deadline loops.
 func (e *Engine) Start(ctx context.Context) error {
-	recs, err := e.cfg.Store.ListHTLCs(ctx, store.ListFilter{
-		States: []store.HoldState{store.StateHeld, store.StateReleased},
+	recs, err := e.cfg.Store.ListHTLCs(ctx, ListFilter{
+		States: []HoldState{StateHeld, StateReleased},
 	})
 	if err != nil {
 		return fmt.Errorf("load held HTLCs: %w", err)
@@ -293,7 +292,7 @@ func (e *Engine) Intercept(ctx context.Context, h HTLC) Decision {
 	case err == nil:
 		return e.replayFinal(rec)
 
-	case !errors.Is(err, store.ErrNotFound):
+	case !errors.Is(err, ErrUnknownHTLC):
 		if ctx.Err() != nil {
 			return Decision{Action: ActionHold}
 		}
@@ -359,7 +358,7 @@ func (e *Engine) interceptOnChain(ctx context.Context, h HTLC) Decision {
 	if ent.removed {
 		return Decision{Action: ActionHold}
 	}
-	if err := e.finish(ctx, ent, store.StateGone, "onchain"); err != nil {
+	if err := e.finish(ctx, ent, StateGone, "onchain"); err != nil {
 		e.log.Errorf("Persist on-chain hand-over of %v: %v", h.Key, err)
 		return Decision{Action: ActionHold}
 	}
@@ -396,7 +395,7 @@ func (e *Engine) interceptKnown(ctx context.Context, ent *entry,
 
 	height := e.Height()
 	if height >= rec.FailbackHeight {
-		if err := e.finish(ctx, ent, store.StateFailed,
+		if err := e.finish(ctx, ent, StateFailed,
 			string(FailExpiry)); err != nil {
 			return e.fail(FailStore)
 		}
@@ -407,7 +406,7 @@ func (e *Engine) interceptKnown(ctx context.Context, ent *entry,
 	}
 
 	switch rec.State {
-	case store.StateReleased:
+	case StateReleased:
 		if !e.incomingUsable(ctx, h.Key) {
 			e.log.Infof("Replayed HTLC %v is released but its "+
 				"incoming channel is inactive; holding until "+
@@ -415,7 +414,7 @@ func (e *Engine) interceptKnown(ctx context.Context, ent *entry,
 			e.stats.decision("hold_replayed")
 			return Decision{Action: ActionHold}
 		}
-		if err := e.finish(ctx, ent, store.StateResumed,
+		if err := e.finish(ctx, ent, StateResumed,
 			""); err != nil {
 			// The release stays recorded; lnd offers the key again
 			// after the next reconnect.
@@ -436,12 +435,12 @@ func (e *Engine) interceptKnown(ctx context.Context, ent *entry,
 
 // replayFinal re-sends the answer for an HTLC that already reached a final
 // state: lnd offering it again means the first answer did not take effect.
-func (e *Engine) replayFinal(rec store.HeldHTLC) Decision {
+func (e *Engine) replayFinal(rec HeldHTLC) Decision {
 	switch rec.State {
-	case store.StateResumed:
+	case StateResumed:
 		e.stats.decision("resume_replayed")
 		return Decision{Action: ActionResume}
-	case store.StateFailed:
+	case StateFailed:
 		e.stats.decision("fail_replayed")
 		return Decision{Action: ActionFail,
 			Reason: FailReason(rec.FailReason)}
@@ -474,7 +473,7 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 	}
 
 	now := e.cfg.Clock.Now()
-	rec := store.HeldHTLC{
+	rec := HeldHTLC{
 		Key:             h.Key,
 		PaymentHash:     h.PaymentHash,
 		IncomingPeer:    peer,
@@ -485,7 +484,7 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 		OutgoingChanID:  h.OutgoingChanID,
 		AutoFailHeight:  h.AutoFailHeight,
 		FailbackHeight:  failback,
-		State:           store.StateHeld,
+		State:           StateHeld,
 		HeldAt:          now,
 		UpdatedAt:       now,
 	}
@@ -546,10 +545,10 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 		e.log.Errorf("Pending release lookup for %v: %v", h.Key, err)
 	}
 	if ok {
-		if err := e.transition(ctx, ent, store.StateReleased,
+		if err := e.transition(ctx, ent, StateReleased,
 			pending.Source); err == nil {
 
-			if err := e.finish(ctx, ent, store.StateResumed,
+			if err := e.finish(ctx, ent, StateResumed,
 				""); err == nil {
 
 				e.log.Infof("HTLC %v matched an early release: "+
@@ -572,7 +571,7 @@ func (e *Engine) interceptNew(ctx context.Context, policy *Policy,
 
 // Release resumes the HTLC an authenticated release names. source says what
 // released it ("onion", "manual").
-func (e *Engine) Release(ctx context.Context, key store.CircuitKey,
+func (e *Engine) Release(ctx context.Context, key CircuitKey,
 	hash [32]byte, source string) (ReleaseOutcome, error) {
 
 	e.mu.Lock()
@@ -591,10 +590,10 @@ func (e *Engine) Release(ctx context.Context, key store.CircuitKey,
 	if ent.rec.PaymentHash != hash {
 		return e.releaseOutcome(ReleaseMismatch), nil
 	}
-	if ent.rec.State == store.StateReleased {
+	if ent.rec.State == StateReleased {
 		return e.releaseOutcome(ReleaseDuplicate), nil
 	}
-	if err := e.transition(ctx, ent, store.StateReleased,
+	if err := e.transition(ctx, ent, StateReleased,
 		source); err != nil {
 		return "", err
 	}
@@ -622,7 +621,7 @@ func (e *Engine) resumeReleased(ctx context.Context, ent *entry) {
 			key, err)
 		return
 	}
-	if err := e.finish(ctx, ent, store.StateResumed, ""); err != nil {
+	if err := e.finish(ctx, ent, StateResumed, ""); err != nil {
 		// lnd has the resume; the record says released until the
 		// next replay or the fail-back height cleans it up.
 		e.log.Errorf("Persist resumed state of %v: %v", key, err)
@@ -630,7 +629,7 @@ func (e *Engine) resumeReleased(ctx context.Context, ent *entry) {
 }
 
 // releaseInactive handles a release for a key with no active entry.
-func (e *Engine) releaseInactive(ctx context.Context, key store.CircuitKey,
+func (e *Engine) releaseInactive(ctx context.Context, key CircuitKey,
 	hash [32]byte, source string) (ReleaseOutcome, error) {
 
 	rec, err := e.cfg.Store.GetHeld(ctx, key)
@@ -639,17 +638,17 @@ func (e *Engine) releaseInactive(ctx context.Context, key store.CircuitKey,
 		if rec.PaymentHash != hash {
 			return e.releaseOutcome(ReleaseMismatch), nil
 		}
-		if rec.State == store.StateFailed {
+		if rec.State == StateFailed {
 			return e.releaseOutcome(ReleaseTooLate), nil
 		}
 		return e.releaseOutcome(ReleaseDuplicate), nil
 
-	case !errors.Is(err, store.ErrNotFound):
+	case !errors.Is(err, ErrUnknownHTLC):
 		return "", err
 	}
 
 	now := e.cfg.Clock.Now()
-	err = e.cfg.Store.PutPendingRelease(ctx, store.PendingRelease{
+	err = e.cfg.Store.PutPendingRelease(ctx, PendingRelease{
 		Key:         key,
 		PaymentHash: hash,
 		Source:      source,
@@ -674,7 +673,7 @@ func (e *Engine) releaseInactive(ctx context.Context, key store.CircuitKey,
 }
 
 // Fail fails a held HTLC back by hand.
-func (e *Engine) Fail(ctx context.Context, key store.CircuitKey) error {
+func (e *Engine) Fail(ctx context.Context, key CircuitKey) error {
 	e.mu.Lock()
 	ent, ok := e.active[key]
 	e.mu.Unlock()
@@ -697,7 +696,7 @@ func (e *Engine) failBack(ctx context.Context, ent *entry,
 	}
 	if reason == FailPathExpired {
 		// Released since the tick found it: it needs no path any more.
-		if ent.rec.State != store.StateHeld {
+		if ent.rec.State != StateHeld {
 			e.mu.Lock()
 			e.byPathExpiry.remove(ent)
 			e.mu.Unlock()
@@ -709,7 +708,7 @@ func (e *Engine) failBack(ctx context.Context, ent *entry,
 			"%d): failing back, as nobody can release it now", key,
 			ent.pathExpiry.UTC(), ent.failbackHeight, e.Height())
 	}
-	if err := e.finish(ctx, ent, store.StateFailed,
+	if err := e.finish(ctx, ent, StateFailed,
 		string(reason)); err != nil {
 		return err
 	}
@@ -729,14 +728,14 @@ func (e *Engine) failBack(ctx context.Context, ent *entry,
 
 // transition persists a move between active states.
 func (e *Engine) transition(ctx context.Context, ent *entry,
-	to store.HoldState, note string) error {
+	to HoldState, note string) error {
 
 	rec, err := e.cfg.Store.Transition(ctx, ent.rec.Key,
-		[]store.HoldState{ent.rec.State}, to, note, e.cfg.Clock.Now())
+		[]HoldState{ent.rec.State}, to, note, e.cfg.Clock.Now())
 	if err != nil {
 		return err
 	}
-	if to == store.StateReleased {
+	if to == StateReleased {
 		// A released HTLC waits for its sender, not for a release:
 		// its paths may expire.
 		e.mu.Lock()
@@ -751,7 +750,7 @@ func (e *Engine) transition(ctx context.Context, ent *entry,
 // finish persists a final state and drops the entry from the active set.
 // The caller holds ent.mu.
 func (e *Engine) finish(ctx context.Context, ent *entry,
-	to store.HoldState, note string) error {
+	to HoldState, note string) error {
 
 	if err := e.transition(ctx, ent, to, note); err != nil {
 		return err
@@ -782,7 +781,7 @@ func (e *Engine) track(ent *entry) {
 	if !ent.deadline.IsZero() {
 		e.byDeadline.add(ent)
 	}
-	if !ent.pathExpiry.IsZero() && ent.rec.State == store.StateHeld {
+	if !ent.pathExpiry.IsZero() && ent.rec.State == StateHeld {
 		e.byPathExpiry.add(ent)
 	}
 	e.addUsage(ent.peer, ent.amt)
@@ -798,7 +797,7 @@ func (e *Engine) releaseOutcome(o ReleaseOutcome) ReleaseOutcome {
 	return o
 }
 
-func (e *Engine) notify(kind EventKind, rec store.HeldHTLC) {
+func (e *Engine) notify(kind EventKind, rec HeldHTLC) {
 	if e.cfg.Observer != nil {
 		e.cfg.Observer.HoldEvent(Event{Kind: kind, HTLC: rec})
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
@@ -69,8 +68,8 @@ func newTestEngineWith(t *testing.T, st *fakeStore,
 	return te
 }
 
-func key(chanID, htlcID uint64) store.CircuitKey {
-	return store.CircuitKey{ChanID: chanID, HtlcID: htlcID}
+func key(chanID, htlcID uint64) CircuitKey {
+	return CircuitKey{ChanID: chanID, HtlcID: htlcID}
 }
 
 func hashOf(b byte) [32]byte {
@@ -83,7 +82,7 @@ func hashOf(b byte) [32]byte {
 
 // flagged is an HTLC that asks for a hold, with lnd's auto-fail height 100
 // blocks above the start height.
-func flagged(k store.CircuitKey, hash [32]byte, amt uint64) HTLC {
+func flagged(k CircuitKey, hash [32]byte, amt uint64) HTLC {
 	return HTLC{
 		Key:             k,
 		PaymentHash:     hash,
@@ -139,7 +138,7 @@ func TestHoldThenReleaseResumes(t *testing.T) {
 
 	rec, ok := te.store.get(k)
 	require.True(t, ok)
-	require.Equal(t, store.StateHeld, rec.State)
+	require.Equal(t, StateHeld, rec.State)
 	require.Equal(t, hashOf(7), rec.PaymentHash)
 	require.Equal(t, uint64(25_000), rec.IncomingAmtMsat)
 	require.Equal(t, uint64(24_000), rec.OutgoingAmtMsat)
@@ -160,7 +159,7 @@ func TestHoldThenReleaseResumes(t *testing.T) {
 		te.resolver.resolutions())
 
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Equal(t, "onion", rec.ReleaseSource)
 	require.Zero(t, te.Stats().HeldCount)
 	require.Equal(t, []EventKind{EventHeld, EventReleased, EventResumed},
@@ -186,7 +185,7 @@ func TestReleaseWhileNotOfferedResumesOnReplay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ReleaseMatched, out)
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateReleased, rec.State)
+	require.Equal(t, StateReleased, rec.State)
 	require.Empty(t, te.resolver.resolutions())
 
 	// A duplicate while still released is idempotent.
@@ -200,7 +199,7 @@ func TestReleaseWhileNotOfferedResumesOnReplay(t *testing.T) {
 	d := te.Intercept(ctx, h)
 	require.Equal(t, Decision{Action: ActionResume}, d)
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Zero(t, te.Stats().HeldCount)
 }
 
@@ -255,7 +254,7 @@ func TestEarlyReleaseAppliesWhenHTLCArrives(t *testing.T) {
 	d := te.Intercept(ctx, flagged(k, hashOf(4), 10_000))
 	require.Equal(t, Decision{Action: ActionResume}, d)
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Equal(t, "onion", rec.ReleaseSource)
 	require.Equal(t, 1, te.Stats().HeldCount)
 }
@@ -285,7 +284,7 @@ func TestReleaseWithWrongHash(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ReleaseMismatch, out)
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateHeld, rec.State)
+	require.Equal(t, StateHeld, rec.State)
 	require.Empty(t, te.resolver.resolutions())
 }
 
@@ -307,7 +306,7 @@ func TestFailBackAtMarginBeforeAutoFail(t *testing.T) {
 	require.Equal(t, []resolution{{k, ActionFail}},
 		te.resolver.resolutions())
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateFailed, rec.State)
+	require.Equal(t, StateFailed, rec.State)
 	require.Equal(t, string(FailExpiry), rec.FailReason)
 	require.Less(t, te.Height(), h.AutoFailHeight)
 
@@ -329,7 +328,7 @@ func TestFailBackOfUnofferedHTLCOnReplay(t *testing.T) {
 	te.setHeight(t, startHeight+95)
 	require.Eventually(t, func() bool {
 		rec, _ := te.store.get(k)
-		return rec.State == store.StateFailed
+		return rec.State == StateFailed
 	}, 5*time.Second, time.Millisecond)
 	require.Empty(t, te.resolver.resolutions())
 
@@ -471,7 +470,7 @@ func TestMaxHoldTime(t *testing.T) {
 		return len(te.resolver.resolutions()) == 1
 	}, 5*time.Second, time.Millisecond)
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateFailed, rec.State)
+	require.Equal(t, StateFailed, rec.State)
 	require.Equal(t, string(FailMaxHoldTime), rec.FailReason)
 }
 
@@ -588,10 +587,10 @@ func TestStartFailsBackWhatExpiredWhileDown(t *testing.T) {
 
 	require.Eventually(t, func() bool {
 		rec, _ := st.get(expired.Key)
-		return rec.State == store.StateFailed
+		return rec.State == StateFailed
 	}, 5*time.Second, time.Millisecond)
 	rec, _ := st.get(alive.Key)
-	require.Equal(t, store.StateHeld, rec.State)
+	require.Equal(t, StateHeld, rec.State)
 	require.Equal(t, 1, e.Stats().HeldCount)
 
 	// lnd replays the expired one: it gets the stored failure.
@@ -614,7 +613,7 @@ func TestOnChainOfferIsNeverAnswered(t *testing.T) {
 	require.Equal(t, Decision{Action: ActionHold},
 		te.Intercept(ctx, onChain))
 	rec, _ := te.store.get(h.Key)
-	require.Equal(t, store.StateGone, rec.State)
+	require.Equal(t, StateGone, rec.State)
 	require.Zero(t, te.Stats().HeldCount)
 	require.Empty(t, te.resolver.resolutions())
 
@@ -650,7 +649,7 @@ func TestHoldTypeChangeKeepsHeldHTLCsHeld(t *testing.T) {
 	require.Equal(t, Decision{Action: ActionFail, Reason: FailManual},
 		te.Intercept(ctx, failed))
 	rec, _ := te.store.get(h.Key)
-	require.Equal(t, store.StateHeld, rec.State)
+	require.Equal(t, StateHeld, rec.State)
 
 	// A new HTLC with the old type passes through.
 	fresh := flagged(key(4, 3), hashOf(3), 10_000)
@@ -676,7 +675,7 @@ func TestReleaseRacingFirstInterceptIsApplied(t *testing.T) {
 	require.Equal(t, []resolution{{h.Key, ActionResume}},
 		te.resolver.resolutions())
 	rec, _ := te.store.get(h.Key)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Zero(t, te.store.pendingCount())
 }
 

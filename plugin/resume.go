@@ -3,15 +3,13 @@ package plugin
 import (
 	"context"
 	"fmt"
-
-	"github.com/holdd/holdd/store"
 )
 
 // ResumeReleased retries the resume of an HTLC that was released but not
 // resumed, e.g. because its incoming channel was inactive. It is a no-op
 // for an HTLC in any other state.
 func (e *Engine) ResumeReleased(ctx context.Context,
-	key store.CircuitKey) error {
+	key CircuitKey) error {
 
 	e.mu.Lock()
 	ent, ok := e.active[key]
@@ -21,7 +19,7 @@ func (e *Engine) ResumeReleased(ctx context.Context,
 	}
 	ent.mu.Lock()
 	defer ent.mu.Unlock()
-	if ent.removed || ent.rec.State != store.StateReleased {
+	if ent.removed || ent.rec.State != StateReleased {
 		return nil
 	}
 	e.resumeReleased(ctx, ent)
@@ -33,13 +31,13 @@ func (e *Engine) ResumeReleased(ctx context.Context,
 type IncomingChecker interface {
 	// IncomingInactive reports true only when the channel is known to
 	// be inactive; when it cannot tell it reports false.
-	IncomingInactive(ctx context.Context, key store.CircuitKey) bool
+	IncomingInactive(ctx context.Context, key CircuitKey) bool
 }
 
 // incomingUsable reports whether a resume of key may go out now: not when
 // the resolver knows its incoming channel is inactive.
 func (e *Engine) incomingUsable(ctx context.Context,
-	key store.CircuitKey) bool {
+	key CircuitKey) bool {
 
 	c, ok := e.cfg.Resolver.(IncomingChecker)
 	return !ok || !c.IncomingInactive(ctx, key)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
@@ -34,13 +33,13 @@ func TestResumeReleasedRetries(t *testing.T) {
 	require.Equal(t, ReleaseMatched, out)
 	require.NoError(t, te.ResumeReleased(ctx, k))
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateReleased, rec.State)
+	require.Equal(t, StateReleased, rec.State)
 	require.Empty(t, te.resolver.resolutions())
 
 	te.resolver.setOffered(k, true)
 	require.NoError(t, te.ResumeReleased(ctx, k))
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Equal(t, []resolution{{k, ActionResume}},
 		te.resolver.resolutions())
 
@@ -66,7 +65,7 @@ func (r *linkAwareResolver) setInactive(chanID uint64, inactive bool) {
 }
 
 func (r *linkAwareResolver) IncomingInactive(_ context.Context,
-	key store.CircuitKey) bool {
+	key CircuitKey) bool {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -74,7 +73,7 @@ func (r *linkAwareResolver) IncomingInactive(_ context.Context,
 }
 
 func (r *linkAwareResolver) Resume(ctx context.Context,
-	key store.CircuitKey) error {
+	key CircuitKey) error {
 
 	if r.IncomingInactive(ctx, key) {
 		return ErrIncomingInactive
@@ -112,12 +111,12 @@ func TestReleasedWaitsForIncomingLink(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ReleaseMatched, out)
 	rec, _ := st.get(k)
-	require.Equal(t, store.StateReleased, rec.State)
+	require.Equal(t, StateReleased, rec.State)
 
 	// A replay while the link is down: keep holding, stay released.
 	require.Equal(t, Decision{Action: ActionHold}, e.Intercept(ctx, h))
 	rec, _ = st.get(k)
-	require.Equal(t, store.StateReleased, rec.State)
+	require.Equal(t, StateReleased, rec.State)
 	require.NoError(t, e.ResumeReleased(ctx, k))
 	require.Empty(t, resolver.resolutions())
 
@@ -125,7 +124,7 @@ func TestReleasedWaitsForIncomingLink(t *testing.T) {
 	resolver.setInactive(k.ChanID, false)
 	require.NoError(t, e.ResumeReleased(ctx, k))
 	rec, _ = st.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Equal(t, []resolution{{k, ActionResume}},
 		resolver.resolutions())
 }

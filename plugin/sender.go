@@ -2,8 +2,6 @@ package plugin
 
 import (
 	"fmt"
-
-	"github.com/holdd/holdd/store"
 )
 
 // SenderCapability tells whether an incoming peer has shown that it reads
@@ -48,7 +46,7 @@ func ParseUnprovenSenderMode(s string) (UnprovenSenderMode, error) {
 
 // refuseUnproven returns the decision for a hold_htlc HTLC from peer when
 // the engine must not hold it, and false when it may be held.
-func (e *Engine) refuseUnproven(peer [33]byte, key store.CircuitKey) (
+func (e *Engine) refuseUnproven(peer [33]byte, key CircuitKey) (
 	Decision, bool) {
 
 	if e.cfg.Senders == nil || e.cfg.Senders.ReadsDeliveries(peer) {

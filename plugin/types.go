@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/holdd/holdd/store"
 )
 
 // ErrNotOffered is what a Resolver returns for a circuit key that lnd has not
@@ -82,7 +80,7 @@ type Decision struct {
 
 // HTLC is an intercepted forward, as the engine needs it.
 type HTLC struct {
-	Key             store.CircuitKey
+	Key             CircuitKey
 	PaymentHash     [32]byte
 	IncomingAmtMsat uint64
 	OutgoingAmtMsat uint64
@@ -121,24 +119,24 @@ const (
 
 // Resolver answers lnd for a circuit key. The interceptor implements it.
 type Resolver interface {
-	Resume(ctx context.Context, key store.CircuitKey) error
-	Fail(ctx context.Context, key store.CircuitKey) error
+	Resume(ctx context.Context, key CircuitKey) error
+	Fail(ctx context.Context, key CircuitKey) error
 }
 
 // Store is the persistence the engine needs.
 type Store interface {
-	InsertHeld(ctx context.Context, h store.HeldHTLC) (store.HeldHTLC,
+	InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC,
 		bool, error)
-	GetHeld(ctx context.Context, key store.CircuitKey) (store.HeldHTLC,
+	GetHeld(ctx context.Context, key CircuitKey) (HeldHTLC,
 		error)
-	Transition(ctx context.Context, key store.CircuitKey,
-		from []store.HoldState, to store.HoldState, note string,
-		at time.Time) (store.HeldHTLC, error)
-	ListHTLCs(ctx context.Context, f store.ListFilter) ([]store.HeldHTLC,
+	Transition(ctx context.Context, key CircuitKey,
+		from []HoldState, to HoldState, note string,
+		at time.Time) (HeldHTLC, error)
+	ListHTLCs(ctx context.Context, f ListFilter) ([]HeldHTLC,
 		error)
-	PutPendingRelease(ctx context.Context, r store.PendingRelease) error
-	TakePendingRelease(ctx context.Context, key store.CircuitKey,
-		hash [32]byte, now time.Time) (store.PendingRelease, bool, error)
+	PutPendingRelease(ctx context.Context, r PendingRelease) error
+	TakePendingRelease(ctx context.Context, key CircuitKey,
+		hash [32]byte, now time.Time) (PendingRelease, bool, error)
 	PrunePendingReleases(ctx context.Context, now time.Time) (int64,
 		error)
 }
@@ -168,7 +166,7 @@ const (
 // Event is a state change of a held HTLC, after it was persisted.
 type Event struct {
 	Kind EventKind
-	HTLC store.HeldHTLC
+	HTLC HeldHTLC
 }
 
 // Observer hears every state change. It is called synchronously and must

@@ -8,7 +8,6 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/sirupsen/logrus"
@@ -63,7 +62,7 @@ type Peeler interface {
 
 // Releaser releases a held HTLC. The hold engine implements it.
 type Releaser interface {
-	Release(ctx context.Context, key store.CircuitKey, hash [32]byte,
+	Release(ctx context.Context, key plugin.CircuitKey, hash [32]byte,
 		source string) (plugin.ReleaseOutcome, error)
 }
 

@@ -6,9 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/holdd/holdd/plugin"
 	"time"
-
-	"github.com/holdd/holdd/store"
 )
 
 const (
@@ -55,7 +54,7 @@ var (
 // Claim is what an authentic path_id says: which HTLC it releases, and
 // until when.
 type Claim struct {
-	Key         store.CircuitKey
+	Key         plugin.CircuitKey
 	PaymentHash [32]byte
 	ExpiresAt   time.Time
 }

@@ -2,16 +2,17 @@ package store
 
 import (
 	"context"
+	"github.com/holdd/holdd/plugin"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-func pendingFor(key CircuitKey, src string, recv time.Time,
-	ttl time.Duration) PendingRelease {
+func pendingFor(key plugin.CircuitKey, src string, recv time.Time,
+	ttl time.Duration) plugin.PendingRelease {
 
-	r := PendingRelease{
+	r := plugin.PendingRelease{
 		Key:        key,
 		Source:     src,
 		ReceivedAt: recv,
@@ -27,7 +28,7 @@ func TestPendingReleasePutTwiceTakeOnce(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	key := CircuitKey{ChanID: 1<<63 | 42, HtlcID: 7}
+	key := plugin.CircuitKey{ChanID: 1<<63 | 42, HtlcID: 7}
 	first := pendingFor(key, "onion", t0, time.Minute)
 	require.NoError(t, s.PutPendingRelease(ctx, first))
 
@@ -65,7 +66,7 @@ func TestPendingReleasePutTwiceTakeOnce(t *testing.T) {
 func TestPendingReleaseExpiry(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
-	key := CircuitKey{ChanID: 3, HtlcID: 1}
+	key := plugin.CircuitKey{ChanID: 3, HtlcID: 1}
 	r := pendingFor(key, "onion", t0, time.Minute)
 
 	tests := []struct {
@@ -87,7 +88,7 @@ func TestPendingReleaseExpiry(t *testing.T) {
 			if ok {
 				require.Equal(t, r, got)
 			} else {
-				require.Equal(t, PendingRelease{}, got)
+				require.Equal(t, plugin.PendingRelease{}, got)
 			}
 		})
 	}
@@ -111,7 +112,7 @@ func TestPrunePendingReleases(t *testing.T) {
 	for i, ttl := range []time.Duration{time.Minute, 2 * time.Minute,
 		time.Hour} {
 
-		r := pendingFor(CircuitKey{ChanID: 9, HtlcID: uint64(i)}, "onion",
+		r := pendingFor(plugin.CircuitKey{ChanID: 9, HtlcID: uint64(i)}, "onion",
 			t0, ttl)
 		require.NoError(t, s.PutPendingRelease(ctx, r))
 	}
@@ -139,14 +140,14 @@ func TestPrunePendingReleases(t *testing.T) {
 func TestPutPendingReleaseValidation(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
-	key := CircuitKey{ChanID: 1, HtlcID: 1}
+	key := plugin.CircuitKey{ChanID: 1, HtlcID: 1}
 
 	tests := []struct {
 		name string
-		r    PendingRelease
+		r    plugin.PendingRelease
 	}{
-		{"no times", PendingRelease{Key: key}},
-		{"no expiry", PendingRelease{Key: key, ReceivedAt: t0}},
+		{"no times", plugin.PendingRelease{Key: key}},
+		{"no expiry", plugin.PendingRelease{Key: key, ReceivedAt: t0}},
 		{"expires at receipt", pendingFor(key, "onion", t0, 0)},
 		{"expires before receipt", pendingFor(key, "onion", t0,
 			-time.Second)},

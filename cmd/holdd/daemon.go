@@ -368,7 +368,7 @@ type lateResolver struct {
 
 func (l *lateResolver) set(i *interceptor.Interceptor) { l.r.Store(i) }
 
-func (l *lateResolver) Resume(ctx context.Context, key store.CircuitKey) error {
+func (l *lateResolver) Resume(ctx context.Context, key plugin.CircuitKey) error {
 	i := l.r.Load()
 	if i == nil {
 		return plugin.ErrNotOffered
@@ -382,7 +382,7 @@ func (l *lateResolver) Resume(ctx context.Context, key store.CircuitKey) error {
 // IncomingInactive implements plugin.IncomingChecker. Only a definite
 // "inactive" holds a resume back; when lnd cannot tell, lnd decides.
 func (l *lateResolver) IncomingInactive(ctx context.Context,
-	key store.CircuitKey) bool {
+	key plugin.CircuitKey) bool {
 
 	if l.links == nil {
 		return false
@@ -391,7 +391,7 @@ func (l *lateResolver) IncomingInactive(ctx context.Context,
 	return err == nil && !active
 }
 
-func (l *lateResolver) Fail(ctx context.Context, key store.CircuitKey) error {
+func (l *lateResolver) Fail(ctx context.Context, key plugin.CircuitKey) error {
 	if i := l.r.Load(); i != nil {
 		return i.Fail(ctx, key)
 	}

@@ -245,8 +245,8 @@ func watchIncoming(ctx context.Context, links *rpcclient.ChannelActivity,
 		case <-wake:
 		case <-time.After(releasedRetryInterval):
 		}
-		released, err := db.ListHTLCs(ctx, store.ListFilter{
-			States: []store.HoldState{store.StateReleased},
+		released, err := db.ListHTLCs(ctx, plugin.ListFilter{
+			States: []plugin.HoldState{plugin.StateReleased},
 		})
 		if err != nil {
 			if ctx.Err() == nil {
