@@ -27,13 +27,6 @@ import (
 )
 
 const (
-	// DefaultHoldType is the update_add_htlc TLV that asks the LSP to
-	// hold the HTLC: LDK's experimental hold_htlc, sent empty.
-	DefaultHoldType uint64 = 75537
-
-	// HeldHTLCAvailableType is the onionmsg TLV held_htlc_available.
-	HeldHTLCAvailableType uint64 = 72
-
 	// DefaultMinMessages is how many held_htlc_available messages go
 	// out per held HTLC when there are release paths enough.
 	DefaultMinMessages = 2
@@ -73,7 +66,7 @@ const (
 // heldHTLCAvailable is the final-hop payload: TLV 72 with value 00, which
 // LDK needs (it drops an empty value).
 func heldHTLCAvailable() map[uint64][]byte {
-	return map[uint64][]byte{HeldHTLCAvailableType: {0x00}}
+	return map[uint64][]byte{onionmsg.HeldHTLCAvailableType: {0x00}}
 }
 
 var (
@@ -256,7 +249,7 @@ type Request struct {
 	CltvLimit int32
 
 	// HoldType is the first-hop TLV that asks for the hold; default
-	// DefaultHoldType.
+	// plugin.DefaultHoldType.
 	HoldType uint64
 
 	// RecipientPaths are the recipient's blinded message paths.
@@ -664,7 +657,7 @@ func (r *payment) sendPaymentRequest() (*routerrpc.SendPaymentRequest,
 
 	holdType := r.req.HoldType
 	if holdType == 0 {
-		holdType = DefaultHoldType
+		holdType = plugin.DefaultHoldType
 	}
 	timeout := r.req.TimeoutSeconds
 	if timeout == 0 {

@@ -173,7 +173,7 @@ func releaseHops(t *testing.T, transport string) int {
 
 // releaseMsg is the final-hop payload of a release_held_htlc as LDK writes
 // it.
-var releaseMsg = map[uint64][]byte{release.ReleaseHeldHTLCType: {0x00}}
+var releaseMsg = map[uint64][]byte{onionmsg.ReleaseHeldHTLCType: {0x00}}
 
 // TestHoldAndRelease is the core flow: a payment with hold_htlc stays in
 // flight at L across time and blocks, the sender receives the release paths
@@ -381,7 +381,7 @@ func TestForgedReleasesReleaseNothing(t *testing.T) {
 
 	// A's real path with held_htlc_available instead of a release.
 	sendOverPath(t, net.P, decodePath(t, pathsA.Paths[1]),
-		map[uint64][]byte{release.HeldHTLCAvailableType: {0x00}})
+		map[uint64][]byte{onionmsg.HeldHTLCAvailableType: {0x00}})
 	waitReleaseCount(t, net, release.OutcomeNoRelease,
 		before.Releases[release.OutcomeNoRelease]+1)
 

@@ -200,7 +200,7 @@ func deliver(t *testing.T, p ReceivePath,
 	require.NoError(t, err)
 	require.True(t, path.IntroNode.IsEqual(keys[0].PubKey()))
 	msg, err := onionmsg.BuildOnionMessage(testKey(0x55), path, reply,
-		map[uint64][]byte{release.HeldHTLCAvailableType: {0}})
+		map[uint64][]byte{onionmsg.HeldHTLCAvailableType: {0}})
 	require.NoError(t, err)
 	for i, k := range keys[:len(keys)-1] {
 		peeled := peel(t, k, msg)
@@ -211,7 +211,7 @@ func deliver(t *testing.T, p ReceivePath,
 	}
 	final := peel(t, keys[len(keys)-1], msg)
 	require.True(t, final.Final)
-	require.Equal(t, []byte{0}, final.FinalTLVs[release.HeldHTLCAvailableType])
+	require.Equal(t, []byte{0}, final.FinalTLVs[onionmsg.HeldHTLCAvailableType])
 	return final
 }
 

@@ -14,13 +14,8 @@ import (
 )
 
 const (
-	// HeldHTLCAvailableType is the onionmsg TLV a sender sends to the
-	// recipient.
-	HeldHTLCAvailableType uint64 = 72
-
-	// ReleaseHeldHTLCType is the onionmsg TLV the recipient sends back
-	// over a release path.
-	ReleaseHeldHTLCType uint64 = 74
+// onionmsg.HeldHTLCAvailableType is the onionmsg TLV a sender sends to the
+// recipient.
 )
 
 // Rejection outcomes the intake counts. Engine outcomes (matched, early,
@@ -159,10 +154,10 @@ func (in *Intake) handle(ctx context.Context,
 			"TLV %d", typ)
 		return OutcomeUnknownEven, false
 	}
-	msgType := ReleaseHeldHTLCType
+	msgType := onionmsg.ReleaseHeldHTLCType
 	value, ok := peeled.FinalTLVs[msgType]
 	if !ok {
-		msgType = HeldHTLCAvailableType
+		msgType = onionmsg.HeldHTLCAvailableType
 		value, ok = peeled.FinalTLVs[msgType]
 	}
 	if !ok {
@@ -188,7 +183,7 @@ func (in *Intake) handle(ctx context.Context,
 	}
 	pathID := pathIDOpt.UnwrapOr(nil)
 
-	if msgType == HeldHTLCAvailableType {
+	if msgType == onionmsg.HeldHTLCAvailableType {
 		// Over one of our release paths (or anything but a receive
 		// path) it is no message for us: as before the recipient role.
 		if KindOf(pathID) != PathIDReceive {
@@ -261,8 +256,8 @@ func unknownEvenTLV(p *onionmsg.Peeled) (uint64, bool) {
 		found  bool
 	)
 	for t := range p.FinalTLVs {
-		if t%2 != 0 || t == ReleaseHeldHTLCType ||
-			t == HeldHTLCAvailableType {
+		if t%2 != 0 || t == onionmsg.ReleaseHeldHTLCType ||
+			t == onionmsg.HeldHTLCAvailableType {
 
 			continue
 		}

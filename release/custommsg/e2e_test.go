@@ -71,7 +71,7 @@ func TestEndToEndPeel(t *testing.T) {
 	})
 	stream := client.nextStream(t)
 	stream.deliver(t, 32770, []byte("not for us"))
-	stream.deliver(t, OnionMessageType, body.Bytes())
+	stream.deliver(t, uint32(lnwire.MsgOnionMessage), body.Bytes())
 
 	var res result
 	select {
@@ -182,10 +182,10 @@ func TestEndToEndIntake(t *testing.T) {
 	for _, path := range []*onionmsg.BlindedPath{twoHop, good} {
 		msg, err := onionmsg.BuildOnionMessage(testKey(0x34), path,
 			nil, map[uint64][]byte{
-				release.ReleaseHeldHTLCType: {0},
+				onionmsg.ReleaseHeldHTLCType: {0},
 			})
 		require.NoError(t, err)
-		stream.deliver(t, OnionMessageType,
+		stream.deliver(t, uint32(lnwire.MsgOnionMessage),
 			wireOnionMessage(msg.PathKey, msg.OnionBlob))
 	}
 	for range 2 {

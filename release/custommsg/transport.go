@@ -301,7 +301,7 @@ func (t *Transport) Send(ctx context.Context, peer [33]byte,
 	_, err = t.cfg.Client.SendCustomMessage(
 		ctx, &lnrpc.SendCustomMessageRequest{
 			Peer: peer[:],
-			Type: OnionMessageType,
+			Type: uint32(lnwire.MsgOnionMessage),
 			Data: data,
 		},
 	)
@@ -396,7 +396,7 @@ func streamErr(err error) error {
 
 // handle counts msg and hands it on if it is a decodable onion message.
 func (t *Transport) handle(msg *lnrpc.CustomMessage) {
-	if msg.GetType() != OnionMessageType {
+	if msg.GetType() != uint32(lnwire.MsgOnionMessage) {
 		t.count(func(s *Stats) { s.Received++; s.Ignored++ })
 		return
 	}

@@ -20,10 +20,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// OnionMessageType is the BOLT 4 onion_message peer message type, sent as a
-// custom message to lnd before 0.21.
-const OnionMessageType uint32 = 513
-
 var (
 	// ErrInvalidConfig is wrapped by every error New returns.
 	ErrInvalidConfig = errors.New("onionsend: invalid config")
@@ -329,7 +325,7 @@ func (s *Sender) SendToPeer(ctx context.Context, peer [33]byte,
 		_, err = s.cfg.Lightning.SendCustomMessage(ctx,
 			&lnrpc.SendCustomMessageRequest{
 				Peer: peer[:],
-				Type: OnionMessageType,
+				Type: uint32(lnwire.MsgOnionMessage),
 				Data: data,
 			})
 	}
