@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/holdd/holdd/internal/backoff"
 	"github.com/holdd/holdd/plugin"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -155,7 +155,7 @@ func (i *Interceptor) Reconnects() uint64 {
 
 func (i *Interceptor) run(ctx context.Context) {
 	defer i.wg.Done()
-	backoff := i.cfg.MinBackoff
+	delay := i.cfg.MinBackoff
 	first := true
 	for {
 		start := i.cfg.Clock.Now()
@@ -168,9 +168,9 @@ func (i *Interceptor) run(ctx context.Context) {
 		// A stream that stayed up for a while was healthy; start the
 		// next round of retries from the bottom.
 		if i.cfg.Clock.Now().Sub(start) > i.cfg.MaxBackoff {
-			backoff = i.cfg.MinBackoff
+			delay = i.cfg.MinBackoff
 		}
-		wait := jitter(backoff)
+		wait := backoff.EqualJitter(delay, backoff.RandJitter)
 		i.log.Warnf("Interceptor stream down (%v); reconnecting in %v",
 			err, wait)
 		select {
@@ -178,19 +178,8 @@ func (i *Interceptor) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		backoff *= 2
-		if backoff > i.cfg.MaxBackoff {
-			backoff = i.cfg.MaxBackoff
-		}
+		delay = backoff.Next(delay, i.cfg.MaxBackoff)
 	}
-}
-
-// jitter spreads reconnects over [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	if d < 2 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
 }
 
 func (i *Interceptor) runStream(ctx context.Context, first bool) error {
@@ -386,13 +375,13 @@ func toHTLC(req *routerrpc.ForwardHtlcInterceptRequest) (plugin.HTLC, error) {
 // reported closed.
 func (i *Interceptor) watchCloses(ctx context.Context) {
 	defer i.wg.Done()
-	backoff := i.cfg.MinBackoff
+	delay := i.cfg.MinBackoff
 	for {
-		err := i.followCloses(ctx, func() { backoff = i.cfg.MinBackoff })
+		err := i.followCloses(ctx, func() { delay = i.cfg.MinBackoff })
 		if ctx.Err() != nil {
 			return
 		}
-		wait := jitter(backoff)
+		wait := backoff.EqualJitter(delay, backoff.RandJitter)
 		i.log.Warnf("Channel event stream down (%v); resubscribing in "+
 			"%v", err, wait)
 		select {
@@ -400,7 +389,7 @@ func (i *Interceptor) watchCloses(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		backoff = min(2*backoff, i.cfg.MaxBackoff)
+		delay = backoff.Next(delay, i.cfg.MaxBackoff)
 	}
 }
 

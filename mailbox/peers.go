@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/internal/backoff"
 	"github.com/lightningnetwork/lnd/lnrpc"
 )
 
@@ -40,7 +40,7 @@ func (m *Mailbox) resubscribeLoop(what string,
 		if healthy {
 			attempt = 0
 		}
-		delay := backoffDelay(attempt, m.cfg.MinBackoff,
+		delay := backoff.Exponential(attempt, m.cfg.MinBackoff,
 			m.cfg.MaxBackoff)
 		attempt++
 		m.log.Warnf("Subscription to lnd's %s ended: %v; "+
@@ -191,15 +191,4 @@ func parseKeyHex(s string) ([33]byte, error) {
 	copy(key[:], b)
 
 	return key, nil
-}
-
-// backoffDelay returns the wait before attempt number attempt (0-based):
-// minB*2^attempt capped at maxB.
-func backoffDelay(attempt int, minB, maxB time.Duration) time.Duration {
-	d := minB
-	for i := 0; i < attempt && d < maxB; i++ {
-		d *= 2
-	}
-
-	return min(d, maxB)
 }

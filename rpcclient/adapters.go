@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdd/holdd/internal/backoff"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/chainrpc"
 	"github.com/sirupsen/logrus"
@@ -463,6 +464,6 @@ func (c *ChannelActivity) WatchActive(ctx context.Context,
 			return
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, time.Minute)
+		delay = backoff.Next(delay, time.Minute)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdd/holdd/internal/backoff"
 	"github.com/holdd/holdd/internal/keyedlimit"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -338,7 +339,7 @@ func (t *Transport) run() {
 		if healthy {
 			attempt = 0
 		}
-		delay := backoffDelay(
+		delay := backoff.Exponential(
 			attempt, t.cfg.MinBackoff, t.cfg.MaxBackoff,
 		)
 		attempt++
@@ -449,14 +450,4 @@ func (t *Transport) setConnected(connected bool) {
 	if changed && t.cfg.OnStateChange != nil {
 		t.cfg.OnStateChange(connected)
 	}
-}
-
-// backoffDelay returns the wait before resubscribe number attempt (0-based):
-// minB*2^attempt capped at maxB.
-func backoffDelay(attempt int, minB, maxB time.Duration) time.Duration {
-	d := minB
-	for i := 0; i < attempt && d < maxB; i++ {
-		d *= 2
-	}
-	return min(d, maxB)
 }

@@ -455,24 +455,3 @@ func TestSend(t *testing.T) {
 		lnwire.NewOnionMessage(pathKey, packet)), ErrStopped)
 	require.Len(t, client.sentRequests(), 3)
 }
-
-func TestBackoffDelay(t *testing.T) {
-	tests := []struct {
-		attempt  int
-		min, max time.Duration
-		want     time.Duration
-	}{
-		{0, time.Second, 8 * time.Second, time.Second},
-		{1, time.Second, 8 * time.Second, 2 * time.Second},
-		{3, time.Second, 8 * time.Second, 8 * time.Second},
-		{4, time.Second, 8 * time.Second, 8 * time.Second},
-		{1000, time.Second, 8 * time.Second, 8 * time.Second},
-		{2, 3 * time.Second, 10 * time.Second, 10 * time.Second},
-		{5, time.Second, time.Second, time.Second},
-	}
-	for _, tc := range tests {
-		require.Equal(t, tc.want,
-			backoffDelay(tc.attempt, tc.min, tc.max),
-			"attempt %d", tc.attempt)
-	}
-}
