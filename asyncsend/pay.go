@@ -23,6 +23,7 @@ import (
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"google.golang.org/grpc"
 )
 
@@ -873,11 +874,11 @@ func (r *payment) onUpdate(ctx context.Context, pmt *lnrpc.Payment) bool {
 		if h.Route == nil || len(h.Route.Hops) == 0 {
 			continue
 		}
-		b, err := hex.DecodeString(h.Route.Hops[0].PubKey)
-		if err != nil || len(b) != 33 {
+		hop, err := route.NewVertexFromStr(h.Route.Hops[0].PubKey)
+		if err != nil {
 			continue
 		}
-		r.firstHops[[33]byte(b)] = struct{}{}
+		r.firstHops[hop] = struct{}{}
 	}
 	r.res.Status = pmt.Status
 	r.res.ValueMsat = pmt.ValueMsat
@@ -941,11 +942,11 @@ func (r *payment) lspPeers(ctx context.Context) (map[[33]byte]struct{},
 		if r.req.OutgoingChanID != 0 && ch.ChanId != r.req.OutgoingChanID {
 			continue
 		}
-		b, err := hex.DecodeString(ch.RemotePubkey)
-		if err != nil || len(b) != 33 {
+		peer, err := route.NewVertexFromStr(ch.RemotePubkey)
+		if err != nil {
 			continue
 		}
-		peers[[33]byte(b)] = struct{}{}
+		peers[peer] = struct{}{}
 	}
 	return peers, nil
 }

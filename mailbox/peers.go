@@ -2,7 +2,6 @@ package mailbox
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/internal/backoff"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // errStreamEnded names a stream lnd closed without an error.
@@ -175,20 +175,16 @@ func (m *Mailbox) forgetOffline(peer [33]byte) {
 	}
 }
 
-// parseKeyHex parses a hex node key as lnd reports it.
+// parseKeyHex parses a hex node key as lnd reports it and checks that it is
+// a point on the curve.
 func parseKeyHex(s string) ([33]byte, error) {
-	var key [33]byte
-	b, err := hex.DecodeString(s)
+	key, err := route.NewVertexFromStr(s)
 	if err != nil {
 		return key, err
 	}
-	if _, err := btcec.ParsePubKey(b); err != nil {
+	if _, err := btcec.ParsePubKey(key[:]); err != nil {
 		return key, err
 	}
-	if len(b) != len(key) {
-		return key, fmt.Errorf("%d-byte key", len(b))
-	}
-	copy(key[:], b)
 
 	return key, nil
 }

@@ -2,7 +2,6 @@ package onionsend
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -342,9 +342,9 @@ func (s *Sender) SendToPeer(ctx context.Context, peer [33]byte,
 }
 
 func parseKeyHex(s string) (*btcec.PublicKey, error) {
-	b, err := hex.DecodeString(s)
+	v, err := route.NewVertexFromStr(s)
 	if err != nil {
 		return nil, fmt.Errorf("node key %q: %w", s, err)
 	}
-	return btcec.ParsePubKey(b)
+	return btcec.ParsePubKey(v[:])
 }
