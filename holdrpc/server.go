@@ -9,6 +9,7 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -184,8 +185,7 @@ func (s *Server) ListHeld(ctx context.Context, req *ListHeldRequest) (
 				"peer must be a 33-byte compressed key, got %d "+
 					"bytes", len(req.Peer))
 		}
-		var peer [33]byte
-		copy(peer[:], req.Peer)
+		peer := route.Vertex(req.Peer)
 		f.Peer = &peer
 	}
 	recs, err := s.cfg.Store.ListHTLCs(ctx, f)

@@ -35,6 +35,7 @@ package plugin
 import (
 	"errors"
 	"fmt"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"strconv"
 	"strings"
 	"time"
@@ -173,7 +174,7 @@ func (e *TransitionError) Unwrap() error {
 type HeldHTLC struct {
 	Key             CircuitKey
 	PaymentHash     [32]byte
-	IncomingPeer    [33]byte // compressed pubkey, zero if unknown
+	IncomingPeer    route.Vertex // compressed pubkey, zero if unknown
 	IncomingAmtMsat uint64
 	OutgoingAmtMsat uint64
 	IncomingExpiry  uint32
@@ -222,7 +223,7 @@ type PendingRelease struct {
 // Limit <= 0 means no limit. Results are ordered by HeldAt, then key.
 type ListFilter struct {
 	States []HoldState
-	Peer   *[33]byte
+	Peer   *route.Vertex
 	Limit  int
 }
 

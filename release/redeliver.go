@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"maps"
 	"time"
 )
@@ -167,14 +168,14 @@ func (d *Deliverer) heldOf(ctx context.Context,
 	}
 	f := plugin.ListFilter{States: []plugin.HoldState{plugin.StateHeld}}
 	if peer != nil {
-		f.Peer = peer
+		f.Peer = (*route.Vertex)(peer)
 	}
 	recs, err := d.cfg.Held.ListHTLCs(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	if peer != nil && *peer != ([33]byte{}) {
-		var unknown [33]byte
+		var unknown route.Vertex
 		f.Peer = &unknown
 		more, err := d.cfg.Held.ListHTLCs(ctx, f)
 		if err != nil {

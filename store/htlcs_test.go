@@ -11,34 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
-
-func TestCircuitKeyString(t *testing.T) {
-	tests := []struct {
-		key  plugin.CircuitKey
-		want string
-	}{
-		{plugin.CircuitKey{}, "0:0"},
-		{plugin.CircuitKey{ChanID: 880_000<<40 | 12<<16 | 1, HtlcID: 7},
-			"967570232443666433:7"},
-		{plugin.CircuitKey{ChanID: math.MaxUint64, HtlcID: 1 << 63},
-			"18446744073709551615:9223372036854775808"},
-	}
-	for _, tc := range tests {
-		require.Equal(t, tc.want, tc.key.String())
-		k, err := plugin.ParseCircuitKey(tc.want)
-		require.NoError(t, err)
-		require.Equal(t, tc.key, k)
-	}
-
-	for _, bad := range []string{"", "1", "1:", ":1", "a:1", "1:-1",
-		"18446744073709551616:0"} {
-
-		_, err := plugin.ParseCircuitKey(bad)
-		require.ErrorIs(t, err, ErrInvalidArgument, bad)
-	}
-}
 
 func TestInsertHeldIdempotent(t *testing.T) {
 	ctx := context.Background()
@@ -427,8 +402,8 @@ func TestListHTLCs(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	peerA := [33]byte{0x02, 0xaa}
-	peerB := [33]byte{0x03, 0xbb}
+	peerA := route.Vertex{0x02, 0xaa}
+	peerB := route.Vertex{0x03, 0xbb}
 	type spec struct {
 		key   plugin.CircuitKey
 		peer  [33]byte
@@ -516,7 +491,7 @@ func TestListHTLCs(t *testing.T) {
 		},
 		{
 			name: "no match",
-			f: plugin.ListFilter{Peer: &[33]byte{0x02},
+			f: plugin.ListFilter{Peer: &route.Vertex{0x02},
 				States: []plugin.HoldState{plugin.StateHeld}},
 			want: []plugin.CircuitKey{},
 		},
