@@ -51,7 +51,7 @@ type Paths interface {
 
 // Aliases names nodes.
 type Aliases interface {
-	Alias(ctx context.Context, node [33]byte) string
+	Alias(ctx context.Context, node route.Vertex) string
 }
 
 // Status reports holdd's connections.
@@ -219,7 +219,7 @@ func (s *Server) describe(ctx context.Context, rec plugin.HeldHTLC) *HeldHtlc {
 	if s.cfg.Engine != nil {
 		h.CurrentHeight = uint32(s.cfg.Engine.Height())
 	}
-	if s.cfg.Aliases != nil && rec.IncomingPeer != ([33]byte{}) {
+	if s.cfg.Aliases != nil && rec.IncomingPeer != (route.Vertex{}) {
 		h.IncomingPeerAlias = s.cfg.Aliases.Alias(ctx, rec.IncomingPeer)
 	}
 	return h
@@ -333,7 +333,7 @@ func marshalHTLC(rec plugin.HeldHTLC) *HeldHtlc {
 		FailReason:       rec.FailReason,
 		ReleaseSource:    rec.ReleaseSource,
 	}
-	if rec.IncomingPeer != ([33]byte{}) {
+	if rec.IncomingPeer != (route.Vertex{}) {
 		h.IncomingPeer = rec.IncomingPeer[:]
 	}
 	return h
