@@ -22,6 +22,6 @@
 // recipient.ErrUnknownPath).
 //
 // Transition enforces plugin's state machine as a compare-and-set on the
-// current state. Every insert and transition also appends a row to the HTLC's event log
-// (Events), which keeps the notes of all moves for audit.
+// current state. Every insert and transition also appends a row to the
+// HTLC's event log (Events), which keeps the notes of all moves for audit.
 package store
