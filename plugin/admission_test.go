@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
@@ -96,7 +97,7 @@ func TestAdmission(t *testing.T) {
 			}
 			require.True(t, stored)
 			require.Equal(t, StateHeld, rec.State)
-			require.Equal(t, tc.peer, rec.IncomingPeer)
+			require.Equal(t, route.Vertex(tc.peer), rec.IncomingPeer)
 			require.Equal(t, []EventKind{EventHeld},
 				te.observer.kinds())
 		})

@@ -62,7 +62,7 @@ func TestDelivererSendsThePathsTheAPIReturns(t *testing.T) {
 
 	require.Len(t, sender.sent, 1)
 	msg := sender.sent[0]
-	require.Equal(t, rec.IncomingPeer, msg.peer)
+	require.Equal(t, [33]byte(rec.IncomingPeer), msg.peer)
 	require.Equal(t, PathDeliveryMsgType, msg.msgType)
 	pd, err := DecodePathDelivery(msg.data)
 	require.NoError(t, err)
