@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/holdd/holdd/release/onionsend"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -88,7 +88,7 @@ func pathBytes(t *testing.T, p *onionmsg.BlindedPath) []byte {
 }
 
 // deliveryBytes encodes a path delivery.
-func deliveryBytes(t *testing.T, key store.CircuitKey, hash [32]byte,
+func deliveryBytes(t *testing.T, key plugin.CircuitKey, hash [32]byte,
 	expires time.Time, paths ...*onionmsg.BlindedPath) []byte {
 
 	t.Helper()

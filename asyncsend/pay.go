@@ -14,26 +14,20 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/holdd/holdd/release/onionsend"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"google.golang.org/grpc"
 )
 
 const (
-	// DefaultHoldType is the update_add_htlc TLV that asks the LSP to
-	// hold the HTLC: LDK's experimental hold_htlc, sent empty.
-	DefaultHoldType uint64 = 75537
-
-	// HeldHTLCAvailableType is the onionmsg TLV held_htlc_available.
-	HeldHTLCAvailableType uint64 = 72
-
 	// DefaultMinMessages is how many held_htlc_available messages go
 	// out per held HTLC when there are release paths enough.
 	DefaultMinMessages = 2
@@ -73,7 +67,7 @@ const (
 // heldHTLCAvailable is the final-hop payload: TLV 72 with value 00, which
 // LDK needs (it drops an empty value).
 func heldHTLCAvailable() map[uint64][]byte {
-	return map[uint64][]byte{HeldHTLCAvailableType: {0x00}}
+	return map[uint64][]byte{onionmsg.HeldHTLCAvailableType: {0x00}}
 }
 
 var (
@@ -256,7 +250,7 @@ type Request struct {
 	CltvLimit int32
 
 	// HoldType is the first-hop TLV that asks for the hold; default
-	// DefaultHoldType.
+	// plugin.DefaultHoldType.
 	HoldType uint64
 
 	// RecipientPaths are the recipient's blinded message paths.
@@ -464,7 +458,7 @@ func (p *Payer) Pay(ctx context.Context, req *Request,
 		req:       req,
 		report:    onProgress,
 		firstHops: make(map[[33]byte]struct{}),
-		handled:   make(map[store.CircuitKey]struct{}),
+		handled:   make(map[plugin.CircuitKey]struct{}),
 		res:       &Result{},
 	}
 	sendReq, err := run.sendPaymentRequest()
@@ -646,7 +640,7 @@ type payment struct {
 	// peers that can hold one of them.
 	firstHops map[[33]byte]struct{}
 	pending   []pendingDelivery
-	handled   map[store.CircuitKey]struct{}
+	handled   map[plugin.CircuitKey]struct{}
 
 	inFlightReported bool
 	res              *Result
@@ -664,7 +658,7 @@ func (r *payment) sendPaymentRequest() (*routerrpc.SendPaymentRequest,
 
 	holdType := r.req.HoldType
 	if holdType == 0 {
-		holdType = DefaultHoldType
+		holdType = plugin.DefaultHoldType
 	}
 	timeout := r.req.TimeoutSeconds
 	if timeout == 0 {
@@ -880,11 +874,11 @@ func (r *payment) onUpdate(ctx context.Context, pmt *lnrpc.Payment) bool {
 		if h.Route == nil || len(h.Route.Hops) == 0 {
 			continue
 		}
-		b, err := hex.DecodeString(h.Route.Hops[0].PubKey)
-		if err != nil || len(b) != 33 {
+		hop, err := route.NewVertexFromStr(h.Route.Hops[0].PubKey)
+		if err != nil {
 			continue
 		}
-		r.firstHops[[33]byte(b)] = struct{}{}
+		r.firstHops[hop] = struct{}{}
 	}
 	r.res.Status = pmt.Status
 	r.res.ValueMsat = pmt.ValueMsat
@@ -948,11 +942,11 @@ func (r *payment) lspPeers(ctx context.Context) (map[[33]byte]struct{},
 		if r.req.OutgoingChanID != 0 && ch.ChanId != r.req.OutgoingChanID {
 			continue
 		}
-		b, err := hex.DecodeString(ch.RemotePubkey)
-		if err != nil || len(b) != 33 {
+		peer, err := route.NewVertexFromStr(ch.RemotePubkey)
+		if err != nil {
 			continue
 		}
-		peers[[33]byte(b)] = struct{}{}
+		peers[peer] = struct{}{}
 	}
 	return peers, nil
 }

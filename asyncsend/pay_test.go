@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/holdd/holdd/release/onionsend"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 	"github.com/stretchr/testify/require"
@@ -125,7 +125,7 @@ func TestPayInvoice(t *testing.T) {
 		PaymentHash: f.hash, Attempts: 1,
 	}, h.next())
 
-	key := store.CircuitKey{ChanID: 123456, HtlcID: 4}
+	key := plugin.CircuitKey{ChanID: 123456, HtlcID: 4}
 	h.deliver(lspKey, release.PathDeliveryMsgType, deliveryBytes(t, key,
 		f.hash, f.expires, f.release[0], f.release[1]))
 
@@ -204,7 +204,7 @@ func TestPayKeysendOneRecipientPath(t *testing.T) {
 	require.Equal(t, sha256.Sum256(got.DestCustomRecords[5482373484]),
 		[32]byte(got.PaymentHash))
 
-	key := store.CircuitKey{ChanID: 9, HtlcID: 0}
+	key := plugin.CircuitKey{ChanID: 9, HtlcID: 0}
 	h.deliver(lspKey, release.PathDeliveryMsgType, deliveryBytes(t, key,
 		f.hash, f.expires, f.release...))
 	h.flush()
@@ -240,7 +240,7 @@ func TestPayIgnoresForeignDeliveries(t *testing.T) {
 	h.update(pmtUpdate(f.hash, lnrpc.Payment_IN_FLIGHT, lspKey), nil)
 	require.Equal(t, StagePaymentInFlight, h.next().Stage)
 
-	good := store.CircuitKey{ChanID: 5, HtlcID: 1}
+	good := plugin.CircuitKey{ChanID: 5, HtlcID: 1}
 	other := f.hash
 	other[0] ^= 1
 	for _, m := range []struct {
@@ -257,11 +257,11 @@ func TestPayIgnoresForeignDeliveries(t *testing.T) {
 			good, other, f.expires, f.release[0])},
 		// Our hash, but from a peer our HTLC did not go through.
 		{xKey, release.PathDeliveryMsgType, deliveryBytes(t,
-			store.CircuitKey{ChanID: 6}, f.hash, f.expires,
+			plugin.CircuitKey{ChanID: 6}, f.hash, f.expires,
 			f.release[0])},
 		// Already expired.
 		{lspKey, release.PathDeliveryMsgType, deliveryBytes(t,
-			store.CircuitKey{ChanID: 7}, f.hash, testNow,
+			plugin.CircuitKey{ChanID: 7}, f.hash, testNow,
 			f.release[0])},
 	} {
 		h.deliver(m.peer, m.typ, m.data)
@@ -306,7 +306,7 @@ func TestPayOnePathFails(t *testing.T) {
 	h.update(pmtUpdate(f.hash, lnrpc.Payment_IN_FLIGHT, lspKey), nil)
 	require.Equal(t, StagePaymentInFlight, h.next().Stage)
 
-	key := store.CircuitKey{ChanID: 5, HtlcID: 1}
+	key := plugin.CircuitKey{ChanID: 5, HtlcID: 1}
 	h.deliver(lspKey, release.PathDeliveryMsgType, deliveryBytes(t, key,
 		f.hash, f.expires, f.release[:2]...))
 	require.Equal(t, StageHeld, h.next().Stage)
@@ -457,7 +457,7 @@ func TestPayResubscribes(t *testing.T) {
 	h.sub = h.nextSub()
 
 	h.deliver(lspKey, release.PathDeliveryMsgType, deliveryBytes(t,
-		store.CircuitKey{ChanID: 1}, f.hash, f.expires,
+		plugin.CircuitKey{ChanID: 1}, f.hash, f.expires,
 		f.release[:2]...))
 	require.Equal(t, StageHeld, h.next().Stage)
 	require.Equal(t, StageMessageSent, h.next().Stage)
@@ -573,10 +573,10 @@ func TestPayFloodCannotCrowdOutLSP(t *testing.T) {
 
 	for i := range 2 * maxPending {
 		h.deliver(xKey, release.PathDeliveryMsgType, deliveryBytes(t,
-			store.CircuitKey{ChanID: 9, HtlcID: uint64(i)}, f.hash,
+			plugin.CircuitKey{ChanID: 9, HtlcID: uint64(i)}, f.hash,
 			f.expires, f.release[0]))
 	}
-	good := store.CircuitKey{ChanID: 5, HtlcID: 1}
+	good := plugin.CircuitKey{ChanID: 5, HtlcID: 1}
 	h.deliver(lspKey, release.PathDeliveryMsgType, deliveryBytes(t, good,
 		f.hash, f.expires, f.release[1], f.release[2]))
 	h.flush()
@@ -700,7 +700,7 @@ func TestPayAsksForLostDelivery(t *testing.T) {
 				if tc.deliverWhen > 0 && i == tc.deliverWhen {
 					h.deliver(lspKey,
 						release.PathDeliveryMsgType,
-						deliveryBytes(t, store.CircuitKey{
+						deliveryBytes(t, plugin.CircuitKey{
 							ChanID: 42, HtlcID: 1},
 							f.hash, f.expires,
 							f.release[0],

@@ -15,6 +15,7 @@ import (
 	"github.com/holdd/holdd/mailbox"
 	"github.com/holdd/holdd/plugin"
 	flags "github.com/jessevdk/go-flags"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 const (
@@ -343,16 +344,17 @@ func (c *Config) validate() error {
 }
 
 // parseNodeKey parses a compressed node key in hex.
-func parseNodeKey(s string) ([33]byte, error) {
-	var key [33]byte
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return key, fmt.Errorf("%q is not hex", s)
+func parseNodeKey(s string) (route.Vertex, error) {
+	if _, err := hex.DecodeString(s); err != nil {
+		return route.Vertex{}, fmt.Errorf("%q is not hex", s)
 	}
-	if _, err := btcec.ParsePubKey(b); err != nil || len(b) != 33 {
+	key, err := route.NewVertexFromStr(s)
+	if err != nil {
 		return key, fmt.Errorf("%q is not a compressed node key", s)
 	}
-	copy(key[:], b)
+	if _, err := btcec.ParsePubKey(key[:]); err != nil {
+		return key, fmt.Errorf("%q is not a compressed node key", s)
+	}
 	return key, nil
 }
 

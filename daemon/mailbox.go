@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/internal/backoff"
 	"github.com/holdd/holdd/mailbox"
 	"github.com/holdd/holdd/recipient"
 	"github.com/holdd/holdd/release/onionsend"
@@ -223,7 +224,7 @@ func (r *mailboxRegistrar) run(ctx context.Context) {
 		case err != nil:
 			r.log.Warnf("Mailbox registration with %x: %v; retrying "+
 				"in %v", r.lsp, err, retry)
-			wait, retry = retry, min(2*retry, mailboxRetryMax)
+			wait, retry = retry, backoff.Next(retry, mailboxRetryMax)
 		default:
 			// The client logs the registration.
 			retry = mailboxRetryMin
@@ -284,6 +285,6 @@ func (r *mailboxRegistrar) watchLSP(ctx context.Context) {
 			return
 		case <-r.clock.TickAfter(retry):
 		}
-		retry = min(2*retry, mailboxRetryMax)
+		retry = backoff.Next(retry, mailboxRetryMax)
 	}
 }

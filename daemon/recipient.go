@@ -106,7 +106,7 @@ func (r releaseSender) SendRelease(ctx context.Context,
 	replyPath *onionmsg.BlindedPath) (recipient.ReplyRoute, error) {
 
 	route, err := r.s.Send(ctx, replyPath, nil, map[uint64][]byte{
-		release.ReleaseHeldHTLCType: recipient.ReleaseHeldHTLCValue,
+		onionmsg.ReleaseHeldHTLCType: recipient.ReleaseHeldHTLCValue,
 	})
 	return recipient.ReplyRoute{Peer: route.Peer, Via: route.Via}, err
 }

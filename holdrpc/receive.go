@@ -8,7 +8,6 @@ import (
 
 	"github.com/holdd/holdd/recipient"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -16,8 +15,8 @@ import (
 // Receiver is the recipient role's side of the API.
 type Receiver interface {
 	AddPaths(ctx context.Context, n int,
-		ttl time.Duration) ([]store.ReceivePath, error)
-	ListPaths(ctx context.Context, all bool) ([]store.ReceivePath, error)
+		ttl time.Duration) ([]recipient.ReceivePath, error)
+	ListPaths(ctx context.Context, all bool) ([]recipient.ReceivePath, error)
 	RevokePath(ctx context.Context, id [8]byte) error
 	Counts() map[string]uint64
 	MailboxState() (*recipient.Mailbox, bool)
@@ -98,7 +97,7 @@ func (s *Server) RevokeReceivePath(ctx context.Context,
 	copy(id[:], req.Id)
 	err = r.RevokePath(ctx, id)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, recipient.ErrUnknownPath):
 		return nil, status.Errorf(codes.NotFound, "no receive path %x",
 			id)
 	case err != nil:
@@ -145,7 +144,7 @@ func (s *Server) SubscribeReceiveEvents(_ *SubscribeReceiveEventsRequest,
 		})
 }
 
-func marshalReceivePaths(paths []store.ReceivePath) (*ReceivePathsResponse,
+func marshalReceivePaths(paths []recipient.ReceivePath) (*ReceivePathsResponse,
 	error) {
 
 	resp := &ReceivePathsResponse{}
@@ -159,7 +158,7 @@ func marshalReceivePaths(paths []store.ReceivePath) (*ReceivePathsResponse,
 	return resp, nil
 }
 
-func marshalReceivePath(p store.ReceivePath) (*ReceivePath, error) {
+func marshalReceivePath(p recipient.ReceivePath) (*ReceivePath, error) {
 	path, err := onionmsg.DecodeBlindedPath(bytes.NewReader(p.Path))
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "stored path %x: %v",

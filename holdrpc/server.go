@@ -9,7 +9,7 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
-	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -19,9 +19,9 @@ import (
 type Engine interface {
 	Stats() plugin.Stats
 	Height() int32
-	Release(ctx context.Context, key store.CircuitKey, hash [32]byte,
+	Release(ctx context.Context, key plugin.CircuitKey, hash [32]byte,
 		source string) (plugin.ReleaseOutcome, error)
-	Fail(ctx context.Context, key store.CircuitKey) error
+	Fail(ctx context.Context, key plugin.CircuitKey) error
 	Policy() plugin.Policy
 	SetPolicy(p plugin.Policy) error
 }
@@ -38,20 +38,20 @@ type PolicyStore interface {
 
 // Store is what the server reads from the store.
 type Store interface {
-	ListHTLCs(ctx context.Context, f store.ListFilter) ([]store.HeldHTLC,
+	ListHTLCs(ctx context.Context, f plugin.ListFilter) ([]plugin.HeldHTLC,
 		error)
-	GetHeld(ctx context.Context, key store.CircuitKey) (store.HeldHTLC,
+	GetHeld(ctx context.Context, key plugin.CircuitKey) (plugin.HeldHTLC,
 		error)
 }
 
 // Paths returns the release paths of a held HTLC.
 type Paths interface {
-	Delivery(rec store.HeldHTLC) (*release.PathDelivery, error)
+	Delivery(rec plugin.HeldHTLC) (*release.PathDelivery, error)
 }
 
 // Aliases names nodes.
 type Aliases interface {
-	Alias(ctx context.Context, node [33]byte) string
+	Alias(ctx context.Context, node route.Vertex) string
 }
 
 // Status reports holdd's connections.
@@ -171,7 +171,7 @@ func (s *Server) GetInfo(_ context.Context, _ *GetInfoRequest) (
 func (s *Server) ListHeld(ctx context.Context, req *ListHeldRequest) (
 	*ListHeldResponse, error) {
 
-	var f store.ListFilter
+	var f plugin.ListFilter
 	for _, st := range req.States {
 		state, err := parseState(st)
 		if err != nil {
@@ -185,8 +185,7 @@ func (s *Server) ListHeld(ctx context.Context, req *ListHeldRequest) (
 				"peer must be a 33-byte compressed key, got %d "+
 					"bytes", len(req.Peer))
 		}
-		var peer [33]byte
-		copy(peer[:], req.Peer)
+		peer := route.Vertex(req.Peer)
 		f.Peer = &peer
 	}
 	recs, err := s.cfg.Store.ListHTLCs(ctx, f)
@@ -212,7 +211,7 @@ func (s *Server) GetHeld(ctx context.Context, req *GetHeldRequest) (
 }
 
 // describe adds what only the running daemon knows to a stored record.
-func (s *Server) describe(ctx context.Context, rec store.HeldHTLC) *HeldHtlc {
+func (s *Server) describe(ctx context.Context, rec plugin.HeldHTLC) *HeldHtlc {
 	h := marshalHTLC(rec)
 	// Without the lsp role there is no engine to ask for the height; the
 	// records a previous lsp run stored are still served, with
@@ -220,7 +219,7 @@ func (s *Server) describe(ctx context.Context, rec store.HeldHTLC) *HeldHtlc {
 	if s.cfg.Engine != nil {
 		h.CurrentHeight = uint32(s.cfg.Engine.Height())
 	}
-	if s.cfg.Aliases != nil && rec.IncomingPeer != ([33]byte{}) {
+	if s.cfg.Aliases != nil && rec.IncomingPeer != (route.Vertex{}) {
 		h.IncomingPeerAlias = s.cfg.Aliases.Alias(ctx, rec.IncomingPeer)
 	}
 	return h
@@ -263,7 +262,7 @@ func (s *Server) GetReleasePaths(ctx context.Context,
 
 // lookupActive returns an HTLC that holdd still holds.
 func (s *Server) lookupActive(ctx context.Context, key *CircuitKey) (
-	store.HeldHTLC, error) {
+	plugin.HeldHTLC, error) {
 
 	rec, err := s.lookup(ctx, key)
 	if err != nil {
@@ -277,16 +276,16 @@ func (s *Server) lookupActive(ctx context.Context, key *CircuitKey) (
 }
 
 func (s *Server) lookup(ctx context.Context, key *CircuitKey) (
-	store.HeldHTLC, error) {
+	plugin.HeldHTLC, error) {
 
 	if key == nil {
-		return store.HeldHTLC{}, status.Error(codes.InvalidArgument,
+		return plugin.HeldHTLC{}, status.Error(codes.InvalidArgument,
 			"incoming circuit key is required")
 	}
-	ck := store.CircuitKey{ChanID: key.ChanId, HtlcID: key.HtlcId}
+	ck := plugin.CircuitKey{ChanID: key.ChanId, HtlcID: key.HtlcId}
 	rec, err := s.cfg.Store.GetHeld(ctx, ck)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, plugin.ErrUnknownHTLC):
 		return rec, status.Errorf(codes.NotFound, "no HTLC %v", ck)
 	case err != nil:
 		return rec, status.Errorf(codes.Internal, "lookup %v: %v", ck,
@@ -295,11 +294,11 @@ func (s *Server) lookup(ctx context.Context, key *CircuitKey) (
 	return rec, nil
 }
 
-func parseState(s string) (store.HoldState, error) {
-	st := store.HoldState(s)
+func parseState(s string) (plugin.HoldState, error) {
+	st := plugin.HoldState(s)
 	switch st {
-	case store.StateHeld, store.StateReleased, store.StateResumed,
-		store.StateFailed, store.StateGone:
+	case plugin.StateHeld, plugin.StateReleased, plugin.StateResumed,
+		plugin.StateFailed, plugin.StateGone:
 		return st, nil
 	}
 	return "", status.Error(codes.InvalidArgument,
@@ -313,7 +312,7 @@ func unixNano(t interface{ UnixNano() int64 }, zero bool) int64 {
 	return t.UnixNano()
 }
 
-func marshalHTLC(rec store.HeldHTLC) *HeldHtlc {
+func marshalHTLC(rec plugin.HeldHTLC) *HeldHtlc {
 	h := &HeldHtlc{
 		Incoming: &CircuitKey{
 			ChanId: rec.Key.ChanID,
@@ -334,7 +333,7 @@ func marshalHTLC(rec store.HeldHTLC) *HeldHtlc {
 		FailReason:       rec.FailReason,
 		ReleaseSource:    rec.ReleaseSource,
 	}
-	if rec.IncomingPeer != ([33]byte{}) {
+	if rec.IncomingPeer != (route.Vertex{}) {
 		h.IncomingPeer = rec.IncomingPeer[:]
 	}
 	return h

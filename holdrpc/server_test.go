@@ -8,7 +8,6 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/recipient"
-	"github.com/holdd/holdd/store"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -18,12 +17,12 @@ import (
 
 // fakeStore serves fixed records, or panics when told to.
 type fakeStore struct {
-	recs  []store.HeldHTLC
+	recs  []plugin.HeldHTLC
 	panic bool
 }
 
-func (f *fakeStore) ListHTLCs(context.Context, store.ListFilter) (
-	[]store.HeldHTLC, error) {
+func (f *fakeStore) ListHTLCs(context.Context, plugin.ListFilter) (
+	[]plugin.HeldHTLC, error) {
 
 	if f.panic {
 		panic("list exploded")
@@ -31,8 +30,8 @@ func (f *fakeStore) ListHTLCs(context.Context, store.ListFilter) (
 	return f.recs, nil
 }
 
-func (f *fakeStore) GetHeld(_ context.Context, key store.CircuitKey) (
-	store.HeldHTLC, error) {
+func (f *fakeStore) GetHeld(_ context.Context, key plugin.CircuitKey) (
+	plugin.HeldHTLC, error) {
 
 	if f.panic {
 		panic("get exploded")
@@ -42,7 +41,7 @@ func (f *fakeStore) GetHeld(_ context.Context, key store.CircuitKey) (
 			return r, nil
 		}
 	}
-	return store.HeldHTLC{}, store.ErrNotFound
+	return plugin.HeldHTLC{}, plugin.ErrUnknownHTLC
 }
 
 // fakeEngine records the policies set.
@@ -53,13 +52,13 @@ type fakeEngine struct {
 
 func (e *fakeEngine) Stats() plugin.Stats { return plugin.Stats{} }
 func (e *fakeEngine) Height() int32       { return 1000 }
-func (e *fakeEngine) Release(context.Context, store.CircuitKey, [32]byte,
+func (e *fakeEngine) Release(context.Context, plugin.CircuitKey, [32]byte,
 	string) (plugin.ReleaseOutcome, error) {
 
 	return "", nil
 }
-func (e *fakeEngine) Fail(context.Context, store.CircuitKey) error { return nil }
-func (e *fakeEngine) Policy() plugin.Policy                        { return e.policy }
+func (e *fakeEngine) Fail(context.Context, plugin.CircuitKey) error { return nil }
+func (e *fakeEngine) Policy() plugin.Policy                         { return e.policy }
 func (e *fakeEngine) SetPolicy(p plugin.Policy) error {
 	e.sets++
 	e.policy = p
@@ -77,12 +76,12 @@ func (f *fakePolicies) SavePolicy(context.Context, *plugin.Policy) error {
 type fakeReceiver struct{ ttls []time.Duration }
 
 func (r *fakeReceiver) AddPaths(_ context.Context, _ int,
-	ttl time.Duration) ([]store.ReceivePath, error) {
+	ttl time.Duration) ([]recipient.ReceivePath, error) {
 
 	r.ttls = append(r.ttls, ttl)
 	return nil, nil
 }
-func (r *fakeReceiver) ListPaths(context.Context, bool) ([]store.ReceivePath,
+func (r *fakeReceiver) ListPaths(context.Context, bool) ([]recipient.ReceivePath,
 	error) {
 
 	return nil, nil
@@ -106,12 +105,12 @@ func (panicEvents) Subscribe(int) (<-chan plugin.Event, func()) {
 	panic("subscribe exploded")
 }
 
-var testKey = store.CircuitKey{ChanID: 7, HtlcID: 3}
+var testKey = plugin.CircuitKey{ChanID: 7, HtlcID: 3}
 
-func testRecord() store.HeldHTLC {
-	return store.HeldHTLC{
+func testRecord() plugin.HeldHTLC {
+	return plugin.HeldHTLC{
 		Key:             testKey,
-		State:           store.StateFailed,
+		State:           plugin.StateFailed,
 		IncomingAmtMsat: 5000,
 		OutgoingAmtMsat: 4000,
 		HeldAt:          time.Unix(1_700_000_000, 0),
@@ -125,7 +124,7 @@ func testRecord() store.HeldHTLC {
 func TestHeldWithoutLSPRole(t *testing.T) {
 	ctx := context.Background()
 	srv := NewServer(ServerConfig{
-		Store:  &fakeStore{recs: []store.HeldHTLC{testRecord()}},
+		Store:  &fakeStore{recs: []plugin.HeldHTLC{testRecord()}},
 		Status: fakeStatus{},
 		Roles:  []string{"mailbox"},
 	})

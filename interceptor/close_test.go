@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
@@ -89,7 +88,7 @@ func TestClosedChannelKeysAreWithdrawn(t *testing.T) {
 		t.Fatal("no channel event subscription")
 	}
 
-	keys := []store.CircuitKey{
+	keys := []plugin.CircuitKey{
 		{ChanID: 4, HtlcID: 1}, // the closed channel
 		{ChanID: 6, HtlcID: 2}, // its alias
 		{ChanID: 5, HtlcID: 3}, // another channel
@@ -124,7 +123,7 @@ func TestClosedChannelKeysAreWithdrawn(t *testing.T) {
 	s.reqs <- request(4, 1)
 	s.reqs <- request(5, 2)
 	require.Eventually(t, func() bool {
-		return i.isOffered(store.CircuitKey{ChanID: 5, HtlcID: 2})
+		return i.isOffered(plugin.CircuitKey{ChanID: 5, HtlcID: 2})
 	}, 5*time.Second, time.Millisecond)
 	require.False(t, i.isOffered(keys[0]))
 	require.NoError(t, i.Resume(ctx, keys[2]))
@@ -164,7 +163,7 @@ func TestResolutionRecheckedBeforeSend(t *testing.T) {
 		2: {Action: plugin.ActionHold},
 	})
 	s := nextStream(t, router)
-	key := store.CircuitKey{ChanID: 4, HtlcID: 2}
+	key := plugin.CircuitKey{ChanID: 4, HtlcID: 2}
 	s.reqs <- request(4, 2)
 	require.Eventually(t, func() bool { return i.isOffered(key) },
 		5*time.Second, time.Millisecond)
@@ -185,7 +184,7 @@ func TestResolutionRecheckedBeforeSend(t *testing.T) {
 	// A normal offer behind it shows the re-offer was handled.
 	s.reqs <- request(5, 2)
 	require.Eventually(t, func() bool {
-		return i.isOffered(store.CircuitKey{ChanID: 5, HtlcID: 2})
+		return i.isOffered(plugin.CircuitKey{ChanID: 5, HtlcID: 2})
 	}, 5*time.Second, time.Millisecond)
 	i.sendMu.Unlock()
 

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/holdd/holdd/internal/backoff"
 	"github.com/holdd/holdd/plugin"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
@@ -79,7 +78,7 @@ type Interceptor struct {
 	mu      sync.Mutex
 	stream  routerrpc.Router_HtlcInterceptorClient
 	gen     uint64
-	offered map[store.CircuitKey]uint64
+	offered map[plugin.CircuitKey]uint64
 
 	// closed holds the short channel ids (and aliases) of channels lnd
 	// reported closed, closedOrder the same oldest first, to bound it.
@@ -117,7 +116,7 @@ func New(cfg Config) (*Interceptor, error) {
 	return &Interceptor{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		offered: make(map[store.CircuitKey]uint64),
+		offered: make(map[plugin.CircuitKey]uint64),
 		closed:  make(map[uint64]struct{}),
 	}, nil
 }
@@ -164,7 +163,7 @@ func (i *Interceptor) Reconnects() uint64 {
 
 func (i *Interceptor) run(ctx context.Context) {
 	defer i.wg.Done()
-	backoff := i.cfg.MinBackoff
+	delay := i.cfg.MinBackoff
 	first := true
 	for {
 		start := i.cfg.Clock.Now()
@@ -177,9 +176,9 @@ func (i *Interceptor) run(ctx context.Context) {
 		// A stream that stayed up for a while was healthy; start the
 		// next round of retries from the bottom.
 		if i.cfg.Clock.Now().Sub(start) > i.cfg.MaxBackoff {
-			backoff = i.cfg.MinBackoff
+			delay = i.cfg.MinBackoff
 		}
-		wait := jitter(backoff)
+		wait := backoff.EqualJitter(delay, backoff.RandJitter)
 		i.log.Warnf("Interceptor stream down (%v); reconnecting in %v",
 			err, wait)
 		select {
@@ -187,19 +186,8 @@ func (i *Interceptor) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		backoff *= 2
-		if backoff > i.cfg.MaxBackoff {
-			backoff = i.cfg.MaxBackoff
-		}
+		delay = backoff.Next(delay, i.cfg.MaxBackoff)
 	}
-}
-
-// jitter spreads reconnects over [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	if d < 2 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
 }
 
 func (i *Interceptor) runStream(ctx context.Context, first bool) error {
@@ -302,7 +290,7 @@ func (i *Interceptor) decide(ctx context.Context, htlc plugin.HTLC) {
 }
 
 // Resume forwards an HTLC offered on the current stream.
-func (i *Interceptor) Resume(_ context.Context, key store.CircuitKey) error {
+func (i *Interceptor) Resume(_ context.Context, key plugin.CircuitKey) error {
 	return i.resolve(key, &routerrpc.ForwardHtlcInterceptResponse{
 		Action: routerrpc.ResolveHoldForwardAction_RESUME,
 	})
@@ -310,14 +298,14 @@ func (i *Interceptor) Resume(_ context.Context, key store.CircuitKey) error {
 
 // Fail fails an HTLC offered on the current stream back with
 // TEMPORARY_CHANNEL_FAILURE.
-func (i *Interceptor) Fail(_ context.Context, key store.CircuitKey) error {
+func (i *Interceptor) Fail(_ context.Context, key plugin.CircuitKey) error {
 	return i.resolve(key, &routerrpc.ForwardHtlcInterceptResponse{
 		Action:      routerrpc.ResolveHoldForwardAction_FAIL,
 		FailureCode: lnrpc.Failure_TEMPORARY_CHANNEL_FAILURE,
 	})
 }
 
-func (i *Interceptor) resolve(key store.CircuitKey,
+func (i *Interceptor) resolve(key plugin.CircuitKey,
 	resp *routerrpc.ForwardHtlcInterceptResponse) error {
 
 	resp.IncomingCircuitKey = &routerrpc.CircuitKey{
@@ -368,7 +356,7 @@ func toHTLC(req *routerrpc.ForwardHtlcInterceptRequest) (plugin.HTLC, error) {
 			len(req.PaymentHash))
 	}
 	h := plugin.HTLC{
-		Key: store.CircuitKey{
+		Key: plugin.CircuitKey{
 			ChanID: req.IncomingCircuitKey.ChanId,
 			HtlcID: req.IncomingCircuitKey.HtlcId,
 		},
@@ -395,13 +383,13 @@ func toHTLC(req *routerrpc.ForwardHtlcInterceptRequest) (plugin.HTLC, error) {
 // reported closed.
 func (i *Interceptor) watchCloses(ctx context.Context) {
 	defer i.wg.Done()
-	backoff := i.cfg.MinBackoff
+	delay := i.cfg.MinBackoff
 	for {
-		err := i.followCloses(ctx, func() { backoff = i.cfg.MinBackoff })
+		err := i.followCloses(ctx, func() { delay = i.cfg.MinBackoff })
 		if ctx.Err() != nil {
 			return
 		}
-		wait := jitter(backoff)
+		wait := backoff.EqualJitter(delay, backoff.RandJitter)
 		i.log.Warnf("Channel event stream down (%v); resubscribing in "+
 			"%v", err, wait)
 		select {
@@ -409,7 +397,7 @@ func (i *Interceptor) watchCloses(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		backoff = min(2*backoff, i.cfg.MaxBackoff)
+		delay = backoff.Next(delay, i.cfg.MaxBackoff)
 	}
 }
 

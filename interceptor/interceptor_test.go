@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 	"github.com/sirupsen/logrus"
@@ -154,10 +153,10 @@ func TestDecisionsAreSentForOfferedKeys(t *testing.T) {
 	// offered just after lnd's send returns, so wait for that.
 	ctx := context.Background()
 	require.Eventually(t, func() bool {
-		return i.isOffered(store.CircuitKey{ChanID: 9, HtlcID: 3})
+		return i.isOffered(plugin.CircuitKey{ChanID: 9, HtlcID: 3})
 	}, 5*time.Second, time.Millisecond)
-	require.NoError(t, i.Resume(ctx, store.CircuitKey{ChanID: 9, HtlcID: 3}))
-	err := i.Resume(ctx, store.CircuitKey{ChanID: 9, HtlcID: 3})
+	require.NoError(t, i.Resume(ctx, plugin.CircuitKey{ChanID: 9, HtlcID: 3}))
+	err := i.Resume(ctx, plugin.CircuitKey{ChanID: 9, HtlcID: 3})
 	require.ErrorIs(t, err, plugin.ErrNotOffered)
 	require.Len(t, s.responses(), 3)
 }
@@ -168,9 +167,9 @@ func TestNeverResolvesUnofferedKey(t *testing.T) {
 	require.Eventually(t, i.Connected, 5*time.Second, time.Millisecond)
 
 	ctx := context.Background()
-	err := i.Resume(ctx, store.CircuitKey{ChanID: 1, HtlcID: 1})
+	err := i.Resume(ctx, plugin.CircuitKey{ChanID: 1, HtlcID: 1})
 	require.ErrorIs(t, err, plugin.ErrNotOffered)
-	err = i.Fail(ctx, store.CircuitKey{ChanID: 1, HtlcID: 1})
+	err = i.Fail(ctx, plugin.CircuitKey{ChanID: 1, HtlcID: 1})
 	require.ErrorIs(t, err, plugin.ErrNotOffered)
 	require.Empty(t, s.responses())
 }
@@ -181,7 +180,7 @@ func TestReconnectForgetsOfferedKeys(t *testing.T) {
 	})
 	first := nextStream(t, router)
 	first.reqs <- request(2, 5)
-	key := store.CircuitKey{ChanID: 2, HtlcID: 5}
+	key := plugin.CircuitKey{ChanID: 2, HtlcID: 5}
 
 	// lnd drops the stream; the key offered on it is gone with it.
 	close(first.reqs)
@@ -218,7 +217,7 @@ func TestMalformedRequestIsNotAnswered(t *testing.T) {
 	require.Eventually(t, func() bool { return len(s.responses()) == 1 },
 		5*time.Second, time.Millisecond)
 	require.True(t, i.Connected())
-	err := i.Resume(context.Background(), store.CircuitKey{ChanID: 3,
+	err := i.Resume(context.Background(), plugin.CircuitKey{ChanID: 3,
 		HtlcID: 1})
 	require.True(t, errors.Is(err, plugin.ErrNotOffered))
 }
@@ -240,7 +239,7 @@ func TestToHTLC(t *testing.T) {
 	var hash [32]byte
 	hash[31] = 0xaa
 	require.Equal(t, plugin.HTLC{
-		Key:             store.CircuitKey{ChanID: 11, HtlcID: 12},
+		Key:             plugin.CircuitKey{ChanID: 11, HtlcID: 12},
 		PaymentHash:     hash,
 		IncomingAmtMsat: 5000,
 		OutgoingAmtMsat: 4000,
@@ -264,7 +263,7 @@ func TestOnChainOfferIsNeverResolved(t *testing.T) {
 	held := request(4, 2)
 	s.reqs <- held
 	require.Eventually(t, func() bool {
-		return i.isOffered(store.CircuitKey{ChanID: 4, HtlcID: 2})
+		return i.isOffered(plugin.CircuitKey{ChanID: 4, HtlcID: 2})
 	}, 5*time.Second, time.Millisecond)
 
 	for _, id := range []uint64{1, 2} {
@@ -280,14 +279,14 @@ func TestOnChainOfferIsNeverResolved(t *testing.T) {
 
 	ctx := context.Background()
 	for _, id := range []uint64{1, 2} {
-		err := i.Fail(ctx, store.CircuitKey{ChanID: 4, HtlcID: id})
+		err := i.Fail(ctx, plugin.CircuitKey{ChanID: 4, HtlcID: id})
 		require.ErrorIs(t, err, plugin.ErrNotOffered)
 	}
 	require.Len(t, s.responses(), 1)
 }
 
 // isOffered reports whether key is offered on the current stream.
-func (i *Interceptor) isOffered(key store.CircuitKey) bool {
+func (i *Interceptor) isOffered(key plugin.CircuitKey) bool {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	_, ok := i.offered[key]

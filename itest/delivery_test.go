@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/holdrpc"
+	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/stretchr/testify/require"
 )
@@ -26,7 +26,7 @@ func nextDelivery(t *testing.T, sub *CustomMessages, net *Network,
 	require.Equal(t, net.L.PubKey, msg.Peer)
 	d, err := release.DecodePathDelivery(msg.Data)
 	require.NoError(t, err)
-	require.Equal(t, store.CircuitKey{ChanID: htlc.Incoming.ChanId,
+	require.Equal(t, plugin.CircuitKey{ChanID: htlc.Incoming.ChanId,
 		HtlcID: htlc.Incoming.HtlcId}, d.Key)
 	require.Equal(t, htlc.PaymentHash, d.PaymentHash[:])
 	require.True(t, d.ExpiresAt.After(time.Now()), "expired paths")
@@ -47,7 +47,7 @@ func TestRedeliveryWhenFirstDeliveryLost(t *testing.T) {
 	// The hold; the delivery goes out while nobody on S listens.
 	pay, inv := payWithHold(t, net, 21_000)
 	h := waitHeld(t, net, inv.RHash, "held")
-	key := store.CircuitKey{ChanID: h.Incoming.ChanId,
+	key := plugin.CircuitKey{ChanID: h.Incoming.ChanId,
 		HtlcID: h.Incoming.HtlcId}
 	logs.waitCount(t, 1, fmt.Sprintf("Delivered 2 release paths for %v ",
 		key))
@@ -166,7 +166,7 @@ func TestRequestForForeignHTLCIsIgnored(t *testing.T) {
 	logs := markLog(t, holddLogPath(net))
 	held := holdOne(t, net, 22_000, 0)
 	h := held.htlc
-	key := store.CircuitKey{ChanID: h.Incoming.ChanId,
+	key := plugin.CircuitKey{ChanID: h.Incoming.ChanId,
 		HtlcID: h.Incoming.HtlcId}
 	hash := [32]byte(h.PaymentHash)
 

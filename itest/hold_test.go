@@ -12,9 +12,9 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/holdrpc"
+	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
@@ -173,7 +173,7 @@ func releaseHops(t *testing.T, transport string) int {
 
 // releaseMsg is the final-hop payload of a release_held_htlc as LDK writes
 // it.
-var releaseMsg = map[uint64][]byte{release.ReleaseHeldHTLCType: {0x00}}
+var releaseMsg = map[uint64][]byte{onionmsg.ReleaseHeldHTLCType: {0x00}}
 
 // TestHoldAndRelease is the core flow: a payment with hold_htlc stays in
 // flight at L across time and blocks, the sender receives the release paths
@@ -206,7 +206,7 @@ func TestHoldAndRelease(t *testing.T) {
 	require.Equal(t, net.L.PubKey, msg.Peer)
 	delivery, err := release.DecodePathDelivery(msg.Data)
 	require.NoError(t, err)
-	require.Equal(t, store.CircuitKey{ChanID: h.Incoming.ChanId,
+	require.Equal(t, plugin.CircuitKey{ChanID: h.Incoming.ChanId,
 		HtlcID: h.Incoming.HtlcId}, delivery.Key)
 	require.Equal(t, held.invoice.RHash, delivery.PaymentHash[:])
 	require.Equal(t, h.IncomingAmtMsat, delivery.AmountMsat)
@@ -332,7 +332,7 @@ func TestForgedReleasesReleaseNothing(t *testing.T) {
 	var hashA [32]byte
 	copy(hashA[:], a.invoice.RHash)
 	forgedID := forger.Mint(release.Claim{
-		Key: store.CircuitKey{ChanID: a.htlc.Incoming.ChanId,
+		Key: plugin.CircuitKey{ChanID: a.htlc.Incoming.ChanId,
 			HtlcID: a.htlc.Incoming.HtlcId},
 		PaymentHash: hashA,
 		ExpiresAt:   time.Now().Add(time.Hour),
@@ -381,7 +381,7 @@ func TestForgedReleasesReleaseNothing(t *testing.T) {
 
 	// A's real path with held_htlc_available instead of a release.
 	sendOverPath(t, net.P, decodePath(t, pathsA.Paths[1]),
-		map[uint64][]byte{release.HeldHTLCAvailableType: {0x00}})
+		map[uint64][]byte{onionmsg.HeldHTLCAvailableType: {0x00}})
 	waitReleaseCount(t, net, release.OutcomeNoRelease,
 		before.Releases[release.OutcomeNoRelease]+1)
 

@@ -19,10 +19,10 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/holdrpc"
+	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/holdd/holdd/release/peerlink"
-	"github.com/holdd/holdd/store"
 	sphinx "github.com/lightningnetwork/lightning-onion"
 	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -1513,7 +1513,7 @@ func TestReliabilityHostileInput(t *testing.T) {
 	var hashA [32]byte
 	copy(hashA[:], a.invoice.RHash)
 	forgedID := forger.Mint(release.Claim{
-		Key: store.CircuitKey{ChanID: a.htlc.Incoming.ChanId,
+		Key: plugin.CircuitKey{ChanID: a.htlc.Incoming.ChanId,
 			HtlcID: a.htlc.Incoming.HtlcId},
 		PaymentHash: hashA, ExpiresAt: time.Now().Add(time.Hour),
 	})
@@ -1544,7 +1544,7 @@ func TestReliabilityHostileInput(t *testing.T) {
 			release.OutcomeForged},
 		{"forged path_id in an oversized onion", onion(t,
 			toHoldd(forgedID), map[uint64][]byte{
-				release.ReleaseHeldHTLCType: {0}, 75: bigOdd,
+				onionmsg.ReleaseHeldHTLCType: {0}, 75: bigOdd,
 			}), release.OutcomeForged},
 		{"truncated path_id", onion(t, toHoldd(forgedID[:40]),
 			releaseMsg), release.OutcomeMalformed},
@@ -1555,13 +1555,13 @@ func TestReliabilityHostileInput(t *testing.T) {
 			forgedID, 0)), releaseMsg), release.OutcomeMalformed},
 		{"encrypted data bit-flipped", withFinal(t, pathA[0],
 			tlvStream(t, map[uint64][]byte{
-				onionmsg.EncryptedDataType:  flipped(ctA, 9),
-				release.ReleaseHeldHTLCType: {0},
+				onionmsg.EncryptedDataType:   flipped(ctA, 9),
+				onionmsg.ReleaseHeldHTLCType: {0},
 			})), release.OutcomeUndecodable},
 		{"encrypted data truncated", withFinal(t, pathA[0],
 			tlvStream(t, map[uint64][]byte{
-				onionmsg.EncryptedDataType:  ctA[:len(ctA)-1],
-				release.ReleaseHeldHTLCType: {0},
+				onionmsg.EncryptedDataType:   ctA[:len(ctA)-1],
+				onionmsg.ReleaseHeldHTLCType: {0},
 			})), release.OutcomeUndecodable},
 		{"payload TLV stream truncated", withFinal(t, pathA[0],
 			append(tlvStream(t, map[uint64][]byte{
@@ -1569,29 +1569,29 @@ func TestReliabilityHostileInput(t *testing.T) {
 			}), 0x4a, 0x05, 0x00)), release.OutcomeUndecodable},
 		{"payload type bit-flipped", withFinal(t, pathA[0],
 			flipped(tlvStream(t, map[uint64][]byte{
-				onionmsg.EncryptedDataType:  ctA,
-				release.ReleaseHeldHTLCType: {0},
+				onionmsg.EncryptedDataType:   ctA,
+				onionmsg.ReleaseHeldHTLCType: {0},
 			}), 0)), release.OutcomeUndecodable},
 		{"unknown even TLV below 64", withFinal(t, pathA[0],
 			tlvStream(t, map[uint64][]byte{
-				onionmsg.EncryptedDataType:  ctA,
-				6:                           {},
-				release.ReleaseHeldHTLCType: {0},
+				onionmsg.EncryptedDataType:   ctA,
+				6:                            {},
+				onionmsg.ReleaseHeldHTLCType: {0},
 			})), release.OutcomeUndecodable},
 		{"release with an unknown even TLV", onion(t, pathA[0],
 			map[uint64][]byte{
-				release.ReleaseHeldHTLCType: {0}, 76: {0},
+				onionmsg.ReleaseHeldHTLCType: {0}, 76: {0},
 			}), release.OutcomeUnknownEven},
 		{"oversized release value", onion(t, pathA[1],
 			map[uint64][]byte{
-				release.ReleaseHeldHTLCType: bigOdd[:1000],
+				onionmsg.ReleaseHeldHTLCType: bigOdd[:1000],
 			}), release.OutcomeBadValue},
 		{"release value 01", onion(t, pathB[0], map[uint64][]byte{
-			release.ReleaseHeldHTLCType: {1},
+			onionmsg.ReleaseHeldHTLCType: {1},
 		}), release.OutcomeBadValue},
 		{"held_htlc_available instead", onion(t, pathB[1],
 			map[uint64][]byte{
-				release.HeldHTLCAvailableType: {0},
+				onionmsg.HeldHTLCAvailableType: {0},
 			}), release.OutcomeNoRelease},
 		{"path continues past holdd", onion(t, blinded(t,
 			forwardHop(lndKey, holddKey), forwardHop(holddKey, pKey),
@@ -1636,17 +1636,17 @@ func TestReliabilityHostileInput(t *testing.T) {
 			releaseMsg), release.OutcomeMalformed},
 		{"flipped", withFinal(t, pathA[0], tlvStream(t,
 			map[uint64][]byte{
-				onionmsg.EncryptedDataType:  flipped(ctA, 3),
-				release.ReleaseHeldHTLCType: {0},
+				onionmsg.EncryptedDataType:   flipped(ctA, 3),
+				onionmsg.ReleaseHeldHTLCType: {0},
 			})), release.OutcomeUndecodable},
 		{"unknown even", onion(t, pathA[1], map[uint64][]byte{
-			release.ReleaseHeldHTLCType: {0}, 100: {},
+			onionmsg.ReleaseHeldHTLCType: {0}, 100: {},
 		}), release.OutcomeUnknownEven},
 		{"bad value", onion(t, pathB[0], map[uint64][]byte{
-			release.ReleaseHeldHTLCType: {2},
+			onionmsg.ReleaseHeldHTLCType: {2},
 		}), release.OutcomeBadValue},
 		{"no release", onion(t, pathB[1], map[uint64][]byte{
-			release.HeldHTLCAvailableType: {0},
+			onionmsg.HeldHTLCAvailableType: {0},
 		}), release.OutcomeNoRelease},
 		{"not for us", onion(t, blinded(t,
 			forwardHop(lndKey, holddKey), forwardHop(holddKey, pKey),
@@ -1654,7 +1654,7 @@ func TestReliabilityHostileInput(t *testing.T) {
 			release.OutcomeNotForUs},
 	}
 	big := hostileMsg{"forged oversized", onion(t, toHoldd(forgedID),
-		map[uint64][]byte{release.ReleaseHeldHTLCType: {0}, 75: bigOdd}),
+		map[uint64][]byte{onionmsg.ReleaseHeldHTLCType: {0}, 75: bigOdd}),
 		release.OutcomeForged}
 
 	const (

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -66,7 +65,7 @@ const (
 
 // deliverClaimed sends a message that is stored claimed, then deletes it,
 // or unclaims it if lnd refused it.
-func (m *Mailbox) deliverClaimed(msg store.MailboxMessage) sendResult {
+func (m *Mailbox) deliverClaimed(msg StoredMessage) sendResult {
 	pathKey, err := btcec.ParsePubKey(msg.PathKey[:])
 	if err != nil {
 		// Only a corrupted row gets here: Handle stored a valid key.
@@ -116,7 +115,7 @@ func (m *Mailbox) deliverClaimed(msg store.MailboxMessage) sendResult {
 
 // deleteAfterSend deletes a claimed message, counting it as dropped for
 // reason unless reason is empty (delivered).
-func (m *Mailbox) deleteAfterSend(msg store.MailboxMessage, reason string) {
+func (m *Mailbox) deleteAfterSend(msg StoredMessage, reason string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx),
 		storeWriteTimeout)
 	defer cancel()

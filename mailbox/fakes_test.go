@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
@@ -488,8 +487,8 @@ func (s *failingStore) set(name string, fail bool) {
 }
 
 func (s *failingStore) PutMailboxMessage(ctx context.Context,
-	m store.MailboxMessage, claim bool, lim store.MailboxLimits) (
-	store.MailboxPut, error) {
+	m StoredMessage, claim bool, lim StoreLimits) (
+	PutResult, error) {
 
 	s.mu.Lock()
 	gate := s.putGate
@@ -498,17 +497,17 @@ func (s *failingStore) PutMailboxMessage(ctx context.Context,
 		<-gate
 	}
 	if s.failing("put") {
-		return store.MailboxPut{}, errStoreDown
+		return PutResult{}, errStoreDown
 	}
 
 	return s.MessageStore.PutMailboxMessage(ctx, m, claim, lim)
 }
 
 func (s *failingStore) RegisterMailboxRecipient(ctx context.Context,
-	peer [33]byte, now time.Time) (store.MailboxRecipient, bool, error) {
+	peer [33]byte, now time.Time) (Recipient, bool, error) {
 
 	if s.failing("register") {
-		return store.MailboxRecipient{}, false, errStoreDown
+		return Recipient{}, false, errStoreDown
 	}
 
 	return s.MessageStore.RegisterMailboxRecipient(ctx, peer, now)
@@ -518,7 +517,7 @@ func (s *failingStore) RegisterMailboxRecipient(ctx context.Context,
 // fake forwarder, on a test clock.
 type harness struct {
 	t     *testing.T
-	st    *store.Store
+	st    TestStore
 	fs    *failingStore
 	lnd   *fakeLnd
 	fwd   *fakeForwarder
@@ -532,8 +531,7 @@ type harness struct {
 func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	t.Helper()
 
-	st, err := store.Open(context.Background(),
-		filepath.Join(t.TempDir(), "holdd.db"))
+	st, err := OpenTestStore(filepath.Join(t.TempDir(), "holdd.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 
@@ -713,11 +711,11 @@ func (h *harness) waitIdle() {
 // does when a later chunk fails: the first chunk is committed.
 type partialUnregisterStore struct {
 	MessageStore
-	st *store.Store
+	st TestStore
 }
 
 func (s *partialUnregisterStore) UnregisterMailboxRecipient(
-	ctx context.Context, peer [33]byte) ([]store.MailboxRemoved, bool,
+	ctx context.Context, peer [33]byte) ([]RemovedMessage, bool,
 	error) {
 
 	msgs, err := s.st.NextMailboxMessages(ctx, peer, 1)
@@ -729,7 +727,18 @@ func (s *partialUnregisterStore) UnregisterMailboxRecipient(
 		return nil, false, errStoreDown
 	}
 
-	return []store.MailboxRemoved{{
+	return []RemovedMessage{{
 		ID: msgs[0].ID, Recipient: peer, Size: msgs[0].Size(),
 	}}, false, errStoreDown
 }
+
+// TestStore is the real SQLite store as these tests use it. Package store
+// imports mailbox, so a test inside mailbox cannot import store; the
+// external test file realstore_test.go sets OpenTestStore instead.
+type TestStore interface {
+	MessageStore
+	Close() error
+}
+
+// OpenTestStore opens a real store at path; set by realstore_test.go.
+var OpenTestStore func(path string) (TestStore, error)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
@@ -113,10 +112,10 @@ const (
 	DropInvalid        = "invalid"
 	DropNotRunning     = "not_running"
 	DropStoreError     = "store_error"
-	DropRecipientCount = string(store.EvictRecipientCount)
-	DropRecipientBytes = string(store.EvictRecipientBytes)
-	DropTotalCount     = string(store.EvictTotalCount)
-	DropTotalBytes     = string(store.EvictTotalBytes)
+	DropRecipientCount = string(EvictRecipientCount)
+	DropRecipientBytes = string(EvictRecipientBytes)
+	DropTotalCount     = string(EvictTotalCount)
+	DropTotalBytes     = string(EvictTotalBytes)
 	DropExpired        = "expired"
 
 	// DropClaimedAtStart: a message was being handed to lnd when holdd
@@ -178,23 +177,23 @@ type ChannelLister interface {
 // MessageStore is the mailbox's durable state; *store.Store implements it.
 type MessageStore interface {
 	RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
-		now time.Time) (store.MailboxRecipient, bool, error)
+		now time.Time) (Recipient, bool, error)
 	UnregisterMailboxRecipient(ctx context.Context, peer [33]byte) (
-		[]store.MailboxRemoved, bool, error)
-	ListMailboxRecipients(ctx context.Context) ([]store.MailboxRecipient,
+		[]RemovedMessage, bool, error)
+	ListMailboxRecipients(ctx context.Context) ([]Recipient,
 		error)
-	PutMailboxMessage(ctx context.Context, m store.MailboxMessage,
-		claim bool, lim store.MailboxLimits) (store.MailboxPut, error)
+	PutMailboxMessage(ctx context.Context, m StoredMessage,
+		claim bool, lim StoreLimits) (PutResult, error)
 	NextMailboxMessages(ctx context.Context, recipient [33]byte,
-		limit int) ([]store.MailboxMessage, error)
+		limit int) ([]StoredMessage, error)
 	ClaimMailboxMessage(ctx context.Context, id int64,
 		now time.Time) (bool, error)
 	UnclaimMailboxMessage(ctx context.Context, id int64) (bool, error)
 	DeleteMailboxMessage(ctx context.Context, id int64) (bool, error)
 	ExpireMailboxMessages(ctx context.Context, cutoff time.Time) (
-		[]store.MailboxRemoved, error)
+		[]RemovedMessage, error)
 	DropClaimedMailboxMessages(ctx context.Context) (
-		[]store.MailboxRemoved, error)
+		[]RemovedMessage, error)
 	MailboxRecipientsWithMessages(ctx context.Context) ([][33]byte, error)
 	MailboxUsage(ctx context.Context) (int64, int64, error)
 }
@@ -389,7 +388,7 @@ type Stats struct {
 
 // RecipientInfo is a registration and what is stored for it.
 type RecipientInfo struct {
-	store.MailboxRecipient
+	Recipient
 
 	// Online reports whether the recipient is ready for delivery.
 	Online bool
@@ -704,8 +703,8 @@ func (m *Mailbox) admit(next [33]byte, msg *lnwire.OnionMessage) (Outcome,
 	return "", true
 }
 
-func (m *Mailbox) storeLimits() store.MailboxLimits {
-	return store.MailboxLimits{
+func (m *Mailbox) storeLimits() StoreLimits {
+	return StoreLimits{
 		RecipientCount: m.lim.MaxPerRecipient,
 		RecipientBytes: m.lim.MaxBytesPerRecipient,
 		TotalCount:     m.lim.MaxTotal,
@@ -714,7 +713,7 @@ func (m *Mailbox) storeLimits() store.MailboxLimits {
 }
 
 // noteStored accounts for a stored message and what it evicted.
-func (m *Mailbox) noteStored(put store.MailboxPut, size int64) {
+func (m *Mailbox) noteStored(put PutResult, size int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
@@ -733,7 +732,7 @@ func (m *Mailbox) noteStored(put store.MailboxPut, size int64) {
 }
 
 // removed accounts for deleted messages that were not delivered.
-func (m *Mailbox) removed(reason string, rows []store.MailboxRemoved) {
+func (m *Mailbox) removed(reason string, rows []RemovedMessage) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
@@ -794,8 +793,8 @@ func (m *Mailbox) Recipients(ctx context.Context) ([]RecipientInfo, error) {
 	for i, r := range list {
 		st := m.recipients[r.Peer]
 		out[i] = RecipientInfo{
-			MailboxRecipient: r,
-			Online:           st != nil && st.ready,
+			Recipient: r,
+			Online:    st != nil && st.ready,
 		}
 	}
 

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -443,14 +442,14 @@ func TestClaimedMessagesDroppedAtRestart(t *testing.T) {
 	h.register(a)
 
 	// A previous run claimed one message and crashed in the send.
-	m := store.MailboxMessage{Recipient: a, Onion: []byte("sent?"),
+	m := StoredMessage{Recipient: a, Onion: []byte("sent?"),
 		ReceivedAt: t0}
 	copy(m.PathKey[:], testKey(t, 1).PubKey().SerializeCompressed())
-	put, err := h.st.PutMailboxMessage(ctx, m, true, store.MailboxLimits{})
+	put, err := h.st.PutMailboxMessage(ctx, m, true, StoreLimits{})
 	require.NoError(t, err)
 	require.True(t, put.Claimed)
 	m.Onion = []byte("waiting")
-	_, err = h.st.PutMailboxMessage(ctx, m, false, store.MailboxLimits{})
+	_, err = h.st.PutMailboxMessage(ctx, m, false, StoreLimits{})
 	require.NoError(t, err)
 
 	h.lnd.setOnline(a, true)

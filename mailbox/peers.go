@@ -2,14 +2,14 @@ package mailbox
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/internal/backoff"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // errStreamEnded names a stream lnd closed without an error.
@@ -40,7 +40,7 @@ func (m *Mailbox) resubscribeLoop(what string,
 		if healthy {
 			attempt = 0
 		}
-		delay := backoffDelay(attempt, m.cfg.MinBackoff,
+		delay := backoff.Exponential(attempt, m.cfg.MinBackoff,
 			m.cfg.MaxBackoff)
 		attempt++
 		m.log.Warnf("Subscription to lnd's %s ended: %v; "+
@@ -150,31 +150,16 @@ func (m *Mailbox) peerEvent(ev *lnrpc.PeerEvent) {
 	}
 }
 
-// parseKeyHex parses a hex node key as lnd reports it.
+// parseKeyHex parses a hex node key as lnd reports it and checks that it is
+// a point on the curve.
 func parseKeyHex(s string) ([33]byte, error) {
-	var key [33]byte
-	b, err := hex.DecodeString(s)
+	key, err := route.NewVertexFromStr(s)
 	if err != nil {
 		return key, err
 	}
-	if _, err := btcec.ParsePubKey(b); err != nil {
+	if _, err := btcec.ParsePubKey(key[:]); err != nil {
 		return key, err
 	}
-	if len(b) != len(key) {
-		return key, fmt.Errorf("%d-byte key", len(b))
-	}
-	copy(key[:], b)
 
 	return key, nil
-}
-
-// backoffDelay returns the wait before attempt number attempt (0-based):
-// minB*2^attempt capped at maxB.
-func backoffDelay(attempt int, minB, maxB time.Duration) time.Duration {
-	d := minB
-	for i := 0; i < attempt && d < maxB; i++ {
-		d *= 2
-	}
-
-	return min(d, maxB)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync/atomic"
 
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/lnwire"
 )
 
@@ -74,7 +73,7 @@ type queue struct {
 
 	// batch is what was read from the store and not yet sent, oldest
 	// first.
-	batch []store.MailboxMessage
+	batch []StoredMessage
 
 	// sending is set while a send is in flight.
 	sending bool
@@ -178,7 +177,7 @@ func (q *queue) put(req *putRequest) {
 	m := q.m
 	inline := !q.sending && m.isOnline(q.peer)
 
-	rec := store.MailboxMessage{
+	rec := StoredMessage{
 		Recipient:  q.peer,
 		Onion:      req.msg.OnionBlob,
 		ReceivedAt: m.cfg.Clock.Now(),
@@ -193,7 +192,7 @@ func (q *queue) put(req *putRequest) {
 		m.storeLimits())
 	cancel()
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, ErrNotRegistered):
 		// Unregistered after admit.
 		m.drop(DropUnregistered, 1)
 		req.answer(OutcomeUnregistered)
@@ -260,7 +259,7 @@ func (q *queue) sendNext() {
 			return
 		}
 		if ok {
-			m.removed(DropExpired, []store.MailboxRemoved{{
+			m.removed(DropExpired, []RemovedMessage{{
 				ID: msg.ID, Size: msg.Size(),
 			}})
 		}
@@ -284,7 +283,7 @@ func (q *queue) sendNext() {
 // startSend sends a claimed message from a goroutine of its own, so that
 // the queue keeps taking messages (and storing them behind it) while lnd
 // takes its time. The queue waits for it before it exits.
-func (q *queue) startSend(msg store.MailboxMessage, inline bool,
+func (q *queue) startSend(msg StoredMessage, inline bool,
 	reply chan Outcome) {
 
 	q.sending = true
@@ -371,7 +370,7 @@ func (q *queue) shutdown() {
 
 // sendClaimed waits for a send slot and sends a claimed message. If the
 // mailbox stops first, the message goes back to the queue unsent.
-func (m *Mailbox) sendClaimed(msg store.MailboxMessage) sendResult {
+func (m *Mailbox) sendClaimed(msg StoredMessage) sendResult {
 	m.slotWaiters.Add(1)
 	select {
 	case m.slots <- struct{}{}:

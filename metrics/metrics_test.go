@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
-	"github.com/holdd/holdd/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -58,9 +57,9 @@ func TestScrape(t *testing.T) {
 	})
 
 	held := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	m.HoldEvent(plugin.Event{Kind: plugin.EventResumed, HTLC: store.HeldHTLC{
+	m.HoldEvent(plugin.Event{Kind: plugin.EventResumed, HTLC: plugin.HeldHTLC{
 		HeldAt: held, UpdatedAt: held.Add(90 * time.Second)}})
-	m.HoldEvent(plugin.Event{Kind: plugin.EventHeld, HTLC: store.HeldHTLC{
+	m.HoldEvent(plugin.Event{Kind: plugin.EventHeld, HTLC: plugin.HeldHTLC{
 		HeldAt: held, UpdatedAt: held}})
 	TimedEngine{Engine: eng, Metrics: m}.Intercept(context.Background(),
 		plugin.HTLC{})

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/holdd/holdd/store"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
@@ -96,8 +96,8 @@ func TestAdmission(t *testing.T) {
 				return
 			}
 			require.True(t, stored)
-			require.Equal(t, store.StateHeld, rec.State)
-			require.Equal(t, tc.peer, rec.IncomingPeer)
+			require.Equal(t, StateHeld, rec.State)
+			require.Equal(t, route.Vertex(tc.peer), rec.IncomingPeer)
 			require.Equal(t, []EventKind{EventHeld},
 				te.observer.kinds())
 		})

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/sirupsen/logrus"
 )
@@ -20,39 +19,39 @@ import (
 // the engine rather than a store.
 type nullStore struct{}
 
-func (nullStore) InsertHeld(_ context.Context, h store.HeldHTLC) (
-	store.HeldHTLC, bool, error) {
+func (nullStore) InsertHeld(_ context.Context, h HeldHTLC) (
+	HeldHTLC, bool, error) {
 
 	return h, true, nil
 }
 
-func (nullStore) LookupHTLC(context.Context, store.CircuitKey, [32]byte,
-	time.Time) (store.HTLCLookup, error) {
+func (nullStore) LookupHTLC(context.Context, CircuitKey, [32]byte,
+	time.Time) (HTLCLookup, error) {
 
-	return store.HTLCLookup{}, nil
+	return HTLCLookup{}, nil
 }
 
-func (nullStore) InsertReleased(_ context.Context, h store.HeldHTLC,
-	_ store.PendingRelease, _ time.Time) (store.HeldHTLC, bool, error) {
+func (nullStore) InsertReleased(_ context.Context, h HeldHTLC,
+	_ PendingRelease, _ time.Time) (HeldHTLC, bool, error) {
 
-	h.State = store.StateResumed
+	h.State = StateResumed
 	return h, true, nil
 }
 
-func (nullStore) Transition(_ context.Context, key store.CircuitKey,
-	from []store.HoldState, to store.HoldState, _ string,
-	at time.Time) (store.HeldHTLC, error) {
+func (nullStore) Transition(_ context.Context, key CircuitKey,
+	from []HoldState, to HoldState, _ string,
+	at time.Time) (HeldHTLC, error) {
 
-	return store.HeldHTLC{Key: key, State: to, UpdatedAt: at}, nil
+	return HeldHTLC{Key: key, State: to, UpdatedAt: at}, nil
 }
 
-func (nullStore) ListHTLCs(context.Context, store.ListFilter) (
-	[]store.HeldHTLC, error) {
+func (nullStore) ListHTLCs(context.Context, ListFilter) (
+	[]HeldHTLC, error) {
 
 	return nil, nil
 }
 
-func (nullStore) PutPendingRelease(context.Context, store.PendingRelease) error {
+func (nullStore) PutPendingRelease(context.Context, PendingRelease) error {
 	return nil
 }
 
@@ -64,8 +63,8 @@ func (nullStore) PrunePendingReleases(context.Context, time.Time) (int64,
 
 type nullResolver struct{}
 
-func (nullResolver) Resume(context.Context, store.CircuitKey) error { return nil }
-func (nullResolver) Fail(context.Context, store.CircuitKey) error   { return nil }
+func (nullResolver) Resume(context.Context, CircuitKey) error { return nil }
+func (nullResolver) Fail(context.Context, CircuitKey) error   { return nil }
 
 // benchEngine returns an uncapped engine holding n HTLCs on 100 channels.
 func benchEngine(b *testing.B, n int) *Engine {
@@ -181,8 +180,7 @@ func BenchmarkMemoryPerHeld(b *testing.B) {
 // directory, with fail-back margin 10.
 func durableEngine(b *testing.B, blocks *fakeBlocks) *Engine {
 	b.Helper()
-	st, err := store.Open(context.Background(),
-		filepath.Join(b.TempDir(), "holdd.db"))
+	st, err := OpenTestStore(filepath.Join(b.TempDir(), "holdd.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -296,3 +294,14 @@ func BenchmarkBlockNothingDue(b *testing.B) {
 		})
 	}
 }
+
+// TestStore is the real SQLite store as these tests use it. Package store
+// imports plugin, so a test inside plugin cannot import store; the external
+// test file realstore_test.go sets OpenTestStore instead.
+type TestStore interface {
+	Store
+	Close() error
+}
+
+// OpenTestStore opens a real store at path; set by realstore_test.go.
+var OpenTestStore func(path string) (TestStore, error)

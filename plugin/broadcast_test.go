@@ -3,7 +3,6 @@ package plugin
 import (
 	"testing"
 
-	"github.com/holdd/holdd/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -13,8 +12,8 @@ func TestBroadcaster(t *testing.T) {
 	slow, cancelSlow := b.Subscribe(1)
 
 	ev := func(id uint64) Event {
-		return Event{Kind: EventHeld, HTLC: store.HeldHTLC{
-			Key: store.CircuitKey{ChanID: 1, HtlcID: id}}}
+		return Event{Kind: EventHeld, HTLC: HeldHTLC{
+			Key: CircuitKey{ChanID: 1, HtlcID: id}}}
 	}
 	b.HoldEvent(ev(1))
 	b.HoldEvent(ev(2))

@@ -3,8 +3,6 @@ package plugin
 import (
 	"sync"
 	"sync/atomic"
-
-	"github.com/holdd/holdd/store"
 )
 
 // counters counts decisions and release outcomes by name.
@@ -73,12 +71,12 @@ func (e *Engine) Stats() Stats {
 }
 
 // Active returns the record of an active HTLC.
-func (e *Engine) Active(key store.CircuitKey) (store.HeldHTLC, bool) {
+func (e *Engine) Active(key CircuitKey) (HeldHTLC, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ent, ok := e.active[key]
 	if !ok {
-		return store.HeldHTLC{}, false
+		return HeldHTLC{}, false
 	}
 	return ent.rec, true
 }

@@ -3,8 +3,6 @@ package plugin
 import (
 	"fmt"
 	"time"
-
-	"github.com/holdd/holdd/store"
 )
 
 // This file is where the engine decides: why an HTLC is held, resumed or
@@ -59,10 +57,10 @@ const (
 // step is what one decision says to do.
 type step struct {
 	write   writeKind
-	rec     store.HeldHTLC
-	pending store.PendingRelease
-	from    store.HoldState
-	to      store.HoldState
+	rec     HeldHTLC
+	pending PendingRelease
+	from    HoldState
+	to      HoldState
 	note    string
 
 	// answer is the interceptor's answer once the write is persisted;
@@ -110,7 +108,7 @@ func holdStep(stat, why string) step {
 // keyView is what the engine knows about one circuit key when it decides.
 type keyView struct {
 	// rec is the key's record; found is false when there is none.
-	rec   store.HeldHTLC
+	rec   HeldHTLC
 	found bool
 
 	// active is true when the record is in the engine's active set
@@ -119,7 +117,7 @@ type keyView struct {
 
 	// pending is an unexpired early release for the key and the payment
 	// hash asked about.
-	pending    store.PendingRelease
+	pending    PendingRelease
 	hasPending bool
 }
 
@@ -161,7 +159,7 @@ func decideReplay(v keyView, h HTLC, height int32, link linkState) step {
 	if height >= rec.FailbackHeight {
 		return step{
 			write: writeTransition, from: rec.State,
-			to: store.StateFailed, note: string(FailExpiry),
+			to: StateFailed, note: string(FailExpiry),
 			answer: Decision{Action: ActionFail,
 				Reason: FailExpiry},
 			errAnswer: Decision{Action: ActionFail,
@@ -172,7 +170,7 @@ func decideReplay(v keyView, h HTLC, height int32, link linkState) step {
 				h.Key, rec.FailbackHeight, height),
 		}
 	}
-	if rec.State != store.StateReleased {
+	if rec.State != StateReleased {
 		return holdStep("hold_replayed", fmt.Sprintf("replayed HTLC "+
 			"%v is still held", h.Key))
 	}
@@ -182,8 +180,8 @@ func decideReplay(v keyView, h HTLC, height int32, link linkState) step {
 			"holding until the sender is back", h.Key))
 	}
 	return step{
-		write: writeTransition, from: store.StateReleased,
-		to:     store.StateResumed,
+		write: writeTransition, from: StateReleased,
+		to:     StateResumed,
 		answer: Decision{Action: ActionResume},
 		// The release stays recorded; lnd offers the key again after
 		// the next reconnect.
@@ -197,12 +195,12 @@ func decideReplay(v keyView, h HTLC, height int32, link linkState) step {
 // decideFinalReplay re-sends the answer for an HTLC that already reached a
 // final state: lnd offering it again means the first answer did not take
 // effect.
-func decideFinalReplay(rec store.HeldHTLC) step {
+func decideFinalReplay(rec HeldHTLC) step {
 	switch rec.State {
-	case store.StateResumed:
+	case StateResumed:
 		return step{answer: Decision{Action: ActionResume},
 			stat: "resume_replayed"}
-	case store.StateFailed:
+	case StateFailed:
 		return step{answer: Decision{Action: ActionFail,
 			Reason: FailReason(rec.FailReason)},
 			stat: "fail_replayed"}
@@ -237,7 +235,7 @@ type newHTLCInput struct {
 	maxPathLife       time.Duration
 
 	// pending is an early release for the HTLC, if any.
-	pending    store.PendingRelease
+	pending    PendingRelease
 	hasPending bool
 }
 
@@ -304,7 +302,7 @@ func decideNew(in newHTLCInput) step {
 			in.policy.FailbackMargin, in.height))
 	}
 
-	rec := store.HeldHTLC{
+	rec := HeldHTLC{
 		Key:             h.Key,
 		PaymentHash:     h.PaymentHash,
 		IncomingPeer:    in.peer,
@@ -315,7 +313,7 @@ func decideNew(in newHTLCInput) step {
 		OutgoingChanID:  h.OutgoingChanID,
 		AutoFailHeight:  h.AutoFailHeight,
 		FailbackHeight:  failback,
-		State:           store.StateHeld,
+		State:           StateHeld,
 		HeldAt:          in.now,
 		UpdatedAt:       in.now,
 	}
@@ -375,7 +373,7 @@ func capExceeded(p *Policy, peerUsage, total usage, amt uint64) FailReason {
 
 // releaseInput is what decideRelease needs.
 type releaseInput struct {
-	key    store.CircuitKey
+	key    CircuitKey
 	hash   [32]byte
 	source string
 	now    time.Time
@@ -390,7 +388,7 @@ func decideRelease(v keyView, in releaseInput) step {
 		// intercepted or the release expires.
 		return step{
 			write: writePending,
-			pending: store.PendingRelease{
+			pending: PendingRelease{
 				Key:         in.key,
 				PaymentHash: in.hash,
 				Source:      in.source,
@@ -407,14 +405,14 @@ func decideRelease(v keyView, in releaseInput) step {
 	switch {
 	case rec.PaymentHash != in.hash:
 		return step{outcome: ReleaseMismatch}
-	case rec.State == store.StateFailed:
+	case rec.State == StateFailed:
 		return step{outcome: ReleaseTooLate}
-	case rec.State != store.StateHeld || !v.active:
+	case rec.State != StateHeld || !v.active:
 		return step{outcome: ReleaseDuplicate}
 	}
 	s := step{
-		write: writeTransition, from: store.StateHeld,
-		to: store.StateReleased, note: in.source,
+		write: writeTransition, from: StateHeld,
+		to: StateReleased, note: in.source,
 		outcome: ReleaseMatched,
 		why: fmt.Sprintf("release of %v by %s: resuming", in.key,
 			in.source),
@@ -432,7 +430,7 @@ func decideRelease(v keyView, in releaseInput) step {
 // decideLinkActive decides on an active HTLC whose incoming channel the
 // engine just heard is active: a released one is resumed.
 func decideLinkActive(v keyView, link linkState) step {
-	if !v.active || v.rec.State != store.StateReleased ||
+	if !v.active || v.rec.State != StateReleased ||
 		!mayResume(link) {
 
 		return step{}
@@ -454,7 +452,7 @@ func decideFail(v keyView, reason FailReason, height int32) step {
 	why := fmt.Sprintf("failing HTLC %v back: %s", rec.Key, reason)
 	if reason == FailPathExpired {
 		// Released since the tick found it: it needs no path any more.
-		if rec.State != store.StateHeld {
+		if rec.State != StateHeld {
 			return step{err: fmt.Errorf("%w: %v is %v", ErrNotHeld,
 				rec.Key, rec.State)}
 		}
@@ -466,7 +464,7 @@ func decideFail(v keyView, reason FailReason, height int32) step {
 	}
 	return step{
 		write: writeTransition, from: rec.State,
-		to: store.StateFailed, note: string(reason),
+		to: StateFailed, note: string(reason),
 		resolve: resolveFail, stat: "fail_" + string(reason),
 		why: why,
 	}
@@ -481,7 +479,7 @@ func decideOnChain(v keyView) step {
 	s.errAnswer = Decision{Action: ActionHold}
 	if v.active {
 		s.write = writeTransition
-		s.from, s.to, s.note = v.rec.State, store.StateGone, "onchain"
+		s.from, s.to, s.note = v.rec.State, StateGone, "onchain"
 		s.why = fmt.Sprintf("HTLC %v is on chain (incoming channel "+
 			"force-closed); lnd resolves it, holdd no longer "+
 			"holds it", v.rec.Key)

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,9 +15,9 @@ func TestMayResume(t *testing.T) {
 	require.False(t, mayResume(linkInactive))
 }
 
-func activeView(state store.HoldState) keyView {
+func activeView(state HoldState) keyView {
 	return keyView{
-		rec: store.HeldHTLC{Key: key(1, 2), PaymentHash: hashOf(1),
+		rec: HeldHTLC{Key: key(1, 2), PaymentHash: hashOf(1),
 			State: state, FailbackHeight: startHeight + 10},
 		found: true, active: true,
 	}
@@ -26,7 +25,7 @@ func activeView(state store.HoldState) keyView {
 
 func TestDecideReplay(t *testing.T) {
 	h := flagged(key(1, 2), hashOf(1), 10_000)
-	final := func(state store.HoldState, reason string) keyView {
+	final := func(state HoldState, reason string) keyView {
 		v := activeView(state)
 		v.active = false
 		v.rec.FailReason = reason
@@ -40,59 +39,59 @@ func TestDecideReplay(t *testing.T) {
 		link      linkState
 		answer    Decision
 		write     writeKind
-		to        store.HoldState
+		to        HoldState
 		errAnswer Decision
 		stat      string
 	}{{
-		name: "held stays held", v: activeView(store.StateHeld),
+		name: "held stays held", v: activeView(StateHeld),
 		height: startHeight, answer: Decision{Action: ActionHold},
 		stat: "hold_replayed",
 	}, {
 		name: "released over active link resumes",
-		v:    activeView(store.StateReleased), height: startHeight,
+		v:    activeView(StateReleased), height: startHeight,
 		link: linkActive, answer: Decision{Action: ActionResume},
-		write: writeTransition, to: store.StateResumed,
+		write: writeTransition, to: StateResumed,
 		errAnswer: Decision{Action: ActionHold},
 		stat:      "resume_replayed",
 	}, {
 		name: "released over unknown link resumes",
-		v:    activeView(store.StateReleased), height: startHeight,
+		v:    activeView(StateReleased), height: startHeight,
 		link: linkUnknown, answer: Decision{Action: ActionResume},
-		write: writeTransition, to: store.StateResumed,
+		write: writeTransition, to: StateResumed,
 		errAnswer: Decision{Action: ActionHold},
 		stat:      "resume_replayed",
 	}, {
 		name: "released over inactive link holds",
-		v:    activeView(store.StateReleased), height: startHeight,
+		v:    activeView(StateReleased), height: startHeight,
 		link: linkInactive, answer: Decision{Action: ActionHold},
 		stat: "hold_replayed",
 	}, {
 		name: "past fail-back height fails",
-		v:    activeView(store.StateReleased), height: startHeight + 10,
+		v:    activeView(StateReleased), height: startHeight + 10,
 		link: linkActive,
 		answer: Decision{Action: ActionFail,
 			Reason: FailExpiry},
-		write: writeTransition, to: store.StateFailed,
+		write: writeTransition, to: StateFailed,
 		errAnswer: Decision{Action: ActionFail, Reason: FailStore},
 		stat:      "fail_expiry",
 	}, {
-		name: "other hash fails", v: activeView(store.StateHeld),
+		name: "other hash fails", v: activeView(StateHeld),
 		hash: hashOf(2), height: startHeight,
 		answer: Decision{Action: ActionFail, Reason: FailStore},
 		stat:   "fail_store_error",
 	}, {
 		name: "resumed repeats resume",
-		v:    final(store.StateResumed, ""), height: startHeight,
+		v:    final(StateResumed, ""), height: startHeight,
 		answer: Decision{Action: ActionResume},
 		stat:   "resume_replayed",
 	}, {
 		name: "failed repeats fail",
-		v:    final(store.StateFailed, "manual"), height: startHeight,
+		v:    final(StateFailed, "manual"), height: startHeight,
 		answer: Decision{Action: ActionFail, Reason: FailManual},
 		stat:   "fail_replayed",
 	}, {
 		name: "stored held but not active fails",
-		v:    final(store.StateHeld, ""), height: startHeight,
+		v:    final(StateHeld, ""), height: startHeight,
 		answer: Decision{Action: ActionFail, Reason: FailStore},
 		stat:   "fail_store_error",
 	}}
@@ -117,9 +116,9 @@ func TestDecideRelease(t *testing.T) {
 	now := testStart
 	in := releaseInput{key: key(1, 2), hash: hashOf(1), source: "onion",
 		now: now, ttl: time.Minute}
-	failed := activeView(store.StateFailed)
+	failed := activeView(StateFailed)
 	failed.active = false
-	resumed := activeView(store.StateResumed)
+	resumed := activeView(StateResumed)
 	resumed.active = false
 	tests := []struct {
 		name    string
@@ -133,22 +132,22 @@ func TestDecideRelease(t *testing.T) {
 		{"unknown key is kept", keyView{}, hashOf(1), linkActive,
 			ReleaseEarly, writePending, resolveNone},
 		{"held over active link resumes",
-			activeView(store.StateHeld), hashOf(1), linkActive,
+			activeView(StateHeld), hashOf(1), linkActive,
 			ReleaseMatched, writeTransition, resolveResume},
 		{"held over unknown link resumes",
-			activeView(store.StateHeld), hashOf(1), linkUnknown,
+			activeView(StateHeld), hashOf(1), linkUnknown,
 			ReleaseMatched, writeTransition, resolveResume},
 		{"held over inactive link stays released",
-			activeView(store.StateHeld), hashOf(1), linkInactive,
+			activeView(StateHeld), hashOf(1), linkInactive,
 			ReleaseMatched, writeTransition, resolveNone},
 		{"released is a duplicate",
-			activeView(store.StateReleased), hashOf(1), linkActive,
+			activeView(StateReleased), hashOf(1), linkActive,
 			ReleaseDuplicate, writeNone, resolveNone},
 		{"resumed is a duplicate", resumed, hashOf(1), linkActive,
 			ReleaseDuplicate, writeNone, resolveNone},
 		{"failed is too late", failed, hashOf(1), linkActive,
 			ReleaseTooLate, writeNone, resolveNone},
-		{"other hash is a mismatch", activeView(store.StateHeld),
+		{"other hash is a mismatch", activeView(StateHeld),
 			hashOf(2), linkActive, ReleaseMismatch, writeNone,
 			resolveNone},
 	}
@@ -161,12 +160,12 @@ func TestDecideRelease(t *testing.T) {
 			require.Equal(t, tc.write, s.write)
 			require.Equal(t, tc.resolve, s.resolve)
 			if s.write == writeTransition {
-				require.Equal(t, store.StateHeld, s.from)
-				require.Equal(t, store.StateReleased, s.to)
+				require.Equal(t, StateHeld, s.from)
+				require.Equal(t, StateReleased, s.to)
 				require.Equal(t, "onion", s.note)
 			}
 			if s.write == writePending {
-				require.Equal(t, store.PendingRelease{
+				require.Equal(t, PendingRelease{
 					Key: in.key, PaymentHash: in.hash,
 					Source: "onion", ReceivedAt: now,
 					ExpiresAt: now.Add(time.Minute),
@@ -183,12 +182,12 @@ func TestDecideLinkActive(t *testing.T) {
 		link    linkState
 		resolve resolveKind
 	}{
-		{"released over active link", activeView(store.StateReleased),
+		{"released over active link", activeView(StateReleased),
 			linkActive, resolveResume},
 		{"released over inactive link",
-			activeView(store.StateReleased), linkInactive,
+			activeView(StateReleased), linkInactive,
 			resolveNone},
-		{"held", activeView(store.StateHeld), linkActive, resolveNone},
+		{"held", activeView(StateHeld), linkActive, resolveNone},
 		{"gone", keyView{}, linkActive, resolveNone},
 	}
 	for _, tc := range tests {
@@ -286,7 +285,7 @@ func TestDecideNew(t *testing.T) {
 			require.Equal(t, tc.write, s.write)
 			require.Equal(t, tc.stat, s.stat)
 			if s.write != writeNone {
-				require.Equal(t, store.StateHeld, s.rec.State)
+				require.Equal(t, StateHeld, s.rec.State)
 				require.Equal(t, in.h.AutoFailHeight-
 					p.FailbackMargin, s.rec.FailbackHeight)
 				require.Equal(t, in.peer, s.rec.IncomingPeer)
@@ -296,13 +295,13 @@ func TestDecideNew(t *testing.T) {
 }
 
 func TestDecideFail(t *testing.T) {
-	s := decideFail(activeView(store.StateHeld), FailManual, startHeight)
+	s := decideFail(activeView(StateHeld), FailManual, startHeight)
 	require.Equal(t, writeTransition, s.write)
-	require.Equal(t, store.StateFailed, s.to)
+	require.Equal(t, StateFailed, s.to)
 	require.Equal(t, string(FailManual), s.note)
 	require.Equal(t, resolveFail, s.resolve)
 
-	s = decideFail(activeView(store.StateReleased), FailPathExpired,
+	s = decideFail(activeView(StateReleased), FailPathExpired,
 		startHeight)
 	require.ErrorIs(t, s.err, ErrNotHeld)
 	require.Equal(t, writeNone, s.write)

@@ -6,7 +6,7 @@
 // HTLCs or releases arrive: the interceptor and the release intake call it,
 // and it answers lnd through the Resolver it is given.
 //
-// States of a held HTLC (store.HoldState):
+// States of a held HTLC (HoldState):
 //
 //	        release                 resume sent
 //	held ──────────────▶ released ──────────────▶ resumed

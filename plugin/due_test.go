@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -66,7 +65,7 @@ func TestDueHeapMatchesScan(t *testing.T) {
 			// Removing twice changes nothing.
 			byFailback.remove(e)
 		} else {
-			rec := store.HeldHTLC{
+			rec := HeldHTLC{
 				Key:            key(1, id),
 				FailbackHeight: int32(rng.IntN(60)),
 			}

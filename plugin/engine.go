@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/sirupsen/logrus"
 )
@@ -64,14 +63,14 @@ type entry struct {
 	// key, peer, amt, failbackHeight, deadline and pathExpiry never
 	// change after the entry is created, so the deadline loops read them
 	// without a lock.
-	key            store.CircuitKey
+	key            CircuitKey
 	peer           [33]byte
 	amt            uint64
 	failbackHeight int32
 	deadline       time.Time
 	pathExpiry     time.Time
 
-	rec store.HeldHTLC
+	rec HeldHTLC
 
 	// failbackPos, deadlinePos and pathExpiryPos are the entry's places
 	// in the engine's due heaps, -1 when not in one. Engine.mu guards
@@ -81,7 +80,7 @@ type entry struct {
 	pathExpiryPos int
 }
 
-func newEntry(rec store.HeldHTLC) *entry {
+func newEntry(rec HeldHTLC) *entry {
 	return &entry{
 		key:            rec.Key,
 		peer:           rec.IncomingPeer,
@@ -122,11 +121,11 @@ type Engine struct {
 	// mu guards active, released, the entries' records, the due heaps,
 	// perPeer and total. It is never held across I/O.
 	mu     sync.Mutex
-	active map[store.CircuitKey]*entry
+	active map[CircuitKey]*entry
 
 	// released has the active entries in state released: waiting for
 	// their resume to reach lnd, e.g. for their incoming link.
-	released map[store.CircuitKey]*entry
+	released map[CircuitKey]*entry
 
 	byFailback *dueHeap
 	byDeadline *dueHeap
@@ -192,10 +191,10 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		active:   make(map[store.CircuitKey]*entry),
-		released: make(map[store.CircuitKey]*entry),
+		active:   make(map[CircuitKey]*entry),
+		released: make(map[CircuitKey]*entry),
 		keys: keyLocks{
-			locks: make(map[store.CircuitKey]*keyLock),
+			locks: make(map[CircuitKey]*keyLock),
 		},
 		byFailback: newFailbackHeap(),
 		byDeadline: newDeadlineHeap(),
@@ -211,8 +210,8 @@ func New(cfg Config) (*Engine, error) {
 // Start loads the active HTLCs from the store, waits for the first block
 // height and starts the block and deadline loops.
 func (e *Engine) Start(ctx context.Context) error {
-	recs, err := e.cfg.Store.ListHTLCs(ctx, store.ListFilter{
-		States: []store.HoldState{store.StateHeld, store.StateReleased},
+	recs, err := e.cfg.Store.ListHTLCs(ctx, ListFilter{
+		States: []HoldState{StateHeld, StateReleased},
 	})
 	if err != nil {
 		return fmt.Errorf("load held HTLCs: %w", err)
@@ -332,7 +331,7 @@ func (e *Engine) Intercept(ctx context.Context, h HTLC) Decision {
 	switch {
 	case v.found:
 		link := linkUnknown
-		if v.active && v.rec.State == store.StateReleased {
+		if v.active && v.rec.State == StateReleased {
 			link = e.linkState(ctx, h.Key)
 		}
 		s = decideReplay(v, h, e.Height(), link)
@@ -385,7 +384,7 @@ func (e *Engine) interceptOnChain(ctx context.Context, h HTLC) Decision {
 
 // Release resumes the HTLC an authenticated release names. source says what
 // released it ("onion", "manual").
-func (e *Engine) Release(ctx context.Context, key store.CircuitKey,
+func (e *Engine) Release(ctx context.Context, key CircuitKey,
 	hash [32]byte, source string) (ReleaseOutcome, error) {
 
 	unlock := e.keys.lock(key)
@@ -403,7 +402,7 @@ func (e *Engine) Release(ctx context.Context, key store.CircuitKey,
 		ttl:    e.Policy().PendingReleaseTTL,
 		link:   linkUnknown,
 	}
-	if v.active && v.rec.State == store.StateHeld &&
+	if v.active && v.rec.State == StateHeld &&
 		v.rec.PaymentHash == hash {
 
 		in.link = e.linkState(ctx, key)
@@ -416,7 +415,7 @@ func (e *Engine) Release(ctx context.Context, key store.CircuitKey,
 }
 
 // Fail fails a held HTLC back by hand.
-func (e *Engine) Fail(ctx context.Context, key store.CircuitKey) error {
+func (e *Engine) Fail(ctx context.Context, key CircuitKey) error {
 	e.mu.Lock()
 	_, ok := e.active[key]
 	e.mu.Unlock()
@@ -429,7 +428,7 @@ func (e *Engine) Fail(ctx context.Context, key store.CircuitKey) error {
 // failBack fails an active HTLC back for reason: persisted first, then
 // lnd is told. A key that lnd does not offer right now is failed when lnd
 // replays it.
-func (e *Engine) failBack(ctx context.Context, key store.CircuitKey,
+func (e *Engine) failBack(ctx context.Context, key CircuitKey,
 	reason FailReason) error {
 
 	unlock := e.keys.lock(key)
@@ -456,7 +455,7 @@ func (e *Engine) failBack(ctx context.Context, key store.CircuitKey,
 // come back).
 func (e *Engine) linkBecameActive(ctx context.Context, chanID uint64) {
 	e.mu.Lock()
-	keys := make([]store.CircuitKey, 0, len(e.released))
+	keys := make([]CircuitKey, 0, len(e.released))
 	for k := range e.released {
 		keys = append(keys, k)
 	}
@@ -482,7 +481,7 @@ func (e *Engine) linkBecameActive(ctx context.Context, chanID uint64) {
 // read returns what the engine knows about key: its active record from
 // memory, else the stored record and any pending release for (key, hash)
 // from one store read. The caller holds the key's lock.
-func (e *Engine) read(ctx context.Context, key store.CircuitKey,
+func (e *Engine) read(ctx context.Context, key CircuitKey,
 	hash [32]byte) (keyView, error) {
 
 	if v := e.readActive(key); v.active {
@@ -499,19 +498,19 @@ func (e *Engine) read(ctx context.Context, key store.CircuitKey,
 }
 
 // readActive returns the key's active record, if it has one.
-func (e *Engine) readActive(key store.CircuitKey) keyView {
+func (e *Engine) readActive(key CircuitKey) keyView {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ent, ok := e.active[key]
 	if !ok {
-		return keyView{rec: store.HeldHTLC{Key: key}}
+		return keyView{rec: HeldHTLC{Key: key}}
 	}
 	return keyView{rec: ent.rec, found: true, active: true}
 }
 
 // linkState asks the link view whether key's incoming channel is active.
 func (e *Engine) linkState(ctx context.Context,
-	key store.CircuitKey) linkState {
+	key CircuitKey) linkState {
 
 	if e.cfg.Links == nil {
 		return linkUnknown
@@ -537,7 +536,7 @@ type applied struct {
 // step's one store write first, then the in-memory state, the counters, the
 // observer and the answer to lnd. A resume sent through the Resolver that
 // lnd took is persisted as resumed after it.
-func (e *Engine) apply(ctx context.Context, key store.CircuitKey,
+func (e *Engine) apply(ctx context.Context, key CircuitKey,
 	s step) applied {
 
 	if s.err != nil {
@@ -607,13 +606,13 @@ func (e *Engine) apply(ctx context.Context, key store.CircuitKey,
 			return e.apply(ctx, key, decideFinalReplay(rec))
 		}
 		released := rec
-		released.State = store.StateReleased
+		released.State = StateReleased
 		e.notify(EventReleased, released)
 		e.notify(EventResumed, rec)
 
 	case writeTransition:
 		rec, err := e.cfg.Store.Transition(ctx, key,
-			[]store.HoldState{s.from}, s.to, s.note, e.cfg.Clock.Now())
+			[]HoldState{s.from}, s.to, s.note, e.cfg.Clock.Now())
 		if err != nil {
 			return e.writeFailed(ctx, key, s, err)
 		}
@@ -652,7 +651,7 @@ func (e *Engine) apply(ctx context.Context, key store.CircuitKey,
 }
 
 // writeFailed is what a step whose write failed comes to.
-func (e *Engine) writeFailed(ctx context.Context, key store.CircuitKey,
+func (e *Engine) writeFailed(ctx context.Context, key CircuitKey,
 	s step, err error) applied {
 
 	if s.write == writeInsertHeld || s.write == writeInsertResumed {
@@ -673,7 +672,7 @@ func (e *Engine) writeFailed(ctx context.Context, key store.CircuitKey,
 // resume sends the resume of a released HTLC and, once lnd took it,
 // persists it as resumed. A key not offered right now stays released and
 // resumes when lnd offers it again.
-func (e *Engine) resume(ctx context.Context, key store.CircuitKey) {
+func (e *Engine) resume(ctx context.Context, key CircuitKey) {
 	err := e.cfg.Resolver.Resume(ctx, key)
 	switch {
 	case errors.Is(err, ErrNotOffered):
@@ -689,11 +688,11 @@ func (e *Engine) resume(ctx context.Context, key store.CircuitKey) {
 	// released until the next replay or the fail-back height cleans it
 	// up.
 	e.apply(ctx, key, step{write: writeTransition,
-		from: store.StateReleased, to: store.StateResumed})
+		from: StateReleased, to: StateResumed})
 }
 
 // sendFail tells lnd to fail a key back whose failure is persisted.
-func (e *Engine) sendFail(ctx context.Context, key store.CircuitKey,
+func (e *Engine) sendFail(ctx context.Context, key CircuitKey,
 	reason FailReason) {
 
 	err := e.cfg.Resolver.Fail(ctx, key)
@@ -723,18 +722,18 @@ func (e *Engine) count(s step) {
 
 // setRec replaces an active entry's record; e.mu guards it, so that
 // Active reads it while the key's owner writes.
-func (e *Engine) setRec(ent *entry, rec store.HeldHTLC) {
+func (e *Engine) setRec(ent *entry, rec HeldHTLC) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	wasReleased := ent.rec.State == store.StateReleased
+	wasReleased := ent.rec.State == StateReleased
 	ent.rec = rec
 	switch {
-	case rec.State == store.StateReleased && !wasReleased:
+	case rec.State == StateReleased && !wasReleased:
 		// A released HTLC waits for its sender, not for a release:
 		// its paths may expire.
 		e.byPathExpiry.remove(ent)
 		e.released[ent.key] = ent
-	case rec.State != store.StateReleased && wasReleased:
+	case rec.State != StateReleased && wasReleased:
 		delete(e.released, ent.key)
 	}
 }
@@ -762,7 +761,7 @@ func (e *Engine) track(ent *entry) {
 		e.byDeadline.add(ent)
 	}
 	switch {
-	case ent.rec.State == store.StateReleased:
+	case ent.rec.State == StateReleased:
 		e.released[ent.key] = ent
 	case !ent.pathExpiry.IsZero():
 		e.byPathExpiry.add(ent)
@@ -770,7 +769,7 @@ func (e *Engine) track(ent *entry) {
 	e.addUsage(ent.peer, ent.amt)
 }
 
-func (e *Engine) notify(kind EventKind, rec store.HeldHTLC) {
+func (e *Engine) notify(kind EventKind, rec HeldHTLC) {
 	if e.cfg.Observer != nil {
 		e.cfg.Observer.HoldEvent(Event{Kind: kind, HTLC: rec})
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
@@ -72,8 +71,8 @@ func newTestEngineWith(t *testing.T, st *fakeStore,
 	return te
 }
 
-func key(chanID, htlcID uint64) store.CircuitKey {
-	return store.CircuitKey{ChanID: chanID, HtlcID: htlcID}
+func key(chanID, htlcID uint64) CircuitKey {
+	return CircuitKey{ChanID: chanID, HtlcID: htlcID}
 }
 
 func hashOf(b byte) [32]byte {
@@ -86,7 +85,7 @@ func hashOf(b byte) [32]byte {
 
 // flagged is an HTLC that asks for a hold, with lnd's auto-fail height 100
 // blocks above the start height.
-func flagged(k store.CircuitKey, hash [32]byte, amt uint64) HTLC {
+func flagged(k CircuitKey, hash [32]byte, amt uint64) HTLC {
 	return HTLC{
 		Key:             k,
 		PaymentHash:     hash,
@@ -142,7 +141,7 @@ func TestHoldThenReleaseResumes(t *testing.T) {
 
 	rec, ok := te.store.get(k)
 	require.True(t, ok)
-	require.Equal(t, store.StateHeld, rec.State)
+	require.Equal(t, StateHeld, rec.State)
 	require.Equal(t, hashOf(7), rec.PaymentHash)
 	require.Equal(t, uint64(25_000), rec.IncomingAmtMsat)
 	require.Equal(t, uint64(24_000), rec.OutgoingAmtMsat)
@@ -163,7 +162,7 @@ func TestHoldThenReleaseResumes(t *testing.T) {
 		te.resolver.resolutions())
 
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Equal(t, "onion", rec.ReleaseSource)
 	require.Zero(t, te.Stats().HeldCount)
 	require.Equal(t, []EventKind{EventHeld, EventReleased, EventResumed},
@@ -189,7 +188,7 @@ func TestReleaseWhileNotOfferedResumesOnReplay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ReleaseMatched, out)
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateReleased, rec.State)
+	require.Equal(t, StateReleased, rec.State)
 	require.Empty(t, te.resolver.resolutions())
 
 	// A duplicate while still released is idempotent.
@@ -203,7 +202,7 @@ func TestReleaseWhileNotOfferedResumesOnReplay(t *testing.T) {
 	d := te.Intercept(ctx, h)
 	require.Equal(t, Decision{Action: ActionResume}, d)
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Zero(t, te.Stats().HeldCount)
 }
 
@@ -258,7 +257,7 @@ func TestEarlyReleaseAppliesWhenHTLCArrives(t *testing.T) {
 	d := te.Intercept(ctx, flagged(k, hashOf(4), 10_000))
 	require.Equal(t, Decision{Action: ActionResume}, d)
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Equal(t, "onion", rec.ReleaseSource)
 	require.Equal(t, 1, te.Stats().HeldCount)
 }
@@ -288,7 +287,7 @@ func TestReleaseWithWrongHash(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ReleaseMismatch, out)
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateHeld, rec.State)
+	require.Equal(t, StateHeld, rec.State)
 	require.Empty(t, te.resolver.resolutions())
 }
 
@@ -310,7 +309,7 @@ func TestFailBackAtMarginBeforeAutoFail(t *testing.T) {
 	require.Equal(t, []resolution{{k, ActionFail}},
 		te.resolver.resolutions())
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateFailed, rec.State)
+	require.Equal(t, StateFailed, rec.State)
 	require.Equal(t, string(FailExpiry), rec.FailReason)
 	require.Less(t, te.Height(), h.AutoFailHeight)
 
@@ -332,7 +331,7 @@ func TestFailBackOfUnofferedHTLCOnReplay(t *testing.T) {
 	te.setHeight(t, startHeight+95)
 	require.Eventually(t, func() bool {
 		rec, _ := te.store.get(k)
-		return rec.State == store.StateFailed
+		return rec.State == StateFailed
 	}, 5*time.Second, time.Millisecond)
 	require.Empty(t, te.resolver.resolutions())
 
@@ -474,7 +473,7 @@ func TestMaxHoldTime(t *testing.T) {
 		return len(te.resolver.resolutions()) == 1
 	}, 5*time.Second, time.Millisecond)
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateFailed, rec.State)
+	require.Equal(t, StateFailed, rec.State)
 	require.Equal(t, string(FailMaxHoldTime), rec.FailReason)
 }
 
@@ -591,10 +590,10 @@ func TestStartFailsBackWhatExpiredWhileDown(t *testing.T) {
 
 	require.Eventually(t, func() bool {
 		rec, _ := st.get(expired.Key)
-		return rec.State == store.StateFailed
+		return rec.State == StateFailed
 	}, 5*time.Second, time.Millisecond)
 	rec, _ := st.get(alive.Key)
-	require.Equal(t, store.StateHeld, rec.State)
+	require.Equal(t, StateHeld, rec.State)
 	require.Equal(t, 1, e.Stats().HeldCount)
 
 	// lnd replays the expired one: it gets the stored failure.
@@ -617,7 +616,7 @@ func TestOnChainOfferIsNeverAnswered(t *testing.T) {
 	require.Equal(t, Decision{Action: ActionHold},
 		te.Intercept(ctx, onChain))
 	rec, _ := te.store.get(h.Key)
-	require.Equal(t, store.StateGone, rec.State)
+	require.Equal(t, StateGone, rec.State)
 	require.Zero(t, te.Stats().HeldCount)
 	require.Empty(t, te.resolver.resolutions())
 
@@ -653,7 +652,7 @@ func TestHoldTypeChangeKeepsHeldHTLCsHeld(t *testing.T) {
 	require.Equal(t, Decision{Action: ActionFail, Reason: FailManual},
 		te.Intercept(ctx, failed))
 	rec, _ := te.store.get(h.Key)
-	require.Equal(t, store.StateHeld, rec.State)
+	require.Equal(t, StateHeld, rec.State)
 
 	// A new HTLC with the old type passes through.
 	fresh := flagged(key(4, 3), hashOf(3), 10_000)
@@ -683,7 +682,7 @@ func TestReleaseRacingFirstInterceptIsApplied(t *testing.T) {
 	require.Equal(t, Decision{Action: ActionResume}, <-decided)
 	require.Empty(t, te.resolver.resolutions())
 	rec, _ := te.store.get(h.Key)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Zero(t, te.store.pendingCount())
 }
 

@@ -7,16 +7,14 @@ import (
 	"maps"
 	"sync"
 	"time"
-
-	"github.com/holdd/holdd/store"
 )
 
 // fakeStore is an in-memory Store that enforces the store's state machine
 // and can be told to fail.
 type fakeStore struct {
 	mu       sync.Mutex
-	htlcs    map[store.CircuitKey]store.HeldHTLC
-	pending  map[store.CircuitKey]store.PendingRelease
+	htlcs    map[CircuitKey]HeldHTLC
+	pending  map[CircuitKey]PendingRelease
 	writes   int
 	failNext error
 
@@ -26,7 +24,7 @@ type fakeStore struct {
 
 	// beforeWrite runs when InsertHeld or Transition is called, before
 	// anything is written and outside the store's lock.
-	beforeWrite func(method string, key store.CircuitKey)
+	beforeWrite func(method string, key CircuitKey)
 
 	// calls counts every call by method name.
 	calls map[string]int
@@ -34,8 +32,8 @@ type fakeStore struct {
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{
-		htlcs:   make(map[store.CircuitKey]store.HeldHTLC),
-		pending: make(map[store.CircuitKey]store.PendingRelease),
+		htlcs:   make(map[CircuitKey]HeldHTLC),
+		pending: make(map[CircuitKey]PendingRelease),
 		calls:   make(map[string]int),
 	}
 }
@@ -46,7 +44,7 @@ func (f *fakeStore) count(method string) {
 	f.mu.Unlock()
 }
 
-func (f *fakeStore) hookWrite(method string, key store.CircuitKey) {
+func (f *fakeStore) hookWrite(method string, key CircuitKey) {
 	f.mu.Lock()
 	hook := f.beforeWrite
 	f.mu.Unlock()
@@ -55,7 +53,7 @@ func (f *fakeStore) hookWrite(method string, key store.CircuitKey) {
 	}
 }
 
-func (f *fakeStore) setBeforeWrite(hook func(string, store.CircuitKey)) {
+func (f *fakeStore) setBeforeWrite(hook func(string, CircuitKey)) {
 	f.mu.Lock()
 	f.beforeWrite = hook
 	f.mu.Unlock()
@@ -74,15 +72,15 @@ func (f *fakeStore) takeErr() error {
 	return err
 }
 
-func (f *fakeStore) InsertHeld(_ context.Context, h store.HeldHTLC) (
-	store.HeldHTLC, bool, error) {
+func (f *fakeStore) InsertHeld(_ context.Context, h HeldHTLC) (
+	HeldHTLC, bool, error) {
 
 	f.count("InsertHeld")
 	f.hookWrite("InsertHeld", h.Key)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
-		return store.HeldHTLC{}, false, err
+		return HeldHTLC{}, false, err
 	}
 	if old, ok := f.htlcs[h.Key]; ok {
 		return old, false, nil
@@ -92,26 +90,26 @@ func (f *fakeStore) InsertHeld(_ context.Context, h store.HeldHTLC) (
 	return h, true, nil
 }
 
-func (f *fakeStore) GetHeld(_ context.Context, key store.CircuitKey) (
-	store.HeldHTLC, error) {
+func (f *fakeStore) GetHeld(_ context.Context, key CircuitKey) (
+	HeldHTLC, error) {
 
 	f.count("GetHeld")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h, ok := f.htlcs[key]
 	if !ok {
-		return h, store.ErrNotFound
+		return h, ErrUnknownHTLC
 	}
 	return h, nil
 }
 
-func (f *fakeStore) LookupHTLC(_ context.Context, key store.CircuitKey,
-	hash [32]byte, now time.Time) (store.HTLCLookup, error) {
+func (f *fakeStore) LookupHTLC(_ context.Context, key CircuitKey,
+	hash [32]byte, now time.Time) (HTLCLookup, error) {
 
 	f.count("LookupHTLC")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var l store.HTLCLookup
+	var l HTLCLookup
 	if h, ok := f.htlcs[key]; ok {
 		l.HTLC, l.Found = h, true
 		return l, nil
@@ -123,20 +121,20 @@ func (f *fakeStore) LookupHTLC(_ context.Context, key store.CircuitKey,
 	return l, nil
 }
 
-func (f *fakeStore) InsertReleased(_ context.Context, h store.HeldHTLC,
-	p store.PendingRelease, at time.Time) (store.HeldHTLC, bool, error) {
+func (f *fakeStore) InsertReleased(_ context.Context, h HeldHTLC,
+	p PendingRelease, at time.Time) (HeldHTLC, bool, error) {
 
 	f.count("InsertReleased")
 	f.hookWrite("InsertReleased", h.Key)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
-		return store.HeldHTLC{}, false, err
+		return HeldHTLC{}, false, err
 	}
 	if old, ok := f.htlcs[h.Key]; ok {
 		return old, false, nil
 	}
-	h.State = store.StateResumed
+	h.State = StateResumed
 	h.ReleaseSource = p.Source
 	h.ReleasedAt, h.ResolvedAt, h.UpdatedAt = at, at, at
 	f.writes++
@@ -145,39 +143,39 @@ func (f *fakeStore) InsertReleased(_ context.Context, h store.HeldHTLC,
 	return h, true, nil
 }
 
-func (f *fakeStore) Transition(_ context.Context, key store.CircuitKey,
-	from []store.HoldState, to store.HoldState, note string,
-	at time.Time) (store.HeldHTLC, error) {
+func (f *fakeStore) Transition(_ context.Context, key CircuitKey,
+	from []HoldState, to HoldState, note string,
+	at time.Time) (HeldHTLC, error) {
 
 	f.count("Transition")
 	f.hookWrite("Transition", key)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
-		return store.HeldHTLC{}, err
+		return HeldHTLC{}, err
 	}
 	h, ok := f.htlcs[key]
 	if !ok {
-		return h, store.ErrNotFound
+		return h, ErrUnknownHTLC
 	}
 	okFrom := false
 	for _, s := range from {
 		okFrom = okFrom || s == h.State
 	}
-	if !okFrom || !store.ValidTransition(h.State, to) {
-		return h, fmt.Errorf("%w: %s -> %s", store.ErrInvalidTransition,
+	if !okFrom || !ValidTransition(h.State, to) {
+		return h, fmt.Errorf("%w: %s -> %s", ErrInvalidTransition,
 			h.State, to)
 	}
 	h.State = to
 	h.UpdatedAt = at
 	switch to {
-	case store.StateReleased:
+	case StateReleased:
 		h.ReleasedAt = at
 		h.ReleaseSource = note
-	case store.StateFailed:
+	case StateFailed:
 		h.FailReason = note
 		h.ResolvedAt = at
-	case store.StateResumed, store.StateGone:
+	case StateResumed, StateGone:
 		h.ResolvedAt = at
 	}
 	f.writes++
@@ -185,13 +183,13 @@ func (f *fakeStore) Transition(_ context.Context, key store.CircuitKey,
 	return h, nil
 }
 
-func (f *fakeStore) ListHTLCs(_ context.Context, flt store.ListFilter) (
-	[]store.HeldHTLC, error) {
+func (f *fakeStore) ListHTLCs(_ context.Context, flt ListFilter) (
+	[]HeldHTLC, error) {
 
 	f.count("ListHTLCs")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []store.HeldHTLC
+	var out []HeldHTLC
 	for _, h := range f.htlcs {
 		match := len(flt.States) == 0
 		for _, s := range flt.States {
@@ -205,7 +203,7 @@ func (f *fakeStore) ListHTLCs(_ context.Context, flt store.ListFilter) (
 }
 
 func (f *fakeStore) PutPendingRelease(_ context.Context,
-	r store.PendingRelease) error {
+	r PendingRelease) error {
 
 	f.count("PutPendingRelease")
 	f.mu.Lock()
@@ -223,15 +221,15 @@ func (f *fakeStore) PutPendingRelease(_ context.Context,
 }
 
 func (f *fakeStore) TakePendingRelease(_ context.Context,
-	key store.CircuitKey, hash [32]byte, now time.Time) (
-	store.PendingRelease, bool, error) {
+	key CircuitKey, hash [32]byte, now time.Time) (
+	PendingRelease, bool, error) {
 
 	f.count("TakePendingRelease")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.pending[key]
 	if !ok || r.PaymentHash != hash || !now.Before(r.ExpiresAt) {
-		return store.PendingRelease{}, false, nil
+		return PendingRelease{}, false, nil
 	}
 	delete(f.pending, key)
 	return r, true, nil
@@ -259,7 +257,7 @@ func (f *fakeStore) pendingCount() int {
 	return len(f.pending)
 }
 
-func (f *fakeStore) get(key store.CircuitKey) (store.HeldHTLC, bool) {
+func (f *fakeStore) get(key CircuitKey) (HeldHTLC, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h, ok := f.htlcs[key]
@@ -274,7 +272,7 @@ func (f *fakeStore) writeCount() int {
 
 // resolution is one answer the fake resolver sent.
 type resolution struct {
-	key    store.CircuitKey
+	key    CircuitKey
 	action Action
 }
 
@@ -283,24 +281,24 @@ type resolution struct {
 type fakeResolver struct {
 	mu         sync.Mutex
 	sent       []resolution
-	notOffered map[store.CircuitKey]bool
+	notOffered map[CircuitKey]bool
 
 	// beforeResolve runs before a resolution is sent, outside the
 	// resolver's lock, as a stand-in for the RPC.
-	beforeResolve func(store.CircuitKey)
+	beforeResolve func(CircuitKey)
 }
 
-func (r *fakeResolver) setBeforeResolve(hook func(store.CircuitKey)) {
+func (r *fakeResolver) setBeforeResolve(hook func(CircuitKey)) {
 	r.mu.Lock()
 	r.beforeResolve = hook
 	r.mu.Unlock()
 }
 
 func newFakeResolver() *fakeResolver {
-	return &fakeResolver{notOffered: make(map[store.CircuitKey]bool)}
+	return &fakeResolver{notOffered: make(map[CircuitKey]bool)}
 }
 
-func (r *fakeResolver) resolve(key store.CircuitKey, a Action) error {
+func (r *fakeResolver) resolve(key CircuitKey, a Action) error {
 	r.mu.Lock()
 	hook := r.beforeResolve
 	r.mu.Unlock()
@@ -316,15 +314,15 @@ func (r *fakeResolver) resolve(key store.CircuitKey, a Action) error {
 	return nil
 }
 
-func (r *fakeResolver) Resume(_ context.Context, key store.CircuitKey) error {
+func (r *fakeResolver) Resume(_ context.Context, key CircuitKey) error {
 	return r.resolve(key, ActionResume)
 }
 
-func (r *fakeResolver) Fail(_ context.Context, key store.CircuitKey) error {
+func (r *fakeResolver) Fail(_ context.Context, key CircuitKey) error {
 	return r.resolve(key, ActionFail)
 }
 
-func (r *fakeResolver) setOffered(key store.CircuitKey, offered bool) {
+func (r *fakeResolver) setOffered(key CircuitKey, offered bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.notOffered[key] = !offered

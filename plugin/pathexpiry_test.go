@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -61,7 +60,7 @@ func TestPathExpiryFormula(t *testing.T) {
 
 // longHold is a flagged HTLC whose fail-back height is 2016 blocks (two
 // weeks of 10-minute blocks) above the start height.
-func longHold(k store.CircuitKey, hash [32]byte) HTLC {
+func longHold(k CircuitKey, hash [32]byte) HTLC {
 	h := flagged(k, hash, 20_000)
 	h.AutoFailHeight = startHeight + 2016 + DefaultPolicy().FailbackMargin
 	h.IncomingExpiry = uint32(h.AutoFailHeight) + 19
@@ -126,12 +125,12 @@ func TestPathExpiryFailsHeldHTLCBack(t *testing.T) {
 	require.Equal(t, []resolution{{held, ActionFail}},
 		te.resolver.resolutions())
 	rec, _ = te.store.get(held)
-	require.Equal(t, store.StateFailed, rec.State)
+	require.Equal(t, StateFailed, rec.State)
 	require.Equal(t, string(FailPathExpired), rec.FailReason)
 	require.Equal(t, uint64(1), te.Stats().Decisions["fail_path_expired"])
 
 	rec, _ = te.store.get(released)
-	require.Equal(t, store.StateReleased, rec.State)
+	require.Equal(t, StateReleased, rec.State)
 	require.Equal(t, 1, te.Stats().HeldCount)
 
 	// Ticks after the expiry change nothing more.
@@ -146,13 +145,13 @@ func TestPathExpiryFailsHeldHTLCBack(t *testing.T) {
 func TestPathExpiryAfterRestart(t *testing.T) {
 	st := newFakeStore()
 	k := key(6, 1)
-	rec := store.HeldHTLC{
+	rec := HeldHTLC{
 		Key:             k,
 		PaymentHash:     hashOf(6),
 		IncomingAmtMsat: 30_000,
 		AutoFailHeight:  startHeight + 2028,
 		FailbackHeight:  startHeight + 2016,
-		State:           store.StateHeld,
+		State:           StateHeld,
 		HeldAt:          testStart.Add(-8 * 24 * time.Hour),
 		PathExpiresAt:   testStart.Add(-24 * time.Hour),
 	}
@@ -166,7 +165,7 @@ func TestPathExpiryAfterRestart(t *testing.T) {
 		now = now.Add(time.Second)
 		te.clock.SetTime(now)
 		got, _ := st.get(k)
-		return got.State == store.StateFailed
+		return got.State == StateFailed
 	}, 5*time.Second, time.Millisecond)
 	got, _ := st.get(k)
 	require.Equal(t, string(FailPathExpired), got.FailReason)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdd/holdd/store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -110,7 +109,7 @@ func TestSlowStoreWriteBlocksOnlyItsHTLC(t *testing.T) {
 	// The slow HTLC's insert waits until we let it go.
 	entered := make(chan struct{})
 	unblock := make(chan struct{})
-	te.store.setBeforeWrite(func(method string, k store.CircuitKey) {
+	te.store.setBeforeWrite(func(method string, k CircuitKey) {
 		if k == slow && method == "InsertHeld" {
 			close(entered)
 			<-unblock
@@ -129,7 +128,7 @@ func TestSlowStoreWriteBlocksOnlyItsHTLC(t *testing.T) {
 	// Now its resume to lnd hangs.
 	entered = make(chan struct{})
 	unblock = make(chan struct{})
-	te.resolver.setBeforeResolve(func(k store.CircuitKey) {
+	te.resolver.setBeforeResolve(func(k CircuitKey) {
 		if k == slow {
 			close(entered)
 			<-unblock
@@ -148,7 +147,7 @@ func TestSlowStoreWriteBlocksOnlyItsHTLC(t *testing.T) {
 
 	rec, ok := te.store.get(slow)
 	require.True(t, ok)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Zero(t, te.Stats().HeldCount)
 }
 
@@ -178,7 +177,7 @@ func TestFailDueRunsFailBacksTogether(t *testing.T) {
 		two      = make(chan struct{})
 		twoOnce  sync.Once
 	)
-	te.store.setBeforeWrite(func(method string, _ store.CircuitKey) {
+	te.store.setBeforeWrite(func(method string, _ CircuitKey) {
 		if method != "Transition" {
 			return
 		}
@@ -210,7 +209,7 @@ func TestFailDueRunsFailBacksTogether(t *testing.T) {
 	require.LessOrEqual(t, most, failDueWorkers)
 	mu.Unlock()
 
-	seen := make(map[store.CircuitKey]bool)
+	seen := make(map[CircuitKey]bool)
 	for _, r := range te.resolver.resolutions() {
 		require.Equal(t, ActionFail, r.action)
 		require.False(t, seen[r.key], "%v failed twice", r.key)
@@ -219,7 +218,7 @@ func TestFailDueRunsFailBacksTogether(t *testing.T) {
 	for i := range n {
 		rec, ok := te.store.get(key(4, uint64(i)))
 		require.True(t, ok)
-		require.Equal(t, store.StateFailed, rec.State)
+		require.Equal(t, StateFailed, rec.State)
 		require.Equal(t, string(FailExpiry), rec.FailReason)
 	}
 	require.Zero(t, te.Stats().HeldCount)

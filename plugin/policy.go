@@ -6,7 +6,9 @@ import (
 	"time"
 )
 
-// DefaultHoldType is LDK's experimental hold_htlc TLV on update_add_htlc.
+// DefaultHoldType is LDK's experimental hold_htlc TLV on update_add_htlc: a
+// sender's asyncsend sets it (empty) to ask the LSP to hold the HTLC, and the
+// engine holds HTLCs that carry it.
 const DefaultHoldType uint64 = 75537
 
 // MinFailbackMargin is the smallest fail-back margin holdd accepts.

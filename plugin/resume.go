@@ -3,8 +3,6 @@ package plugin
 import (
 	"context"
 	"sync"
-
-	"github.com/holdd/holdd/store"
 )
 
 // LinkEvent says that an incoming channel's link went up or down.
@@ -34,7 +32,7 @@ type LinkSource interface {
 // only while somebody holds or waits for them.
 type keyLocks struct {
 	mu    sync.Mutex
-	locks map[store.CircuitKey]*keyLock
+	locks map[CircuitKey]*keyLock
 }
 
 type keyLock struct {
@@ -46,7 +44,7 @@ type keyLock struct {
 }
 
 // lock locks key and returns its unlock.
-func (k *keyLocks) lock(key store.CircuitKey) func() {
+func (k *keyLocks) lock(key CircuitKey) func() {
 	k.mu.Lock()
 	l, ok := k.locks[key]
 	if !ok {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/holdd/holdd/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -30,13 +29,13 @@ func TestReleasedResumesOnLinkActive(t *testing.T) {
 	require.Equal(t, ReleaseMatched, out)
 	te.links.send(LinkEvent{ChanID: k.ChanID, Active: true})
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateReleased, rec.State)
+	require.Equal(t, StateReleased, rec.State)
 	require.Empty(t, te.resolver.resolutions())
 
 	te.resolver.setOffered(k, true)
 	te.links.send(LinkEvent{ChanID: k.ChanID, Active: true})
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Equal(t, []resolution{{k, ActionResume}},
 		te.resolver.resolutions())
 
@@ -66,13 +65,13 @@ func TestReleasedWaitsForIncomingLink(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ReleaseMatched, out)
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateReleased, rec.State)
+	require.Equal(t, StateReleased, rec.State)
 	require.Empty(t, te.resolver.resolutions())
 
 	// A replay while the link is down: keep holding, stay released.
 	require.Equal(t, Decision{Action: ActionHold}, te.Intercept(ctx, h))
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateReleased, rec.State)
+	require.Equal(t, StateReleased, rec.State)
 
 	// Another channel comes up, and this one's link goes down again:
 	// nothing for this HTLC.
@@ -80,13 +79,13 @@ func TestReleasedWaitsForIncomingLink(t *testing.T) {
 	te.links.send(LinkEvent{ChanID: k.ChanID, Active: false})
 	require.Empty(t, te.resolver.resolutions())
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateReleased, rec.State)
+	require.Equal(t, StateReleased, rec.State)
 
 	// The sender is back.
 	te.links.setActive(k.ChanID, true)
 	te.links.send(LinkEvent{ChanID: k.ChanID, Active: true})
 	rec, _ = te.store.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Equal(t, []resolution{{k, ActionResume}},
 		te.resolver.resolutions())
 	require.Equal(t, []EventKind{EventHeld, EventReleased, EventResumed},
@@ -112,7 +111,7 @@ func TestReleasedOnInactiveLinkResumesOnReplayWhenActive(t *testing.T) {
 	te.links.setActive(k.ChanID, true)
 	require.Equal(t, Decision{Action: ActionResume}, te.Intercept(ctx, h))
 	rec, _ := te.store.get(k)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Empty(t, te.resolver.resolutions())
 }
 
@@ -163,6 +162,6 @@ func TestStoreCallsPerHTLC(t *testing.T) {
 				te.Intercept(ctx, early).Action)
 		}))
 	rec, _ := te.store.get(early.Key)
-	require.Equal(t, store.StateResumed, rec.State)
+	require.Equal(t, StateResumed, rec.State)
 	require.Zero(t, te.store.pendingCount())
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/holdd/holdd/store"
 )
 
 // ErrNotOffered is what a Resolver returns for a circuit key that lnd has not
@@ -76,7 +74,7 @@ type Decision struct {
 
 // HTLC is an intercepted forward, as the engine needs it.
 type HTLC struct {
-	Key             store.CircuitKey
+	Key             CircuitKey
 	PaymentHash     [32]byte
 	IncomingAmtMsat uint64
 	OutgoingAmtMsat uint64
@@ -117,31 +115,31 @@ const (
 // It decides nothing: whether an HTLC may be resumed now is the engine's
 // decision (decide.go).
 type Resolver interface {
-	Resume(ctx context.Context, key store.CircuitKey) error
-	Fail(ctx context.Context, key store.CircuitKey) error
+	Resume(ctx context.Context, key CircuitKey) error
+	Fail(ctx context.Context, key CircuitKey) error
 }
 
 // Store is the persistence the engine needs.
 type Store interface {
-	InsertHeld(ctx context.Context, h store.HeldHTLC) (store.HeldHTLC,
+	InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC,
 		bool, error)
 	// LookupHTLC returns the record stored under key, if any, and the
 	// unexpired pending release for (key, hash), if any, in one read.
-	LookupHTLC(ctx context.Context, key store.CircuitKey, hash [32]byte,
-		now time.Time) (store.HTLCLookup, error)
+	LookupHTLC(ctx context.Context, key CircuitKey, hash [32]byte,
+		now time.Time) (HTLCLookup, error)
 
 	// InsertReleased stores a new HTLC that an early release (p)
 	// released: held, released and resumed at once, consuming p, in one
 	// write. A key stored already is returned with inserted=false.
-	InsertReleased(ctx context.Context, h store.HeldHTLC,
-		p store.PendingRelease, at time.Time) (store.HeldHTLC, bool,
+	InsertReleased(ctx context.Context, h HeldHTLC,
+		p PendingRelease, at time.Time) (HeldHTLC, bool,
 		error)
-	Transition(ctx context.Context, key store.CircuitKey,
-		from []store.HoldState, to store.HoldState, note string,
-		at time.Time) (store.HeldHTLC, error)
-	ListHTLCs(ctx context.Context, f store.ListFilter) ([]store.HeldHTLC,
+	Transition(ctx context.Context, key CircuitKey,
+		from []HoldState, to HoldState, note string,
+		at time.Time) (HeldHTLC, error)
+	ListHTLCs(ctx context.Context, f ListFilter) ([]HeldHTLC,
 		error)
-	PutPendingRelease(ctx context.Context, r store.PendingRelease) error
+	PutPendingRelease(ctx context.Context, r PendingRelease) error
 	PrunePendingReleases(ctx context.Context, now time.Time) (int64,
 		error)
 }
@@ -171,7 +169,7 @@ const (
 // Event is a state change of a held HTLC, after it was persisted.
 type Event struct {
 	Kind EventKind
-	HTLC store.HeldHTLC
+	HTLC HeldHTLC
 }
 
 // Observer hears every state change. It is called synchronously and must

@@ -10,7 +10,6 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
@@ -71,7 +70,7 @@ func hops(pathID []byte, lndKey, holddKey *btcec.PublicKey,
 // AddPaths mints n new receive paths valid for ttl, stores them, and returns
 // them. Each has its own id and session key, so paths cannot be linked.
 func (r *Responder) AddPaths(ctx context.Context, n int,
-	ttl time.Duration) ([]store.ReceivePath, error) {
+	ttl time.Duration) ([]ReceivePath, error) {
 
 	if n < 1 || n > MaxPathsPerCall {
 		return nil, fmt.Errorf("%w: count %d, want 1..%d",
@@ -89,7 +88,7 @@ func (r *Responder) AddPaths(ctx context.Context, n int,
 		return nil, err
 	}
 	now := r.cfg.Clock.Now()
-	out := make([]store.ReceivePath, 0, n)
+	out := make([]ReceivePath, 0, n)
 	for range n {
 		var id [8]byte
 		if _, err := rand.Read(id[:]); err != nil {
@@ -114,7 +113,7 @@ func (r *Responder) AddPaths(ctx context.Context, n int,
 		if err != nil {
 			return nil, err
 		}
-		p := store.ReceivePath{
+		p := ReceivePath{
 			ID: id, Path: raw, CreatedAt: now, ExpiresAt: expires,
 		}
 		if mb != nil {
@@ -140,7 +139,7 @@ func mailboxNote(mb *Mailbox) string {
 
 // ListPaths returns the usable paths, or all of them.
 func (r *Responder) ListPaths(ctx context.Context,
-	all bool) ([]store.ReceivePath, error) {
+	all bool) ([]ReceivePath, error) {
 
 	return r.cfg.Store.ListReceivePaths(ctx, r.cfg.Clock.Now(), all)
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/holdd/holdd/internal/workqueue"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/sirupsen/logrus"
 )
@@ -69,11 +68,11 @@ type ReplySender interface {
 
 // Store keeps the receive paths.
 type Store interface {
-	InsertReceivePath(ctx context.Context, p store.ReceivePath) error
-	GetReceivePath(ctx context.Context, id [8]byte) (store.ReceivePath,
+	InsertReceivePath(ctx context.Context, p ReceivePath) error
+	GetReceivePath(ctx context.Context, id [8]byte) (ReceivePath,
 		error)
 	ListReceivePaths(ctx context.Context, now time.Time,
-		all bool) ([]store.ReceivePath, error)
+		all bool) ([]ReceivePath, error)
 	RevokeReceivePath(ctx context.Context, id [8]byte, now time.Time) error
 	RecordReceiveReply(ctx context.Context, id [8]byte, at time.Time) error
 }
@@ -335,7 +334,7 @@ func (r *Responder) sendReply(ctx context.Context, rp reply) {
 func (r *Responder) reply(ctx context.Context, rp reply, ev *Event) {
 	p, err := r.cfg.Store.GetReceivePath(ctx, rp.pathID)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, ErrUnknownPath):
 		// Authentic but not ours any more, e.g. a store restored
 		// from an old backup: the operator never saw this path.
 		r.cfg.Logger.Infof("No reply to held_htlc_available on unknown "+

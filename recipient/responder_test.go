@@ -13,7 +13,6 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	sphinx "github.com/lightningnetwork/lightning-onion"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnwire"
@@ -120,7 +119,7 @@ func (h *harness) handle(t *testing.T, id []byte,
 type harness struct {
 	lnd, holdd *btcec.PrivateKey
 	auth       *release.Authenticator
-	db         *store.Store
+	db         TestStore
 	sender     *fakeSender
 	clock      *clock.TestClock
 	events     *recordedEvents
@@ -136,8 +135,7 @@ func newHarnessWith(t *testing.T, holddKey bool,
 	mutate func(*Config)) *harness {
 
 	t.Helper()
-	db, err := store.Open(context.Background(),
-		filepath.Join(t.TempDir(), "holdd.db"))
+	db, err := OpenTestStore(filepath.Join(t.TempDir(), "holdd.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	auth, err := release.NewAuthenticator(bytes.Repeat([]byte{7}, 32))
@@ -194,7 +192,7 @@ func replyPath(t *testing.T) *onionmsg.BlindedPath {
 // deliver sends held_htlc_available over a stored path the way a sender
 // would, peels it hop by hop with each node's key, checks every hop, and
 // returns what the final hop (holdd) read.
-func deliver(t *testing.T, p store.ReceivePath,
+func deliver(t *testing.T, p ReceivePath,
 	keys []*btcec.PrivateKey, reply *onionmsg.BlindedPath) *onionmsg.Peeled {
 
 	t.Helper()
@@ -202,7 +200,7 @@ func deliver(t *testing.T, p store.ReceivePath,
 	require.NoError(t, err)
 	require.True(t, path.IntroNode.IsEqual(keys[0].PubKey()))
 	msg, err := onionmsg.BuildOnionMessage(testKey(0x55), path, reply,
-		map[uint64][]byte{release.HeldHTLCAvailableType: {0}})
+		map[uint64][]byte{onionmsg.HeldHTLCAvailableType: {0}})
 	require.NoError(t, err)
 	for i, k := range keys[:len(keys)-1] {
 		peeled := peel(t, k, msg)
@@ -213,7 +211,7 @@ func deliver(t *testing.T, p store.ReceivePath,
 	}
 	final := peel(t, keys[len(keys)-1], msg)
 	require.True(t, final.Final)
-	require.Equal(t, []byte{0}, final.FinalTLVs[release.HeldHTLCAvailableType])
+	require.Equal(t, []byte{0}, final.FinalTLVs[onionmsg.HeldHTLCAvailableType])
 	return final
 }
 
@@ -502,3 +500,14 @@ func TestStopCancelsStalledReply(t *testing.T) {
 	require.Equal(t, OutcomeSendFailed, ev.Outcome)
 	require.ErrorIs(t, ev.Err, context.Canceled)
 }
+
+// TestStore is the real SQLite store as these tests use it. Package store
+// imports recipient, so a test inside recipient cannot import store; the external
+// test file realstore_test.go sets OpenTestStore instead.
+type TestStore interface {
+	Store
+	Close() error
+}
+
+// OpenTestStore opens a real store at path; set by realstore_test.go.
+var OpenTestStore func(path string) (TestStore, error)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/sirupsen/logrus"
 )
@@ -57,15 +56,15 @@ type Deliverer struct {
 	cfg DelivererConfig
 
 	mu    sync.Mutex
-	paths map[store.CircuitKey]*PathDelivery
+	paths map[plugin.CircuitKey]*PathDelivery
 
 	// live holds the keys of HTLCs held now. Paths are cached only for
 	// them, so a delivery that finishes after its HTLC was resolved does
 	// not leave its paths behind.
-	live map[store.CircuitKey]struct{}
+	live map[plugin.CircuitKey]struct{}
 
 	// lastSent is when each live HTLC's paths last went out.
-	lastSent map[store.CircuitKey]time.Time
+	lastSent map[plugin.CircuitKey]time.Time
 
 	sent         uint64
 	failed       uint64
@@ -103,9 +102,9 @@ func NewDeliverer(cfg DelivererConfig) *Deliverer {
 	}
 	return &Deliverer{
 		cfg:          cfg,
-		paths:        make(map[store.CircuitKey]*PathDelivery),
-		live:         make(map[store.CircuitKey]struct{}),
-		lastSent:     make(map[store.CircuitKey]time.Time),
+		paths:        make(map[plugin.CircuitKey]*PathDelivery),
+		live:         make(map[plugin.CircuitKey]struct{}),
+		lastSent:     make(map[plugin.CircuitKey]time.Time),
 		redeliveries: make(map[string]uint64),
 		jobs:         make(chan redeliverJob, cfg.RedeliveryQueue),
 	}
@@ -142,14 +141,14 @@ func (d *Deliverer) Wait() {
 // Delivery returns the release paths of a held HTLC, minting them if this
 // run of holdd has not yet (paths minted before a restart stay valid: the
 // path_id secret and holdd's key are stored).
-func (d *Deliverer) Delivery(rec store.HeldHTLC) (*PathDelivery, error) {
+func (d *Deliverer) Delivery(rec plugin.HeldHTLC) (*PathDelivery, error) {
 	return d.delivery(rec, true)
 }
 
 // delivery returns rec's cached paths or mints them. The API may adopt an
 // HTLC held since before this run; the delivery goroutine must not, or a
 // delivery outliving its HTLC would cache paths nobody removes.
-func (d *Deliverer) delivery(rec store.HeldHTLC, adopt bool) (*PathDelivery,
+func (d *Deliverer) delivery(rec plugin.HeldHTLC, adopt bool) (*PathDelivery,
 	error) {
 
 	d.mu.Lock()
@@ -206,7 +205,7 @@ func (d *Deliverer) delivery(rec store.HeldHTLC, adopt bool) (*PathDelivery,
 	return pd, nil
 }
 
-func (d *Deliverer) deliver(rec store.HeldHTLC) {
+func (d *Deliverer) deliver(rec plugin.HeldHTLC) {
 	log := d.cfg.Logger
 	pd, err := d.delivery(rec, false)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
-	"github.com/holdd/holdd/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -41,15 +40,15 @@ func testDeliverer(t *testing.T, sender CustomMessageSender) *Deliverer {
 		PathCount: 2, PathTTL: time.Hour})
 }
 
-func heldRecord(id uint64) store.HeldHTLC {
+func heldRecord(id uint64) plugin.HeldHTLC {
 	var peer [33]byte
 	peer[0] = 0x02
-	return store.HeldHTLC{
-		Key:             store.CircuitKey{ChanID: 5, HtlcID: id},
+	return plugin.HeldHTLC{
+		Key:             plugin.CircuitKey{ChanID: 5, HtlcID: id},
 		PaymentHash:     testClaim().PaymentHash,
 		IncomingPeer:    peer,
 		IncomingAmtMsat: 42_000,
-		State:           store.StateHeld,
+		State:           plugin.StateHeld,
 		HeldAt:          time.Unix(1_800_000_000, 0),
 	}
 }
@@ -63,7 +62,7 @@ func TestDelivererSendsThePathsTheAPIReturns(t *testing.T) {
 
 	require.Len(t, sender.sent, 1)
 	msg := sender.sent[0]
-	require.Equal(t, rec.IncomingPeer, msg.peer)
+	require.Equal(t, [33]byte(rec.IncomingPeer), msg.peer)
 	require.Equal(t, PathDeliveryMsgType, msg.msgType)
 	pd, err := DecodePathDelivery(msg.data)
 	require.NoError(t, err)
@@ -87,7 +86,7 @@ func TestDelivererForgetsResolvedHTLCs(t *testing.T) {
 	for i := range uint64(20) {
 		rec := heldRecord(i)
 		d.HoldEvent(plugin.Event{Kind: plugin.EventHeld, HTLC: rec})
-		rec.State = store.StateResumed
+		rec.State = plugin.StateResumed
 		d.HoldEvent(plugin.Event{Kind: plugin.EventResumed, HTLC: rec})
 	}
 	d.Wait()

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/tlv"
 )
 
@@ -42,7 +42,7 @@ const (
 type PathDelivery struct {
 	// Key is the HTLC's incoming circuit key at the LSP, which is the
 	// sender's outgoing channel and HTLC index.
-	Key         store.CircuitKey
+	Key         plugin.CircuitKey
 	PaymentHash [32]byte
 	AmountMsat  uint64
 
@@ -144,7 +144,7 @@ func DecodePathDelivery(data []byte) (*PathDelivery, error) {
 	}
 
 	d := &PathDelivery{
-		Key:         store.CircuitKey{ChanID: f.chanID, HtlcID: f.htlcID},
+		Key:         plugin.CircuitKey{ChanID: f.chanID, HtlcID: f.htlcID},
 		PaymentHash: f.hash,
 		AmountMsat:  f.amt,
 		ExpiresAt:   time.Unix(int64(f.expires), 0),

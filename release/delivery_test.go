@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	sphinx "github.com/lightningnetwork/lightning-onion"
 	"github.com/stretchr/testify/require"
 )
@@ -56,7 +56,7 @@ func TestPathDeliveryBytes(t *testing.T) {
 		hash[i] = 0xab
 	}
 	d := &PathDelivery{
-		Key:         store.CircuitKey{ChanID: 0x0102030405060708, HtlcID: 9},
+		Key:         plugin.CircuitKey{ChanID: 0x0102030405060708, HtlcID: 9},
 		PaymentHash: hash,
 		AmountMsat:  100_000,
 		ExpiresAt:   time.Unix(1_900_000_000, 0),

@@ -84,14 +84,14 @@ func FuzzIntake(f *testing.F) {
 
 		tlvs := make(map[uint64][]byte)
 		if withRelease {
-			tlvs[ReleaseHeldHTLCType] = releaseValue
+			tlvs[onionmsg.ReleaseHeldHTLCType] = releaseValue
 		}
 		// Type 0 means no extra TLV; others are moved into the final
 		// range, where BuildOnionMessage takes them.
 		if extraType != 0 {
 			extraType = onionmsg.MinFinalTLVType +
 				extraType%(1<<20)
-			if extraType != ReleaseHeldHTLCType {
+			if extraType != onionmsg.ReleaseHeldHTLCType {
 				tlvs[extraType] = extraValue
 			}
 		}
@@ -121,8 +121,8 @@ func FuzzIntake(f *testing.F) {
 		wantRelease := withRelease && len(releaseValue) <= 1 &&
 			(len(releaseValue) == 0 || releaseValue[0] == 0)
 		if extraType != 0 && extraType%2 == 0 &&
-			extraType != ReleaseHeldHTLCType &&
-			extraType != HeldHTLCAvailableType {
+			extraType != onionmsg.ReleaseHeldHTLCType &&
+			extraType != onionmsg.HeldHTLCAvailableType {
 
 			wantRelease = false
 		}

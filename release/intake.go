@@ -8,20 +8,14 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/sirupsen/logrus"
 )
 
 const (
-	// HeldHTLCAvailableType is the onionmsg TLV a sender sends to the
-	// recipient.
-	HeldHTLCAvailableType uint64 = 72
-
-	// ReleaseHeldHTLCType is the onionmsg TLV the recipient sends back
-	// over a release path.
-	ReleaseHeldHTLCType uint64 = 74
+// onionmsg.HeldHTLCAvailableType is the onionmsg TLV a sender sends to the
+// recipient.
 )
 
 // Rejection outcomes the intake counts. Engine outcomes (matched, early,
@@ -63,7 +57,7 @@ type Peeler interface {
 
 // Releaser releases a held HTLC. The hold engine implements it.
 type Releaser interface {
-	Release(ctx context.Context, key store.CircuitKey, hash [32]byte,
+	Release(ctx context.Context, key plugin.CircuitKey, hash [32]byte,
 		source string) (plugin.ReleaseOutcome, error)
 }
 
@@ -160,10 +154,10 @@ func (in *Intake) handle(ctx context.Context,
 			"TLV %d", typ)
 		return OutcomeUnknownEven, false
 	}
-	msgType := ReleaseHeldHTLCType
+	msgType := onionmsg.ReleaseHeldHTLCType
 	value, ok := peeled.FinalTLVs[msgType]
 	if !ok {
-		msgType = HeldHTLCAvailableType
+		msgType = onionmsg.HeldHTLCAvailableType
 		value, ok = peeled.FinalTLVs[msgType]
 	}
 	if !ok {
@@ -189,7 +183,7 @@ func (in *Intake) handle(ctx context.Context,
 	}
 	pathID := pathIDOpt.UnwrapOr(nil)
 
-	if msgType == HeldHTLCAvailableType {
+	if msgType == onionmsg.HeldHTLCAvailableType {
 		// Over one of our release paths (or anything but a receive
 		// path) it is no message for us: as before the recipient role.
 		if KindOf(pathID) != PathIDReceive {
@@ -262,8 +256,8 @@ func unknownEvenTLV(p *onionmsg.Peeled) (uint64, bool) {
 		found  bool
 	)
 	for t := range p.FinalTLVs {
-		if t%2 != 0 || t == ReleaseHeldHTLCType ||
-			t == HeldHTLCAvailableType {
+		if t%2 != 0 || t == onionmsg.ReleaseHeldHTLCType ||
+			t == onionmsg.HeldHTLCAvailableType {
 
 			continue
 		}

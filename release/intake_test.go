@@ -9,7 +9,6 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
@@ -28,7 +27,7 @@ func (s stubPeeler) Peel(*lnwire.OnionMessage) (*onionmsg.Peeled, error) {
 }
 
 type releaseCall struct {
-	key    store.CircuitKey
+	key    plugin.CircuitKey
 	hash   [32]byte
 	source string
 }
@@ -39,7 +38,7 @@ type recordingReleaser struct {
 	err   error
 }
 
-func (r *recordingReleaser) Release(_ context.Context, key store.CircuitKey,
+func (r *recordingReleaser) Release(_ context.Context, key plugin.CircuitKey,
 	hash [32]byte, source string) (plugin.ReleaseOutcome, error) {
 
 	r.calls = append(r.calls, releaseCall{key, hash, source})

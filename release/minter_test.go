@@ -25,7 +25,7 @@ func peelAt(t *testing.T, key *btcec.PrivateKey,
 	t.Helper()
 	sessionKey := privKey(99)
 	msg, err := onionmsg.BuildOnionMessage(sessionKey, msgPath, nil,
-		map[uint64][]byte{ReleaseHeldHTLCType: {0}})
+		map[uint64][]byte{onionmsg.ReleaseHeldHTLCType: {0}})
 	require.NoError(t, err)
 	peeled, err := onionmsg.NewPeeler(&keychain.PrivKeyECDH{PrivKey: key}).
 		Peel(msg)
@@ -67,7 +67,7 @@ func TestMintedPathsReachHolddWithPathID(t *testing.T) {
 		&keychain.PrivKeyECDH{PrivKey: holdd}).Peel(atLnd.NextMessage)
 	require.NoError(t, err)
 	require.True(t, peeled.Final)
-	require.Equal(t, []byte{0}, peeled.FinalTLVs[ReleaseHeldHTLCType])
+	require.Equal(t, []byte{0}, peeled.FinalTLVs[onionmsg.ReleaseHeldHTLCType])
 	pathID := peeled.Data.PathID.ValOpt().UnwrapOr(nil)
 	got, err := auth.Verify(pathID, claim.ExpiresAt.Add(-time.Minute))
 	require.NoError(t, err)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/internal/pathmac"
-	"github.com/holdd/holdd/store"
+	"github.com/holdd/holdd/plugin"
 )
 
 const (
@@ -56,7 +56,7 @@ var (
 // Claim is what an authentic path_id says: which HTLC it releases, and
 // until when.
 type Claim struct {
-	Key         store.CircuitKey
+	Key         plugin.CircuitKey
 	PaymentHash [32]byte
 	ExpiresAt   time.Time
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdd/holdd/store"
+	"github.com/holdd/holdd/plugin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,7 +19,7 @@ func testClaim() Claim {
 		hash[i] = byte(i)
 	}
 	return Claim{
-		Key:         store.CircuitKey{ChanID: 0x8000000000000123, HtlcID: 7},
+		Key:         plugin.CircuitKey{ChanID: 0x8000000000000123, HtlcID: 7},
 		PaymentHash: hash,
 		ExpiresAt:   time.Unix(1_900_000_000, 0),
 	}

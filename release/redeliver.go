@@ -6,7 +6,8 @@ import (
 	"maps"
 	"time"
 
-	"github.com/holdd/holdd/store"
+	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // Outcomes of redeliveries, the keys of Deliverer.RedeliveryCounts.
@@ -45,7 +46,7 @@ const (
 
 // HeldLister lists held HTLCs; the store is one.
 type HeldLister interface {
-	ListHTLCs(ctx context.Context, f store.ListFilter) ([]store.HeldHTLC,
+	ListHTLCs(ctx context.Context, f plugin.ListFilter) ([]plugin.HeldHTLC,
 		error)
 }
 
@@ -62,7 +63,7 @@ const whyReconnect = "reconnect"
 type redeliverJob struct {
 	all  bool
 	peer [33]byte
-	recs []store.HeldHTLC
+	recs []plugin.HeldHTLC
 	why  string
 }
 
@@ -134,13 +135,13 @@ func (d *Deliverer) enqueue(job redeliverJob) bool {
 // a hello). An HTLC whose incoming peer was unknown when it was held is
 // matched by its channel's peer now.
 func (d *Deliverer) HeldFor(ctx context.Context, peer [33]byte,
-	req *PathsRequest) ([]store.HeldHTLC, error) {
+	req *PathsRequest) ([]plugin.HeldHTLC, error) {
 
 	recs, err := d.heldOf(ctx, &peer)
 	if err != nil {
 		return nil, err
 	}
-	var out []store.HeldHTLC
+	var out []plugin.HeldHTLC
 	for _, rec := range recs {
 		if req.Key != nil && rec.Key != *req.Key {
 			continue
@@ -154,28 +155,28 @@ func (d *Deliverer) HeldFor(ctx context.Context, peer [33]byte,
 }
 
 // Redeliver queues the paths of recs, held HTLCs of one peer.
-func (d *Deliverer) Redeliver(recs []store.HeldHTLC, why string) bool {
+func (d *Deliverer) Redeliver(recs []plugin.HeldHTLC, why string) bool {
 	return d.enqueue(redeliverJob{recs: recs, why: why})
 }
 
 // heldOf lists the held HTLCs of peer (nil: of every peer), filling in
 // the peer of HTLCs held while it was unknown.
 func (d *Deliverer) heldOf(ctx context.Context,
-	peer *[33]byte) ([]store.HeldHTLC, error) {
+	peer *[33]byte) ([]plugin.HeldHTLC, error) {
 
 	if d.cfg.Held == nil {
 		return nil, fmt.Errorf("no store to list held HTLCs")
 	}
-	f := store.ListFilter{States: []store.HoldState{store.StateHeld}}
+	f := plugin.ListFilter{States: []plugin.HoldState{plugin.StateHeld}}
 	if peer != nil {
-		f.Peer = peer
+		f.Peer = (*route.Vertex)(peer)
 	}
 	recs, err := d.cfg.Held.ListHTLCs(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	if peer != nil && *peer != ([33]byte{}) {
-		var unknown [33]byte
+		var unknown route.Vertex
 		f.Peer = &unknown
 		more, err := d.cfg.Held.ListHTLCs(ctx, f)
 		if err != nil {
@@ -242,7 +243,7 @@ func (d *Deliverer) runJob(ctx context.Context, job redeliverJob) {
 // carries paths that work until the same time.
 //
 // It reports false only when sending to the peer failed.
-func (d *Deliverer) redeliver(ctx context.Context, rec store.HeldHTLC,
+func (d *Deliverer) redeliver(ctx context.Context, rec plugin.HeldHTLC,
 	why string) bool {
 
 	log := d.cfg.Logger

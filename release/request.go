@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/holdd/holdd/store"
+	"github.com/holdd/holdd/plugin"
 	"github.com/lightningnetwork/lnd/tlv"
 )
 
@@ -45,7 +45,7 @@ var ErrBadRequest = errors.New("malformed release_paths_request")
 type PathsRequest struct {
 	// Key names one HTLC by its incoming circuit key at the LSP (the
 	// sender's outgoing channel and HTLC index).
-	Key *store.CircuitKey
+	Key *plugin.CircuitKey
 
 	// PaymentHash names the sender's held HTLCs with this hash.
 	PaymentHash *[32]byte
@@ -114,7 +114,7 @@ func DecodePathsRequest(data []byte) (*PathsRequest, error) {
 	}
 	r := &PathsRequest{}
 	if hasChan {
-		r.Key = &store.CircuitKey{ChanID: chanID, HtlcID: htlcID}
+		r.Key = &plugin.CircuitKey{ChanID: chanID, HtlcID: htlcID}
 	}
 	if hasHash {
 		r.PaymentHash = &hash

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/internal/keyedlimit"
-	"github.com/holdd/holdd/store"
+	"github.com/holdd/holdd/plugin"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/sirupsen/logrus"
@@ -59,8 +59,8 @@ const (
 // DeliveryPeerStore persists the peers that read path deliveries.
 type DeliveryPeerStore interface {
 	PutDeliveryPeer(ctx context.Context, peer [33]byte,
-		now time.Time) (store.DeliveryPeer, error)
-	ListDeliveryPeers(ctx context.Context) ([]store.DeliveryPeer, error)
+		now time.Time) (DeliveryPeer, error)
+	ListDeliveryPeers(ctx context.Context) ([]DeliveryPeer, error)
 }
 
 // DeliveryPeers knows which peers read holdd's path deliveries: those that
@@ -153,8 +153,8 @@ type CustomMessages interface {
 // Redeliverer finds and queues a peer's held HTLCs; *Deliverer is one.
 type Redeliverer interface {
 	HeldFor(ctx context.Context, peer [33]byte,
-		req *PathsRequest) ([]store.HeldHTLC, error)
-	Redeliver(recs []store.HeldHTLC, why string) bool
+		req *PathsRequest) ([]plugin.HeldHTLC, error)
+	Redeliver(recs []plugin.HeldHTLC, why string) bool
 }
 
 // PathRequestsConfig configures PathRequests.

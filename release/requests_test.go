@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/stretchr/testify/require"
@@ -26,7 +25,7 @@ func peerKey(b byte) [33]byte {
 
 func TestPathsRequestCodec(t *testing.T) {
 	hash := testClaim().PaymentHash
-	key := store.CircuitKey{ChanID: 0x0102030405060708, HtlcID: 9}
+	key := plugin.CircuitKey{ChanID: 0x0102030405060708, HtlcID: 9}
 	tests := []struct {
 		name string
 		req  PathsRequest
@@ -80,15 +79,15 @@ func TestPathsRequestCodec(t *testing.T) {
 // fakeHeld lists held HTLCs from a slice, filtering as the store does.
 type fakeHeld struct {
 	mu   sync.Mutex
-	recs []store.HeldHTLC
+	recs []plugin.HeldHTLC
 }
 
-func (f *fakeHeld) ListHTLCs(_ context.Context, flt store.ListFilter) (
-	[]store.HeldHTLC, error) {
+func (f *fakeHeld) ListHTLCs(_ context.Context, flt plugin.ListFilter) (
+	[]plugin.HeldHTLC, error) {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []store.HeldHTLC
+	var out []plugin.HeldHTLC
 	for _, r := range f.recs {
 		if flt.Peer != nil && r.IncomingPeer != *flt.Peer {
 			continue
@@ -107,21 +106,21 @@ func (f *fakeHeld) ListHTLCs(_ context.Context, flt store.ListFilter) (
 // fakeDeliveryStore keeps delivery peers in memory.
 type fakeDeliveryStore struct {
 	mu    sync.Mutex
-	peers map[[33]byte]store.DeliveryPeer
+	peers map[[33]byte]DeliveryPeer
 	err   error
 }
 
 func (f *fakeDeliveryStore) PutDeliveryPeer(_ context.Context, peer [33]byte,
-	now time.Time) (store.DeliveryPeer, error) {
+	now time.Time) (DeliveryPeer, error) {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return store.DeliveryPeer{}, f.err
+		return DeliveryPeer{}, f.err
 	}
 	p, ok := f.peers[peer]
 	if !ok {
-		p = store.DeliveryPeer{Peer: peer, ProvenAt: now}
+		p = DeliveryPeer{Peer: peer, ProvenAt: now}
 	}
 	p.RefreshedAt = now
 	f.peers[peer] = p
@@ -129,11 +128,11 @@ func (f *fakeDeliveryStore) PutDeliveryPeer(_ context.Context, peer [33]byte,
 }
 
 func (f *fakeDeliveryStore) ListDeliveryPeers(context.Context) (
-	[]store.DeliveryPeer, error) {
+	[]DeliveryPeer, error) {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []store.DeliveryPeer
+	var out []DeliveryPeer
 	for _, p := range f.peers {
 		out = append(out, p)
 	}
@@ -190,12 +189,12 @@ type requestsHarness struct {
 	clock     *clock.TestClock
 }
 
-func newRequestsHarness(t *testing.T, recs ...store.HeldHTLC) *requestsHarness {
+func newRequestsHarness(t *testing.T, recs ...plugin.HeldHTLC) *requestsHarness {
 	t.Helper()
 	h := &requestsHarness{
 		lnd:    &fakeLnd{channels: map[[33]byte]bool{}},
 		held:   &fakeHeld{recs: recs},
-		proofs: &fakeDeliveryStore{peers: map[[33]byte]store.DeliveryPeer{}},
+		proofs: &fakeDeliveryStore{peers: map[[33]byte]DeliveryPeer{}},
 		clock:  clock.NewTestClock(time.Unix(1_800_000_100, 0)),
 	}
 	for _, r := range recs {
@@ -303,7 +302,7 @@ func TestRequestRedeliversOwnHTLCOnly(t *testing.T) {
 			encodeReq(t, req)))
 	}
 	// Unknown key from the right peer: nothing.
-	unknown := store.CircuitKey{ChanID: 5, HtlcID: 99}
+	unknown := plugin.CircuitKey{ChanID: 5, HtlcID: 99}
 	require.Equal(t, ReqUnknown, h.reqs.Handle(ctx, peerKey(1),
 		encodeReq(t, PathsRequest{Key: &unknown})))
 	require.Equal(t, ReqMalformed, h.reqs.Handle(ctx, peerKey(1),
@@ -368,7 +367,7 @@ func TestRedeliverAfterRestart(t *testing.T) {
 	old.HeldAt = old.HeldAt.Add(-2 * time.Hour)
 	released := heldRecord(4)
 	released.IncomingPeer = peerKey(1)
-	released.State = store.StateReleased
+	released.State = plugin.StateReleased
 
 	h := newRequestsHarness(t, live, noPeer, old, released)
 	h.deliverer.cfg.Peers = chanPeers{5: peerKey(7)}
@@ -429,7 +428,7 @@ func (c chanPeers) PeerOf(_ context.Context, id uint64) ([33]byte, error) {
 
 func FuzzDecodePathsRequest(f *testing.F) {
 	hash := testClaim().PaymentHash
-	key := store.CircuitKey{ChanID: 7, HtlcID: 1}
+	key := plugin.CircuitKey{ChanID: 7, HtlcID: 1}
 	for _, r := range []PathsRequest{{}, {Key: &key},
 		{PaymentHash: &hash}, {Key: &key, PaymentHash: &hash}} {
 
@@ -474,7 +473,7 @@ func (f *failingSender) SendCustomMessage(ctx context.Context, peer [33]byte,
 // send timeout while other peers' redeliveries queue), but still serves
 // the others.
 func TestRedeliverySkipsUnreachablePeer(t *testing.T) {
-	var recs []store.HeldHTLC
+	var recs []plugin.HeldHTLC
 	for i := range uint64(3) {
 		r := heldRecord(i + 1)
 		r.IncomingPeer = peerKey(1)

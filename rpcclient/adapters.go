@@ -7,8 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdd/holdd/internal/backoff"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/chainrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 )
@@ -231,17 +233,17 @@ type NodeAliases struct {
 	client NodeInfoClient
 
 	mu      sync.Mutex
-	aliases map[[33]byte]string
+	aliases map[route.Vertex]string
 }
 
 // NewNodeAliases creates a NodeAliases over lnd.
 func NewNodeAliases(client NodeInfoClient) *NodeAliases {
 	return &NodeAliases{client: client,
-		aliases: make(map[[33]byte]string)}
+		aliases: make(map[route.Vertex]string)}
 }
 
 // Alias returns the alias of node, or "" when lnd does not know it.
-func (a *NodeAliases) Alias(ctx context.Context, node [33]byte) string {
+func (a *NodeAliases) Alias(ctx context.Context, node route.Vertex) string {
 	a.mu.Lock()
 	alias, ok := a.aliases[node]
 	a.mu.Unlock()
@@ -249,7 +251,7 @@ func (a *NodeAliases) Alias(ctx context.Context, node [33]byte) string {
 		return alias
 	}
 	info, err := a.client.GetNodeInfo(ctx, &lnrpc.NodeInfoRequest{
-		PubKey: fmt.Sprintf("%x", node[:]),
+		PubKey: node.String(),
 	})
 	if err != nil || info.Node == nil {
 		return ""
@@ -469,6 +471,6 @@ func (c *ChannelActivity) WatchActive(ctx context.Context,
 			return
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, time.Minute)
+		delay = backoff.Next(delay, time.Minute)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdd/holdd/plugin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,12 +80,12 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	s := newTestStore(t)
 	ctx := context.Background()
 
-	key := func(i int) CircuitKey {
-		return CircuitKey{ChanID: 9, HtlcID: uint64(i)}
+	key := func(i int) plugin.CircuitKey {
+		return plugin.CircuitKey{ChanID: 9, HtlcID: uint64(i)}
 	}
 	// Key 0 is held and key 1 already released before the batch.
-	reach(t, s, key(0), StateHeld, t0)
-	reach(t, s, key(1), StateReleased, t0)
+	reach(t, s, key(0), plugin.StateHeld, t0)
+	reach(t, s, key(1), plugin.StateReleased, t0)
 
 	type write struct {
 		name string
@@ -95,7 +96,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		want   error
 	}
 	at := t0.Add(time.Minute)
-	stateOf := func(k CircuitKey) HoldState {
+	stateOf := func(k plugin.CircuitKey) plugin.HoldState {
 		h, err := s.GetHeld(ctx, k)
 		if errors.Is(err, ErrNotFound) {
 			return ""
@@ -112,7 +113,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			}
 			return err
 		},
-		stored: func() bool { return stateOf(key(2)) == StateHeld },
+		stored: func() bool { return stateOf(key(2)) == plugin.StateHeld },
 	}, {
 		name: "constraint violation",
 		run: func() error {
@@ -136,19 +137,19 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		name: "release",
 		run: func() error {
 			_, err := s.Transition(ctx, key(0),
-				[]HoldState{StateHeld}, StateReleased, "onion", at)
+				[]plugin.HoldState{plugin.StateHeld}, plugin.StateReleased, "onion", at)
 			return err
 		},
-		stored: func() bool { return stateOf(key(0)) == StateReleased },
+		stored: func() bool { return stateOf(key(0)) == plugin.StateReleased },
 	}, {
 		name: "wrong source state",
 		run: func() error {
 			_, err := s.Transition(ctx, key(1),
-				[]HoldState{StateHeld}, StateFailed, "expiry", at)
+				[]plugin.HoldState{plugin.StateHeld}, plugin.StateFailed, "expiry", at)
 			return err
 		},
-		stored: func() bool { return stateOf(key(1)) == StateFailed },
-		want:   ErrInvalidTransition,
+		stored: func() bool { return stateOf(key(1)) == plugin.StateFailed },
+		want:   plugin.ErrInvalidTransition,
 	}, {
 		name: "write then fail",
 		run: func() error {
@@ -173,7 +174,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			}
 			return err
 		},
-		stored: func() bool { return stateOf(key(3)) == StateHeld },
+		stored: func() bool { return stateOf(key(3)) == plugin.StateHeld },
 	}}
 
 	release, blocked := blockGroup(t, s)
@@ -194,7 +195,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			require.NoError(t, err, w.name)
 			require.True(t, w.stored(), w.name)
 
-		case errors.Is(w.want, ErrInvalidTransition):
+		case errors.Is(w.want, plugin.ErrInvalidTransition):
 			require.ErrorIs(t, err, w.want, w.name)
 			require.False(t, w.stored(), w.name)
 
@@ -262,7 +263,7 @@ func TestGroupCommitRetriesBrokenBatch(t *testing.T) {
 	}
 
 	// The store still works.
-	_, ok, err := s.InsertHeld(ctx, testHTLC(CircuitKey{1, 1}, t0))
+	_, ok, err := s.InsertHeld(ctx, testHTLC(plugin.CircuitKey{ChanID: 1, HtlcID: 1}, t0))
 	require.NoError(t, err)
 	require.True(t, ok)
 }
@@ -331,19 +332,19 @@ func TestGroupCommitConcurrentStress(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				key := CircuitKey{ChanID: uint64(w + 1),
+				key := plugin.CircuitKey{ChanID: uint64(w + 1),
 					HtlcID: uint64(i)}
 				at := t0.Add(time.Duration(i) * time.Second)
 				_, _, err := s.InsertHeld(ctx, testHTLC(key, at))
 				if err == nil {
 					_, err = s.Transition(ctx, key,
-						[]HoldState{StateHeld},
-						StateReleased, "onion", at)
+						[]plugin.HoldState{plugin.StateHeld},
+						plugin.StateReleased, "onion", at)
 				}
 				if err == nil && i%2 == 0 {
 					_, err = s.Transition(ctx, key,
-						[]HoldState{StateReleased},
-						StateResumed, "", at)
+						[]plugin.HoldState{plugin.StateReleased},
+						plugin.StateResumed, "", at)
 				}
 				if err != nil {
 					err = fmt.Errorf("%v: %w", key, err)
@@ -360,12 +361,12 @@ func TestGroupCommitConcurrentStress(t *testing.T) {
 
 	for w := range workers {
 		for i := range each {
-			key := CircuitKey{ChanID: uint64(w + 1), HtlcID: uint64(i)}
+			key := plugin.CircuitKey{ChanID: uint64(w + 1), HtlcID: uint64(i)}
 			got, err := s.GetHeld(ctx, key)
 			require.NoError(t, err)
-			want := StateReleased
+			want := plugin.StateReleased
 			if i%2 == 0 {
-				want = StateResumed
+				want = plugin.StateResumed
 			}
 			require.Equal(t, want, got.State, "%v", key)
 			require.Equal(t, testHTLC(key, got.HeldAt).PaymentHash,

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdd/holdd/mailbox"
+	"github.com/holdd/holdd/plugin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,7 +22,7 @@ func BenchmarkInsertHeld(b *testing.B) {
 
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		key := CircuitKey{ChanID: 1, HtlcID: uint64(i)}
+		key := plugin.CircuitKey{ChanID: 1, HtlcID: uint64(i)}
 		_, ok, err := s.InsertHeld(ctx, testHTLC(key, t0))
 		if err != nil || !ok {
 			b.Fatalf("insert %v: %v %v", key, ok, err)
@@ -34,17 +36,17 @@ func BenchmarkTransition(b *testing.B) {
 	ctx := context.Background()
 	s := newTestStore(b)
 	for i := 0; i < b.N; i++ {
-		key := CircuitKey{ChanID: 1, HtlcID: uint64(i)}
+		key := plugin.CircuitKey{ChanID: 1, HtlcID: uint64(i)}
 		_, _, err := s.InsertHeld(ctx, testHTLC(key, t0))
 		require.NoError(b, err)
 	}
 
 	at := t0.Add(time.Second)
-	from := []HoldState{StateHeld}
+	from := []plugin.HoldState{plugin.StateHeld}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		key := CircuitKey{ChanID: 1, HtlcID: uint64(i)}
-		_, err := s.Transition(ctx, key, from, StateReleased, "onion",
+		key := plugin.CircuitKey{ChanID: 1, HtlcID: uint64(i)}
+		_, err := s.Transition(ctx, key, from, plugin.StateReleased, "onion",
 			at)
 		if err != nil {
 			b.Fatalf("transition %v: %v", key, err)
@@ -73,7 +75,7 @@ func BenchmarkInsertHeldParallel(b *testing.B) {
 						if i >= uint64(b.N) {
 							return
 						}
-						key := CircuitKey{ChanID: 1, HtlcID: i}
+						key := plugin.CircuitKey{ChanID: 1, HtlcID: i}
 						_, ok, err := s.InsertHeld(ctx,
 							testHTLC(key, t0))
 						if err != nil || !ok {
@@ -142,9 +144,9 @@ func benchHoldLatency(b *testing.B, mode floodMode) {
 		_, _, err := s.RegisterMailboxRecipient(ctx, rcpts[i], t0)
 		require.NoError(b, err)
 	}
-	lim := MailboxLimits{RecipientCount: 100, TotalCount: 100_000}
+	lim := mailbox.StoreLimits{RecipientCount: 100, TotalCount: 100_000}
 	recv := t0.UnixNano()
-	put := func(m MailboxMessage) error {
+	put := func(m mailbox.StoredMessage) error {
 		if mode == floodGrouped {
 			_, err := s.PutMailboxMessage(ctx, m, false, lim)
 			return err
@@ -192,7 +194,7 @@ func benchHoldLatency(b *testing.B, mode floodMode) {
 	storedBefore := stored.Load()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		key := CircuitKey{ChanID: 1, HtlcID: uint64(i)}
+		key := plugin.CircuitKey{ChanID: 1, HtlcID: uint64(i)}
 		start := time.Now()
 		_, ok, err := s.InsertHeld(ctx, testHTLC(key, t0))
 		lat = append(lat, time.Since(start))
@@ -241,7 +243,7 @@ func BenchmarkMailboxFlood(b *testing.B) {
 					rcpts[i], t0)
 				require.NoError(b, err)
 			}
-			lim := MailboxLimits{RecipientCount: 100,
+			lim := mailbox.StoreLimits{RecipientCount: 100,
 				TotalCount: 100_000}
 			recv := t0.UnixNano()
 			var next atomic.Uint64

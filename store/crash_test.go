@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdd/holdd/plugin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,7 +27,7 @@ const crashWorkers = 4
 
 // crashSteps is the state path each key of the child takes: inserted held,
 // then (for some keys) released, then (for some of those) resumed.
-var crashSteps = []HoldState{StateHeld, StateReleased, StateResumed}
+var crashSteps = []plugin.HoldState{plugin.StateHeld, plugin.StateReleased, plugin.StateResumed}
 
 // stepsFor is how far along crashSteps the child takes key id.
 func stepsFor(id uint64) int {
@@ -58,7 +59,7 @@ func TestCrashChild(t *testing.T) {
 	// Each acknowledgement is one write(2) to the pipe, made only after
 	// the store call returned: what the parent reads was committed.
 	var outMu sync.Mutex
-	ack := func(id uint64, st HoldState) {
+	ack := func(id uint64, st plugin.HoldState) {
 		outMu.Lock()
 		defer outMu.Unlock()
 		fmt.Fprintf(os.Stdout, "ack %d %s\n", id, st)
@@ -72,16 +73,16 @@ func TestCrashChild(t *testing.T) {
 			// The parent kills us long before this runs out.
 			for i := uint64(0); i < 1_000_000; i++ {
 				id := w + crashWorkers*i
-				key := CircuitKey{ChanID: chanID, HtlcID: id}
+				key := plugin.CircuitKey{ChanID: chanID, HtlcID: id}
 				at := t0.Add(time.Duration(id) * time.Second)
 				_, _, err := s.InsertHeld(ctx, testHTLC(key, at))
 				if err != nil {
 					panic(err)
 				}
-				ack(id, StateHeld)
+				ack(id, plugin.StateHeld)
 				for n := 1; n < stepsFor(id); n++ {
 					_, err := s.Transition(ctx, key,
-						[]HoldState{crashSteps[n-1]},
+						[]plugin.HoldState{crashSteps[n-1]},
 						crashSteps[n], "onion", at)
 					if err != nil {
 						panic(err)
@@ -106,7 +107,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "holdd.db")
 	ctx := context.Background()
 
-	acked := make(map[CircuitKey]int)
+	acked := make(map[plugin.CircuitKey]int)
 	for round := range 3 {
 		chanID := uint64(round + 1)
 		killAfter := 120 + 60*round
@@ -135,7 +136,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 			)
 			_, err := fmt.Sscanf(line, "ack %d %s", &id, &st)
 			require.NoError(t, err, line)
-			key := CircuitKey{ChanID: chanID, HtlcID: id}
+			key := plugin.CircuitKey{ChanID: chanID, HtlcID: id}
 			step := 0
 			for i, s := range crashSteps {
 				if string(s) == st {
@@ -183,7 +184,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		// Nothing is half written: each record's state is the end of
 		// its event history, which follows the child's path, and a
 		// record was written only if the child got that far.
-		all, err := s.ListHTLCs(ctx, ListFilter{})
+		all, err := s.ListHTLCs(ctx, plugin.ListFilter{})
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, len(all), len(acked))
 		for _, rec := range all {
@@ -198,8 +199,8 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 				}
 			}
 			require.Equal(t, events[len(events)-1].To, rec.State)
-			if rec.State == StateReleased ||
-				rec.State == StateResumed {
+			if rec.State == plugin.StateReleased ||
+				rec.State == plugin.StateResumed {
 
 				require.Equal(t, "onion", rec.ReleaseSource)
 			}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/holdd/holdd/release"
 )
 
 // MaxDeliveryPeers bounds the delivery_peers table. Only peers with a
@@ -12,26 +14,19 @@ import (
 // it exists so no input can grow the table without limit.
 const MaxDeliveryPeers = 100_000
 
-// DeliveryPeer is a peer that has shown it reads holdd's path deliveries.
-type DeliveryPeer struct {
-	Peer        [33]byte
-	ProvenAt    time.Time
-	RefreshedAt time.Time
-}
-
 // PutDeliveryPeer records that peer reads path deliveries, or refreshes the
 // record. A new peer beyond MaxDeliveryPeers is refused with
 // ErrInvalidArgument and nothing is written.
 func (s *Store) PutDeliveryPeer(ctx context.Context, peer [33]byte,
-	now time.Time) (DeliveryPeer, error) {
+	now time.Time) (release.DeliveryPeer, error) {
 
 	if now.IsZero() {
-		return DeliveryPeer{}, fmt.Errorf("%w: zero time",
+		return release.DeliveryPeer{}, fmt.Errorf("%w: zero time",
 			ErrInvalidArgument)
 	}
 	nowNs, err := timeNanos(now, "now")
 	if err != nil {
-		return DeliveryPeer{}, err
+		return release.DeliveryPeer{}, err
 	}
 	// In the mailbox's group commit, so that a hello takes turns at
 	// the connection like every other write, without an fsync of its
@@ -72,15 +67,15 @@ func (s *Store) PutDeliveryPeer(ctx context.Context, peer [33]byte,
 		return nil
 	})
 	if err != nil {
-		return DeliveryPeer{}, err
+		return release.DeliveryPeer{}, err
 	}
 
-	return DeliveryPeer{Peer: peer, ProvenAt: nanosTime(proven),
+	return release.DeliveryPeer{Peer: peer, ProvenAt: nanosTime(proven),
 		RefreshedAt: nanosTime(nowNs)}, nil
 }
 
 // ListDeliveryPeers returns every recorded delivery peer.
-func (s *Store) ListDeliveryPeers(ctx context.Context) ([]DeliveryPeer,
+func (s *Store) ListDeliveryPeers(ctx context.Context) ([]release.DeliveryPeer,
 	error) {
 
 	rows, err := s.db.QueryContext(ctx, `SELECT peer, proven_at,
@@ -89,7 +84,7 @@ func (s *Store) ListDeliveryPeers(ctx context.Context) ([]DeliveryPeer,
 		return nil, fmt.Errorf("list delivery peers: %w", err)
 	}
 	defer rows.Close()
-	var out []DeliveryPeer
+	var out []release.DeliveryPeer
 	for rows.Next() {
 		var (
 			raw             []byte
@@ -102,7 +97,7 @@ func (s *Store) ListDeliveryPeers(ctx context.Context) ([]DeliveryPeer,
 			return nil, fmt.Errorf("delivery peer of %d bytes",
 				len(raw))
 		}
-		p := DeliveryPeer{ProvenAt: nanosTime(proven),
+		p := release.DeliveryPeer{ProvenAt: nanosTime(proven),
 			RefreshedAt: nanosTime(refresh)}
 		copy(p.Peer[:], raw)
 		out = append(out, p)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdd/holdd/release"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,13 +22,13 @@ func TestDeliveryPeersPersist(t *testing.T) {
 	a, b := mbPeer(1), mbPeer(2)
 	got, err := s.PutDeliveryPeer(ctx, a, t0)
 	require.NoError(t, err)
-	require.Equal(t, DeliveryPeer{Peer: a, ProvenAt: t0,
+	require.Equal(t, release.DeliveryPeer{Peer: a, ProvenAt: t0,
 		RefreshedAt: t0}, got)
 	_, err = s.PutDeliveryPeer(ctx, b, t0.Add(time.Second))
 	require.NoError(t, err)
 	got, err = s.PutDeliveryPeer(ctx, a, t0.Add(time.Hour))
 	require.NoError(t, err)
-	require.Equal(t, DeliveryPeer{Peer: a, ProvenAt: t0,
+	require.Equal(t, release.DeliveryPeer{Peer: a, ProvenAt: t0,
 		RefreshedAt: t0.Add(time.Hour)}, got)
 
 	_, err = s.PutDeliveryPeer(ctx, a, time.Time{})
@@ -39,7 +40,7 @@ func TestDeliveryPeersPersist(t *testing.T) {
 	defer s.Close()
 	list, err := s.ListDeliveryPeers(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []DeliveryPeer{
+	require.Equal(t, []release.DeliveryPeer{
 		{Peer: a, ProvenAt: t0, RefreshedAt: t0.Add(time.Hour)},
 		{Peer: b, ProvenAt: t0.Add(time.Second),
 			RefreshedAt: t0.Add(time.Second)},
@@ -96,6 +97,6 @@ func TestPutDeliveryPeerBound(t *testing.T) {
 	later := t0.Add(time.Hour)
 	got, err := s.PutDeliveryPeer(ctx, mbPeer(1), later)
 	require.NoError(t, err)
-	require.Equal(t, DeliveryPeer{Peer: mbPeer(1),
+	require.Equal(t, release.DeliveryPeer{Peer: mbPeer(1),
 		ProvenAt: first.ProvenAt, RefreshedAt: later}, got)
 }

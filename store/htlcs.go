@@ -8,15 +8,17 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/holdd/holdd/plugin"
 )
 
 type rowScanner interface {
 	Scan(dest ...any) error
 }
 
-func scanHTLC(r rowScanner) (HeldHTLC, error) {
+func scanHTLC(r rowScanner) (plugin.HeldHTLC, error) {
 	var (
-		h                                 HeldHTLC
+		h                                 plugin.HeldHTLC
 		chanID, htlcID, hash, peer, outCh []byte
 		inAmt, outAmt                     int64
 		deadline, heldAt, updatedAt       int64
@@ -29,27 +31,27 @@ func scanHTLC(r rowScanner) (HeldHTLC, error) {
 		&h.ReleaseSource, &heldAt, &updatedAt, &releasedAt, &resolvedAt,
 		&pathExp)
 	if err != nil {
-		return HeldHTLC{}, err
+		return plugin.HeldHTLC{}, err
 	}
 
 	if h.Key.ChanID, err = blobU64(chanID, "chan_id"); err != nil {
-		return HeldHTLC{}, err
+		return plugin.HeldHTLC{}, err
 	}
 	if h.Key.HtlcID, err = blobU64(htlcID, "htlc_id"); err != nil {
-		return HeldHTLC{}, err
+		return plugin.HeldHTLC{}, err
 	}
 	if h.OutgoingChanID, err = blobU64(outCh, "outgoing_chan_id"); err != nil {
-		return HeldHTLC{}, err
+		return plugin.HeldHTLC{}, err
 	}
 	if err := blobFixed(h.PaymentHash[:], hash, "payment_hash"); err != nil {
-		return HeldHTLC{}, err
+		return plugin.HeldHTLC{}, err
 	}
 	if err := blobFixed(h.IncomingPeer[:], peer, "incoming_peer"); err != nil {
-		return HeldHTLC{}, err
+		return plugin.HeldHTLC{}, err
 	}
 	h.IncomingAmtMsat = uint64(inAmt)
 	h.OutgoingAmtMsat = uint64(outAmt)
-	h.State = HoldState(state)
+	h.State = plugin.HoldState(state)
 	h.HoldDeadline = nanosTime(deadline)
 	h.HeldAt = nanosTime(heldAt)
 	h.UpdatedAt = nanosTime(updatedAt)
@@ -61,23 +63,23 @@ func scanHTLC(r rowScanner) (HeldHTLC, error) {
 }
 
 // getHTLC reads key in tx, or outside a transaction if tx is nil.
-func (s *Store) getHTLC(ctx context.Context, tx *sql.Tx, key CircuitKey) (
-	HeldHTLC, error) {
+func (s *Store) getHTLC(ctx context.Context, tx *sql.Tx, key plugin.CircuitKey) (
+	plugin.HeldHTLC, error) {
 
 	h, err := scanHTLC(s.row(ctx, tx, &s.stmts.getHTLC,
 		u64Blob(key.ChanID), u64Blob(key.HtlcID)))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return HeldHTLC{}, fmt.Errorf("htlc %v: %w", key, ErrNotFound)
+		return plugin.HeldHTLC{}, fmt.Errorf("htlc %v: %w", key, notFound(plugin.ErrUnknownHTLC))
 	case err != nil:
-		return HeldHTLC{}, fmt.Errorf("read htlc %v: %w", key, err)
+		return plugin.HeldHTLC{}, fmt.Errorf("read htlc %v: %w", key, err)
 	}
 
 	return h, nil
 }
 
 func (s *Store) insertEvent(ctx context.Context, tx *sql.Tx,
-	key CircuitKey, from, to HoldState, note string, at int64) error {
+	key plugin.CircuitKey, from, to plugin.HoldState, note string, at int64) error {
 
 	_, err := s.exec(ctx, tx, &s.stmts.insertEvent, u64Blob(key.ChanID), u64Blob(key.HtlcID), string(from),
 		string(to), note, at)
@@ -96,21 +98,21 @@ func (s *Store) insertEvent(ctx context.Context, tx *sql.Tx,
 // h.State must be empty or held, HeldAt must be set, and the release and
 // resolution fields must be empty: a record enters the state machine at
 // held only. A zero UpdatedAt is set to HeldAt.
-func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
+func (s *Store) InsertHeld(ctx context.Context, h plugin.HeldHTLC) (plugin.HeldHTLC, bool,
 	error) {
 
 	fresh, times, err := checkNewHeld(h)
 	if err != nil {
-		return HeldHTLC{}, false, err
+		return plugin.HeldHTLC{}, false, err
 	}
 
 	var (
-		stored   HeldHTLC
+		stored   plugin.HeldHTLC
 		inserted bool
 	)
 	err = s.group.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// A write may run twice (see groupCommit): start afresh.
-		stored, inserted = HeldHTLC{}, false
+		stored, inserted = plugin.HeldHTLC{}, false
 
 		n, err := s.insertHeldRow(ctx, tx, fresh, times)
 		if err != nil {
@@ -122,7 +124,7 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 
 			return err
 		}
-		err = s.insertEvent(ctx, tx, h.Key, "", StateHeld, "", times[1])
+		err = s.insertEvent(ctx, tx, h.Key, "", plugin.StateHeld, "", times[1])
 		if err != nil {
 			return err
 		}
@@ -131,7 +133,7 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 		return nil
 	})
 	if err != nil {
-		return HeldHTLC{}, false, err
+		return plugin.HeldHTLC{}, false, err
 	}
 
 	return stored, inserted, nil
@@ -140,22 +142,22 @@ func (s *Store) InsertHeld(ctx context.Context, h HeldHTLC) (HeldHTLC, bool,
 // checkNewHeld checks a new record as InsertHeld takes it and returns it
 // as a read of the new row returns it, with its times in unix nanoseconds
 // (HoldDeadline, HeldAt, UpdatedAt, PathExpiresAt).
-func checkNewHeld(h HeldHTLC) (HeldHTLC, [4]int64, error) {
+func checkNewHeld(h plugin.HeldHTLC) (plugin.HeldHTLC, [4]int64, error) {
 	var times [4]int64
 	if h.State == "" {
-		h.State = StateHeld
+		h.State = plugin.StateHeld
 	}
 	switch {
-	case h.State != StateHeld:
-		return HeldHTLC{}, times, fmt.Errorf("%w: new htlc %v in state "+
+	case h.State != plugin.StateHeld:
+		return plugin.HeldHTLC{}, times, fmt.Errorf("%w: new htlc %v in state "+
 			"%q, want held", ErrInvalidArgument, h.Key, h.State)
 	case h.HeldAt.IsZero():
-		return HeldHTLC{}, times, fmt.Errorf("%w: htlc %v without "+
+		return plugin.HeldHTLC{}, times, fmt.Errorf("%w: htlc %v without "+
 			"HeldAt", ErrInvalidArgument, h.Key)
 	case h.FailReason != "" || h.ReleaseSource != "" ||
 		!h.ReleasedAt.IsZero() || !h.ResolvedAt.IsZero():
 
-		return HeldHTLC{}, times, fmt.Errorf("%w: new htlc %v carries "+
+		return plugin.HeldHTLC{}, times, fmt.Errorf("%w: new htlc %v carries "+
 			"release or resolution fields", ErrInvalidArgument, h.Key)
 	}
 	if h.UpdatedAt.IsZero() {
@@ -173,7 +175,7 @@ func checkNewHeld(h HeldHTLC) (HeldHTLC, [4]int64, error) {
 	} {
 		var err error
 		if times[i], err = timeNanos(t.t, t.name); err != nil {
-			return HeldHTLC{}, times, err
+			return plugin.HeldHTLC{}, times, err
 		}
 	}
 
@@ -190,7 +192,7 @@ func checkNewHeld(h HeldHTLC) (HeldHTLC, [4]int64, error) {
 
 // insertHeldRow inserts h's row unless its key exists; it returns the rows
 // inserted.
-func (s *Store) insertHeldRow(ctx context.Context, tx *sql.Tx, h HeldHTLC,
+func (s *Store) insertHeldRow(ctx context.Context, tx *sql.Tx, h plugin.HeldHTLC,
 	times [4]int64) (int64, error) {
 
 	res, err := s.exec(ctx, tx, &s.stmts.insertHTLC,
@@ -199,7 +201,7 @@ func (s *Store) insertHeldRow(ctx context.Context, tx *sql.Tx, h HeldHTLC,
 		int64(h.IncomingAmtMsat), int64(h.OutgoingAmtMsat),
 		h.IncomingExpiry, h.OutgoingExpiry,
 		u64Blob(h.OutgoingChanID), h.AutoFailHeight,
-		h.FailbackHeight, times[0], string(StateHeld), times[1],
+		h.FailbackHeight, times[0], string(plugin.StateHeld), times[1],
 		times[2], times[3])
 	if err != nil {
 		return 0, fmt.Errorf("insert htlc %v: %w", h.Key, err)
@@ -213,7 +215,7 @@ func (s *Store) insertHeldRow(ctx context.Context, tx *sql.Tx, h HeldHTLC,
 }
 
 // GetHeld returns the HTLC stored under key, or ErrNotFound.
-func (s *Store) GetHeld(ctx context.Context, key CircuitKey) (HeldHTLC,
+func (s *Store) GetHeld(ctx context.Context, key plugin.CircuitKey) (plugin.HeldHTLC,
 	error) {
 
 	return s.getHTLC(ctx, nil, key)
@@ -223,10 +225,10 @@ func (s *Store) GetHeld(ctx context.Context, key CircuitKey) (HeldHTLC,
 // needs: the record stored under key, if any, and when there is none the
 // pending release for (key, hash) unexpired at now, if any. Neither is an
 // error when absent.
-func (s *Store) LookupHTLC(ctx context.Context, key CircuitKey,
-	hash [32]byte, now time.Time) (HTLCLookup, error) {
+func (s *Store) LookupHTLC(ctx context.Context, key plugin.CircuitKey,
+	hash [32]byte, now time.Time) (plugin.HTLCLookup, error) {
 
-	var l HTLCLookup
+	var l plugin.HTLCLookup
 	rec, err := s.getHTLC(ctx, nil, key)
 	switch {
 	case err == nil:
@@ -267,29 +269,29 @@ func (s *Store) LookupHTLC(ctx context.Context, key CircuitKey,
 // step, and deletes p, all in one transaction. h is checked as InsertHeld
 // checks it. If the key exists already it returns the stored record and
 // inserted=false, changing nothing.
-func (s *Store) InsertReleased(ctx context.Context, h HeldHTLC,
-	p PendingRelease, at time.Time) (HeldHTLC, bool, error) {
+func (s *Store) InsertReleased(ctx context.Context, h plugin.HeldHTLC,
+	p plugin.PendingRelease, at time.Time) (plugin.HeldHTLC, bool, error) {
 
 	if p.Key != h.Key || p.PaymentHash != h.PaymentHash {
-		return HeldHTLC{}, false, fmt.Errorf("%w: release for %v does "+
+		return plugin.HeldHTLC{}, false, fmt.Errorf("%w: release for %v does "+
 			"not name htlc %v", ErrInvalidArgument, p.Key, h.Key)
 	}
 	fresh, times, err := checkNewHeld(h)
 	if err != nil {
-		return HeldHTLC{}, false, err
+		return plugin.HeldHTLC{}, false, err
 	}
 	atNs, err := timeNanos(at, "at")
 	if err != nil {
-		return HeldHTLC{}, false, err
+		return plugin.HeldHTLC{}, false, err
 	}
 
 	var (
-		stored   HeldHTLC
+		stored   plugin.HeldHTLC
 		inserted bool
 	)
 	err = s.group.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// A write may run twice (see groupCommit): start afresh.
-		stored, inserted = HeldHTLC{}, false
+		stored, inserted = plugin.HeldHTLC{}, false
 
 		n, err := s.insertHeldRow(ctx, tx, fresh, times)
 		if err != nil {
@@ -300,17 +302,17 @@ func (s *Store) InsertReleased(ctx context.Context, h HeldHTLC,
 
 			return err
 		}
-		err = s.insertEvent(ctx, tx, h.Key, "", StateHeld, "", times[1])
+		err = s.insertEvent(ctx, tx, h.Key, "", plugin.StateHeld, "", times[1])
 		if err != nil {
 			return err
 		}
 		steps := []struct {
 			upd      *lazyStmt
-			from, to HoldState
+			from, to plugin.HoldState
 			note     string
 		}{
-			{&s.stmts.toReleased, StateHeld, StateReleased, p.Source},
-			{&s.stmts.toResolved, StateReleased, StateResumed, ""},
+			{&s.stmts.toReleased, plugin.StateHeld, plugin.StateReleased, p.Source},
+			{&s.stmts.toResolved, plugin.StateReleased, plugin.StateResumed, ""},
 		}
 		for _, st := range steps {
 			res, err := s.exec(ctx, tx, st.upd, string(st.to), atNs,
@@ -339,7 +341,7 @@ func (s *Store) InsertReleased(ctx context.Context, h HeldHTLC,
 		}
 
 		stored = fresh
-		stored.State = StateResumed
+		stored.State = plugin.StateResumed
 		stored.UpdatedAt = nanosTime(atNs)
 		stored.ReleaseSource = p.Source
 		stored.ReleasedAt = nanosTime(atNs)
@@ -349,7 +351,7 @@ func (s *Store) InsertReleased(ctx context.Context, h HeldHTLC,
 		return nil
 	})
 	if err != nil {
-		return HeldHTLC{}, false, err
+		return plugin.HeldHTLC{}, false, err
 	}
 
 	return stored, inserted, nil
@@ -365,50 +367,50 @@ func (s *Store) InsertReleased(ctx context.Context, h HeldHTLC,
 // A record in a state outside from yields a *TransitionError (wrapping
 // ErrInvalidTransition) naming the current state and leaves it unchanged;
 // an unknown key yields ErrNotFound.
-func (s *Store) Transition(ctx context.Context, key CircuitKey,
-	from []HoldState, to HoldState, note string, at time.Time) (HeldHTLC,
+func (s *Store) Transition(ctx context.Context, key plugin.CircuitKey,
+	from []plugin.HoldState, to plugin.HoldState, note string, at time.Time) (plugin.HeldHTLC,
 	error) {
 
 	if len(from) == 0 {
-		return HeldHTLC{}, fmt.Errorf("%w: no source state for %v -> %s",
-			ErrInvalidTransition, key, to)
+		return plugin.HeldHTLC{}, fmt.Errorf("%w: no source state for %v -> %s",
+			plugin.ErrInvalidTransition, key, to)
 	}
 	for _, f := range from {
-		if !ValidTransition(f, to) {
-			return HeldHTLC{}, fmt.Errorf("%w: %q -> %q is not an "+
+		if !plugin.ValidTransition(f, to) {
+			return plugin.HeldHTLC{}, fmt.Errorf("%w: %q -> %q is not an "+
 				"edge of the hold state machine",
-				ErrInvalidTransition, f, to)
+				plugin.ErrInvalidTransition, f, to)
 		}
 	}
 	if at.IsZero() {
-		return HeldHTLC{}, fmt.Errorf("%w: transition of %v without a "+
+		return plugin.HeldHTLC{}, fmt.Errorf("%w: transition of %v without a "+
 			"time", ErrInvalidArgument, key)
 	}
 	atNs, err := timeNanos(at, "at")
 	if err != nil {
-		return HeldHTLC{}, err
+		return plugin.HeldHTLC{}, err
 	}
 
 	var upd *lazyStmt
 	switch to {
-	case StateReleased:
+	case plugin.StateReleased:
 		upd = &s.stmts.toReleased
-	case StateFailed:
+	case plugin.StateFailed:
 		upd = &s.stmts.toFailed
 	default:
 		// resumed, gone: the only other targets ValidTransition allows.
 		upd = &s.stmts.toResolved
 	}
 
-	var updated HeldHTLC
+	var updated plugin.HeldHTLC
 	err = s.group.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		updated = HeldHTLC{}
+		updated = plugin.HeldHTLC{}
 		cur, err := s.getHTLC(ctx, tx, key)
 		if err != nil {
 			return err
 		}
 		if !slices.Contains(from, cur.State) {
-			return &TransitionError{
+			return &plugin.TransitionError{
 				Key: key, Current: cur.State,
 				From: slices.Clone(from), To: to,
 			}
@@ -433,10 +435,10 @@ func (s *Store) Transition(ctx context.Context, key CircuitKey,
 		updated.State = to
 		updated.UpdatedAt = nanosTime(atNs)
 		switch to {
-		case StateReleased:
+		case plugin.StateReleased:
 			updated.ReleaseSource = note
 			updated.ReleasedAt = nanosTime(atNs)
-		case StateFailed:
+		case plugin.StateFailed:
 			updated.FailReason = note
 			updated.ResolvedAt = nanosTime(atNs)
 		default:
@@ -446,14 +448,14 @@ func (s *Store) Transition(ctx context.Context, key CircuitKey,
 		return nil
 	})
 	if err != nil {
-		return HeldHTLC{}, err
+		return plugin.HeldHTLC{}, err
 	}
 
 	return updated, nil
 }
 
 // ListHTLCs returns the HTLCs matching f, ordered by HeldAt, then key.
-func (s *Store) ListHTLCs(ctx context.Context, f ListFilter) ([]HeldHTLC,
+func (s *Store) ListHTLCs(ctx context.Context, f plugin.ListFilter) ([]plugin.HeldHTLC,
 	error) {
 
 	var (
@@ -493,7 +495,7 @@ func (s *Store) ListHTLCs(ctx context.Context, f ListFilter) ([]HeldHTLC,
 	}
 	defer rows.Close()
 
-	var out []HeldHTLC
+	var out []plugin.HeldHTLC
 	for rows.Next() {
 		h, err := scanHTLC(rows)
 		if err != nil {
@@ -509,7 +511,7 @@ func (s *Store) ListHTLCs(ctx context.Context, f ListFilter) ([]HeldHTLC,
 }
 
 // Events returns the state history of key, oldest first, or ErrNotFound.
-func (s *Store) Events(ctx context.Context, key CircuitKey) ([]Event, error) {
+func (s *Store) Events(ctx context.Context, key plugin.CircuitKey) ([]plugin.StateChange, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT from_state, to_state,
 		note, at FROM htlc_events WHERE chan_id = ? AND htlc_id = ?
 		ORDER BY id`, u64Blob(key.ChanID), u64Blob(key.HtlcID))
@@ -518,7 +520,7 @@ func (s *Store) Events(ctx context.Context, key CircuitKey) ([]Event, error) {
 	}
 	defer rows.Close()
 
-	var out []Event
+	var out []plugin.StateChange
 	for rows.Next() {
 		var (
 			from, to, note string
@@ -527,8 +529,8 @@ func (s *Store) Events(ctx context.Context, key CircuitKey) ([]Event, error) {
 		if err := rows.Scan(&from, &to, &note, &at); err != nil {
 			return nil, fmt.Errorf("events of %v: %w", key, err)
 		}
-		out = append(out, Event{
-			Key: key, From: HoldState(from), To: HoldState(to),
+		out = append(out, plugin.StateChange{
+			Key: key, From: plugin.HoldState(from), To: plugin.HoldState(to),
 			Note: note, At: nanosTime(at),
 		})
 	}
@@ -537,7 +539,7 @@ func (s *Store) Events(ctx context.Context, key CircuitKey) ([]Event, error) {
 	}
 	// The insert always writes an event, so no events means no HTLC.
 	if len(out) == 0 {
-		return nil, fmt.Errorf("htlc %v: %w", key, ErrNotFound)
+		return nil, fmt.Errorf("htlc %v: %w", key, notFound(plugin.ErrUnknownHTLC))
 	}
 
 	return out, nil
@@ -555,7 +557,7 @@ func (s *Store) PruneResolved(ctx context.Context, before time.Time) (int64,
 	}
 	res, err := s.db.ExecContext(ctx, `DELETE FROM held_htlcs
 		WHERE state IN (?, ?, ?) AND resolved_at != 0 AND resolved_at < ?`,
-		string(StateResumed), string(StateFailed), string(StateGone), ns)
+		string(plugin.StateResumed), string(plugin.StateFailed), string(plugin.StateGone), ns)
 	if err != nil {
 		return 0, fmt.Errorf("prune resolved htlcs: %w", err)
 	}

@@ -10,40 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
-
-func TestCircuitKeyString(t *testing.T) {
-	tests := []struct {
-		key  CircuitKey
-		want string
-	}{
-		{CircuitKey{}, "0:0"},
-		{CircuitKey{ChanID: 880_000<<40 | 12<<16 | 1, HtlcID: 7},
-			"967570232443666433:7"},
-		{CircuitKey{ChanID: math.MaxUint64, HtlcID: 1 << 63},
-			"18446744073709551615:9223372036854775808"},
-	}
-	for _, tc := range tests {
-		require.Equal(t, tc.want, tc.key.String())
-		k, err := ParseCircuitKey(tc.want)
-		require.NoError(t, err)
-		require.Equal(t, tc.key, k)
-	}
-
-	for _, bad := range []string{"", "1", "1:", ":1", "a:1", "1:-1",
-		"18446744073709551616:0"} {
-
-		_, err := ParseCircuitKey(bad)
-		require.ErrorIs(t, err, ErrInvalidArgument, bad)
-	}
-}
 
 func TestInsertHeldIdempotent(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	first := testHTLC(CircuitKey{ChanID: 9, HtlcID: 1}, t0)
+	first := testHTLC(plugin.CircuitKey{ChanID: 9, HtlcID: 1}, t0)
 	stored, inserted, err := s.InsertHeld(ctx, first)
 	require.NoError(t, err)
 	require.True(t, inserted)
@@ -67,28 +43,28 @@ func TestInsertHeldIdempotent(t *testing.T) {
 
 	events, err := s.Events(ctx, first.Key)
 	require.NoError(t, err)
-	require.Equal(t, []Event{{Key: first.Key, To: StateHeld, At: t0}},
+	require.Equal(t, []plugin.StateChange{{Key: first.Key, To: plugin.StateHeld, At: t0}},
 		events)
 }
 
 func TestInsertHeldValidation(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
-	key := CircuitKey{ChanID: 1, HtlcID: 1}
+	key := plugin.CircuitKey{ChanID: 1, HtlcID: 1}
 
 	tests := []struct {
 		name   string
-		mutate func(h *HeldHTLC)
+		mutate func(h *plugin.HeldHTLC)
 	}{
-		{"final state", func(h *HeldHTLC) { h.State = StateResumed }},
-		{"released", func(h *HeldHTLC) { h.State = StateReleased }},
-		{"unknown state", func(h *HeldHTLC) { h.State = "parked" }},
-		{"no held at", func(h *HeldHTLC) { h.HeldAt = time.Time{} }},
-		{"fail reason", func(h *HeldHTLC) { h.FailReason = "x" }},
-		{"release source", func(h *HeldHTLC) { h.ReleaseSource = "x" }},
-		{"released at", func(h *HeldHTLC) { h.ReleasedAt = t0 }},
-		{"resolved at", func(h *HeldHTLC) { h.ResolvedAt = t0 }},
-		{"deadline out of range", func(h *HeldHTLC) {
+		{"final state", func(h *plugin.HeldHTLC) { h.State = plugin.StateResumed }},
+		{"released", func(h *plugin.HeldHTLC) { h.State = plugin.StateReleased }},
+		{"unknown state", func(h *plugin.HeldHTLC) { h.State = "parked" }},
+		{"no held at", func(h *plugin.HeldHTLC) { h.HeldAt = time.Time{} }},
+		{"fail reason", func(h *plugin.HeldHTLC) { h.FailReason = "x" }},
+		{"release source", func(h *plugin.HeldHTLC) { h.ReleaseSource = "x" }},
+		{"released at", func(h *plugin.HeldHTLC) { h.ReleasedAt = t0 }},
+		{"resolved at", func(h *plugin.HeldHTLC) { h.ResolvedAt = t0 }},
+		{"deadline out of range", func(h *plugin.HeldHTLC) {
 			h.HoldDeadline = time.Date(2300, 1, 1, 0, 0, 0, 0,
 				time.UTC)
 		}},
@@ -112,7 +88,7 @@ func TestInsertHeldValidation(t *testing.T) {
 	stored, inserted, err := s.InsertHeld(ctx, h)
 	require.NoError(t, err)
 	require.True(t, inserted)
-	require.Equal(t, StateHeld, stored.State)
+	require.Equal(t, plugin.StateHeld, stored.State)
 	require.Equal(t, t0, stored.UpdatedAt)
 }
 
@@ -120,7 +96,7 @@ func TestHeldHTLCRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	full := testHTLC(CircuitKey{ChanID: 1<<63 | 0x0102030405, HtlcID: math.MaxUint64}, t0)
+	full := testHTLC(plugin.CircuitKey{ChanID: 1<<63 | 0x0102030405, HtlcID: math.MaxUint64}, t0)
 	full.IncomingAmtMsat = math.MaxUint64
 	full.OutgoingAmtMsat = 1 << 63
 	full.IncomingExpiry = math.MaxUint32
@@ -130,9 +106,9 @@ func TestHeldHTLCRoundTrip(t *testing.T) {
 	full.FailbackHeight = -1
 	full.UpdatedAt = t0.Add(time.Nanosecond)
 
-	zero := HeldHTLC{
-		Key:    CircuitKey{},
-		State:  StateHeld,
+	zero := plugin.HeldHTLC{
+		Key:    plugin.CircuitKey{},
+		State:  plugin.StateHeld,
 		HeldAt: time.Unix(0, 1).UTC(),
 	}
 	zeroWant := zero
@@ -140,8 +116,8 @@ func TestHeldHTLCRoundTrip(t *testing.T) {
 
 	tests := []struct {
 		name string
-		in   HeldHTLC
-		want HeldHTLC
+		in   plugin.HeldHTLC
+		want plugin.HeldHTLC
 	}{
 		{"all fields at extremes", full, full},
 		{"zero values stay zero", zero, zeroWant},
@@ -178,24 +154,24 @@ func TestHeldHTLCRoundTrip(t *testing.T) {
 }
 
 // reach drives key from held to state along the state machine.
-func reach(t *testing.T, s *Store, key CircuitKey, state HoldState,
+func reach(t *testing.T, s *Store, key plugin.CircuitKey, state plugin.HoldState,
 	at time.Time) {
 
 	t.Helper()
 	ctx := context.Background()
 
-	paths := map[HoldState][]HoldState{
-		StateHeld:     nil,
-		StateReleased: {StateReleased},
-		StateResumed:  {StateReleased, StateResumed},
-		StateFailed:   {StateFailed},
-		StateGone:     {StateGone},
+	paths := map[plugin.HoldState][]plugin.HoldState{
+		plugin.StateHeld:     nil,
+		plugin.StateReleased: {plugin.StateReleased},
+		plugin.StateResumed:  {plugin.StateReleased, plugin.StateResumed},
+		plugin.StateFailed:   {plugin.StateFailed},
+		plugin.StateGone:     {plugin.StateGone},
 	}
 	_, _, err := s.InsertHeld(ctx, testHTLC(key, at))
 	require.NoError(t, err)
-	cur := StateHeld
+	cur := plugin.StateHeld
 	for i, next := range paths[state] {
-		_, err := s.Transition(ctx, key, []HoldState{cur}, next,
+		_, err := s.Transition(ctx, key, []plugin.HoldState{cur}, next,
 			"setup", at.Add(time.Duration(i+1)*time.Second))
 		require.NoError(t, err)
 		cur = next
@@ -207,28 +183,28 @@ func TestTransitionStateMachine(t *testing.T) {
 	s := newTestStore(t)
 
 	// Written out independently of the transitions table.
-	allowed := map[[2]HoldState]bool{
-		{StateHeld, StateReleased}:    true,
-		{StateHeld, StateFailed}:      true,
-		{StateHeld, StateGone}:        true,
-		{StateReleased, StateResumed}: true,
-		{StateReleased, StateFailed}:  true,
-		{StateReleased, StateGone}:    true,
+	allowed := map[[2]plugin.HoldState]bool{
+		{plugin.StateHeld, plugin.StateReleased}:    true,
+		{plugin.StateHeld, plugin.StateFailed}:      true,
+		{plugin.StateHeld, plugin.StateGone}:        true,
+		{plugin.StateReleased, plugin.StateResumed}: true,
+		{plugin.StateReleased, plugin.StateFailed}:  true,
+		{plugin.StateReleased, plugin.StateGone}:    true,
 	}
 
-	states := []HoldState{StateHeld, StateReleased, StateResumed,
-		StateFailed, StateGone}
+	states := []plugin.HoldState{plugin.StateHeld, plugin.StateReleased, plugin.StateResumed,
+		plugin.StateFailed, plugin.StateGone}
 	at := t0.Add(time.Hour)
 	var htlcID uint64
 	for _, from := range states {
 		for _, to := range states {
 			htlcID++
-			key := CircuitKey{ChanID: 100, HtlcID: htlcID}
+			key := plugin.CircuitKey{ChanID: 100, HtlcID: htlcID}
 			name := fmt.Sprintf("%s->%s", from, to)
 
 			t.Run(name, func(t *testing.T) {
-				require.Equal(t, allowed[[2]HoldState{from, to}],
-					ValidTransition(from, to))
+				require.Equal(t, allowed[[2]plugin.HoldState{from, to}],
+					plugin.ValidTransition(from, to))
 
 				reach(t, s, key, from, t0)
 				before, err := s.GetHeld(ctx, key)
@@ -236,10 +212,10 @@ func TestTransitionStateMachine(t *testing.T) {
 				require.Equal(t, from, before.State)
 
 				got, err := s.Transition(ctx, key,
-					[]HoldState{from}, to, "why", at)
-				if !allowed[[2]HoldState{from, to}] {
+					[]plugin.HoldState{from}, to, "why", at)
+				if !allowed[[2]plugin.HoldState{from, to}] {
 					require.ErrorIs(t, err,
-						ErrInvalidTransition)
+						plugin.ErrInvalidTransition)
 					after, err := s.GetHeld(ctx, key)
 					require.NoError(t, err)
 					require.Equal(t, before, after)
@@ -252,10 +228,10 @@ func TestTransitionStateMachine(t *testing.T) {
 				want.State = to
 				want.UpdatedAt = at
 				switch to {
-				case StateReleased:
+				case plugin.StateReleased:
 					want.ReleaseSource = "why"
 					want.ReleasedAt = at
-				case StateFailed:
+				case plugin.StateFailed:
 					want.FailReason = "why"
 					want.ResolvedAt = at
 				default:
@@ -269,7 +245,7 @@ func TestTransitionStateMachine(t *testing.T) {
 
 				events, err := s.Events(ctx, key)
 				require.NoError(t, err)
-				require.Equal(t, Event{Key: key, From: from,
+				require.Equal(t, plugin.StateChange{Key: key, From: from,
 					To: to, Note: "why", At: at},
 					events[len(events)-1])
 			})
@@ -281,81 +257,81 @@ func TestTransitionErrors(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	released := CircuitKey{ChanID: 5, HtlcID: 1}
-	reach(t, s, released, StateReleased, t0)
+	released := plugin.CircuitKey{ChanID: 5, HtlcID: 1}
+	reach(t, s, released, plugin.StateReleased, t0)
 	before, err := s.GetHeld(ctx, released)
 	require.NoError(t, err)
 
 	tests := []struct {
 		name        string
-		key         CircuitKey
-		from        []HoldState
-		to          HoldState
+		key         plugin.CircuitKey
+		from        []plugin.HoldState
+		to          plugin.HoldState
 		at          time.Time
 		wantErr     error
-		wantCurrent HoldState
+		wantCurrent plugin.HoldState
 	}{
 		{
 			name:        "compare-and-set mismatch",
 			key:         released,
-			from:        []HoldState{StateHeld},
-			to:          StateFailed,
+			from:        []plugin.HoldState{plugin.StateHeld},
+			to:          plugin.StateFailed,
 			at:          t0.Add(time.Minute),
-			wantErr:     ErrInvalidTransition,
-			wantCurrent: StateReleased,
+			wantErr:     plugin.ErrInvalidTransition,
+			wantCurrent: plugin.StateReleased,
 		},
 		{
 			name:        "repeated release",
 			key:         released,
-			from:        []HoldState{StateHeld},
-			to:          StateReleased,
+			from:        []plugin.HoldState{plugin.StateHeld},
+			to:          plugin.StateReleased,
 			at:          t0.Add(time.Minute),
-			wantErr:     ErrInvalidTransition,
-			wantCurrent: StateReleased,
+			wantErr:     plugin.ErrInvalidTransition,
+			wantCurrent: plugin.StateReleased,
 		},
 		{
 			name:    "edge not in machine",
 			key:     released,
-			from:    []HoldState{StateReleased},
-			to:      StateHeld,
+			from:    []plugin.HoldState{plugin.StateReleased},
+			to:      plugin.StateHeld,
 			at:      t0.Add(time.Minute),
-			wantErr: ErrInvalidTransition,
+			wantErr: plugin.ErrInvalidTransition,
 		},
 		{
 			name:    "one bad edge among from",
 			key:     released,
-			from:    []HoldState{StateReleased, StateGone},
-			to:      StateResumed,
+			from:    []plugin.HoldState{plugin.StateReleased, plugin.StateGone},
+			to:      plugin.StateResumed,
 			at:      t0.Add(time.Minute),
-			wantErr: ErrInvalidTransition,
+			wantErr: plugin.ErrInvalidTransition,
 		},
 		{
 			name:    "unknown target",
 			key:     released,
-			from:    []HoldState{StateHeld},
+			from:    []plugin.HoldState{plugin.StateHeld},
 			to:      "parked",
 			at:      t0.Add(time.Minute),
-			wantErr: ErrInvalidTransition,
+			wantErr: plugin.ErrInvalidTransition,
 		},
 		{
 			name:    "empty from",
 			key:     released,
-			to:      StateResumed,
+			to:      plugin.StateResumed,
 			at:      t0.Add(time.Minute),
-			wantErr: ErrInvalidTransition,
+			wantErr: plugin.ErrInvalidTransition,
 		},
 		{
 			name:    "zero time",
 			key:     released,
-			from:    []HoldState{StateReleased},
-			to:      StateResumed,
+			from:    []plugin.HoldState{plugin.StateReleased},
+			to:      plugin.StateResumed,
 			wantErr: ErrInvalidArgument,
 		},
 		{
 			name:    "unknown key",
-			key:     CircuitKey{ChanID: 5, HtlcID: 2},
-			from:    []HoldState{StateHeld},
-			to:      StateReleased,
+			key:     plugin.CircuitKey{ChanID: 5, HtlcID: 2},
+			from:    []plugin.HoldState{plugin.StateHeld},
+			to:      plugin.StateReleased,
 			at:      t0.Add(time.Minute),
 			wantErr: ErrNotFound,
 		},
@@ -366,7 +342,7 @@ func TestTransitionErrors(t *testing.T) {
 				"n", tc.at)
 			require.ErrorIs(t, err, tc.wantErr)
 
-			var te *TransitionError
+			var te *plugin.TransitionError
 			if tc.wantCurrent != "" {
 				require.ErrorAs(t, err, &te)
 				require.Equal(t, tc.wantCurrent, te.Current)
@@ -386,8 +362,8 @@ func TestTransitionErrors(t *testing.T) {
 func TestTransitionConcurrentCAS(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
-	key := CircuitKey{ChanID: 8, HtlcID: 8}
-	reach(t, s, key, StateHeld, t0)
+	key := plugin.CircuitKey{ChanID: 8, HtlcID: 8}
+	reach(t, s, key, plugin.StateHeld, t0)
 
 	const n = 10
 	var (
@@ -399,7 +375,7 @@ func TestTransitionConcurrentCAS(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			_, errs[i] = s.Transition(ctx, key,
-				[]HoldState{StateHeld}, StateReleased,
+				[]plugin.HoldState{plugin.StateHeld}, plugin.StateReleased,
 				fmt.Sprint("src", i), t0.Add(time.Second))
 		}()
 	}
@@ -411,9 +387,9 @@ func TestTransitionConcurrentCAS(t *testing.T) {
 			winners++
 			continue
 		}
-		var te *TransitionError
+		var te *plugin.TransitionError
 		require.ErrorAs(t, err, &te)
-		require.Equal(t, StateReleased, te.Current)
+		require.Equal(t, plugin.StateReleased, te.Current)
 	}
 	require.Equal(t, 1, winners)
 
@@ -426,23 +402,23 @@ func TestListHTLCs(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	peerA := [33]byte{0x02, 0xaa}
-	peerB := [33]byte{0x03, 0xbb}
+	peerA := route.Vertex{0x02, 0xaa}
+	peerB := route.Vertex{0x03, 0xbb}
 	type spec struct {
-		key   CircuitKey
+		key   plugin.CircuitKey
 		peer  [33]byte
 		held  time.Duration
-		state HoldState
+		state plugin.HoldState
 	}
 	// Inserted out of order; the two at +0s share HeldAt and must come
 	// out by unsigned chan id (1<<63 sorts after 5).
 	specs := []spec{
-		{CircuitKey{1 << 63, 0}, peerA, 0, StateHeld},
-		{CircuitKey{5, 9}, peerB, 2 * time.Second, StateReleased},
-		{CircuitKey{5, 1}, peerA, 0, StateResumed},
-		{CircuitKey{5, 2}, peerA, 0, StateHeld},
-		{CircuitKey{3, 3}, peerB, time.Second, StateGone},
-		{CircuitKey{4, 4}, peerA, 3 * time.Second, StateFailed},
+		{plugin.CircuitKey{ChanID: 1 << 63, HtlcID: 0}, peerA, 0, plugin.StateHeld},
+		{plugin.CircuitKey{ChanID: 5, HtlcID: 9}, peerB, 2 * time.Second, plugin.StateReleased},
+		{plugin.CircuitKey{ChanID: 5, HtlcID: 1}, peerA, 0, plugin.StateResumed},
+		{plugin.CircuitKey{ChanID: 5, HtlcID: 2}, peerA, 0, plugin.StateHeld},
+		{plugin.CircuitKey{ChanID: 3, HtlcID: 3}, peerB, time.Second, plugin.StateGone},
+		{plugin.CircuitKey{ChanID: 4, HtlcID: 4}, peerA, 3 * time.Second, plugin.StateFailed},
 	}
 	for _, sp := range specs {
 		h := testHTLC(sp.key, t0.Add(sp.held))
@@ -450,74 +426,74 @@ func TestListHTLCs(t *testing.T) {
 		_, _, err := s.InsertHeld(ctx, h)
 		require.NoError(t, err)
 		switch sp.state {
-		case StateHeld:
-		case StateResumed:
+		case plugin.StateHeld:
+		case plugin.StateResumed:
 			_, err = s.Transition(ctx, sp.key,
-				[]HoldState{StateHeld}, StateReleased, "",
+				[]plugin.HoldState{plugin.StateHeld}, plugin.StateReleased, "",
 				t0.Add(time.Hour))
 			require.NoError(t, err)
 			_, err = s.Transition(ctx, sp.key,
-				[]HoldState{StateReleased}, StateResumed, "",
+				[]plugin.HoldState{plugin.StateReleased}, plugin.StateResumed, "",
 				t0.Add(time.Hour))
 		default:
 			_, err = s.Transition(ctx, sp.key,
-				[]HoldState{StateHeld}, sp.state, "",
+				[]plugin.HoldState{plugin.StateHeld}, sp.state, "",
 				t0.Add(time.Hour))
 		}
 		require.NoError(t, err)
 	}
 
-	keys := func(hs []HeldHTLC) []CircuitKey {
-		out := []CircuitKey{}
+	keys := func(hs []plugin.HeldHTLC) []plugin.CircuitKey {
+		out := []plugin.CircuitKey{}
 		for _, h := range hs {
 			out = append(out, h.Key)
 		}
 		return out
 	}
-	k := func(c, h uint64) CircuitKey { return CircuitKey{c, h} }
+	k := func(c, h uint64) plugin.CircuitKey { return plugin.CircuitKey{ChanID: c, HtlcID: h} }
 
 	tests := []struct {
 		name string
-		f    ListFilter
-		want []CircuitKey
+		f    plugin.ListFilter
+		want []plugin.CircuitKey
 	}{
 		{
 			name: "all",
-			want: []CircuitKey{k(5, 1), k(5, 2), k(1<<63, 0),
+			want: []plugin.CircuitKey{k(5, 1), k(5, 2), k(1<<63, 0),
 				k(3, 3), k(5, 9), k(4, 4)},
 		},
 		{
 			name: "active",
-			f: ListFilter{States: []HoldState{StateHeld,
-				StateReleased}},
-			want: []CircuitKey{k(5, 2), k(1<<63, 0), k(5, 9)},
+			f: plugin.ListFilter{States: []plugin.HoldState{plugin.StateHeld,
+				plugin.StateReleased}},
+			want: []plugin.CircuitKey{k(5, 2), k(1<<63, 0), k(5, 9)},
 		},
 		{
 			name: "one state",
-			f:    ListFilter{States: []HoldState{StateGone}},
-			want: []CircuitKey{k(3, 3)},
+			f:    plugin.ListFilter{States: []plugin.HoldState{plugin.StateGone}},
+			want: []plugin.CircuitKey{k(3, 3)},
 		},
 		{
 			name: "peer",
-			f:    ListFilter{Peer: &peerB},
-			want: []CircuitKey{k(3, 3), k(5, 9)},
+			f:    plugin.ListFilter{Peer: &peerB},
+			want: []plugin.CircuitKey{k(3, 3), k(5, 9)},
 		},
 		{
 			name: "peer and state",
-			f: ListFilter{Peer: &peerA,
-				States: []HoldState{StateHeld}},
-			want: []CircuitKey{k(5, 2), k(1<<63, 0)},
+			f: plugin.ListFilter{Peer: &peerA,
+				States: []plugin.HoldState{plugin.StateHeld}},
+			want: []plugin.CircuitKey{k(5, 2), k(1<<63, 0)},
 		},
 		{
 			name: "limit",
-			f:    ListFilter{Limit: 2},
-			want: []CircuitKey{k(5, 1), k(5, 2)},
+			f:    plugin.ListFilter{Limit: 2},
+			want: []plugin.CircuitKey{k(5, 1), k(5, 2)},
 		},
 		{
 			name: "no match",
-			f: ListFilter{Peer: &[33]byte{0x02},
-				States: []HoldState{StateHeld}},
-			want: []CircuitKey{},
+			f: plugin.ListFilter{Peer: &route.Vertex{0x02},
+				States: []plugin.HoldState{plugin.StateHeld}},
+			want: []plugin.CircuitKey{},
 		},
 	}
 	for _, tc := range tests {
@@ -545,14 +521,14 @@ func TestListHTLCs(t *testing.T) {
 		}
 		return a.key.HtlcID < b.key.HtlcID
 	})
-	all, err := s.ListHTLCs(ctx, ListFilter{})
+	all, err := s.ListHTLCs(ctx, plugin.ListFilter{})
 	require.NoError(t, err)
 	for i, sp := range sorted {
 		require.Equal(t, sp.key, all[i].Key)
 		require.Equal(t, sp.state, all[i].State)
 	}
 
-	_, err = s.ListHTLCs(ctx, ListFilter{States: []HoldState{"parked"}})
+	_, err = s.ListHTLCs(ctx, plugin.ListFilter{States: []plugin.HoldState{"parked"}})
 	require.ErrorIs(t, err, ErrInvalidArgument)
 }
 
@@ -560,12 +536,12 @@ func TestPruneResolved(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	held := CircuitKey{ChanID: 1, HtlcID: 1}
-	failed := CircuitKey{ChanID: 1, HtlcID: 2}
-	resumed := CircuitKey{ChanID: 1, HtlcID: 3}
-	reach(t, s, held, StateHeld, t0)
-	reach(t, s, failed, StateFailed, t0)                  // resolved t0+1s
-	reach(t, s, resumed, StateResumed, t0.Add(time.Hour)) // +1h2s
+	held := plugin.CircuitKey{ChanID: 1, HtlcID: 1}
+	failed := plugin.CircuitKey{ChanID: 1, HtlcID: 2}
+	resumed := plugin.CircuitKey{ChanID: 1, HtlcID: 3}
+	reach(t, s, held, plugin.StateHeld, t0)
+	reach(t, s, failed, plugin.StateFailed, t0)                  // resolved t0+1s
+	reach(t, s, resumed, plugin.StateResumed, t0.Add(time.Hour)) // +1h2s
 
 	n, err := s.PruneResolved(ctx, t0.Add(time.Minute))
 	require.NoError(t, err)
@@ -604,7 +580,7 @@ func TestConcurrentInsertHeld(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				key := CircuitKey{ChanID: uint64(w + 1),
+				key := plugin.CircuitKey{ChanID: uint64(w + 1),
 					HtlcID: uint64(i)}
 				_, ok, err := s.InsertHeld(ctx, testHTLC(key, t0))
 				if err == nil && !ok {
@@ -620,12 +596,12 @@ func TestConcurrentInsertHeld(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	all, err := s.ListHTLCs(ctx, ListFilter{})
+	all, err := s.ListHTLCs(ctx, plugin.ListFilter{})
 	require.NoError(t, err)
 	require.Len(t, all, workers*each)
 	for w := range workers {
 		for i := range each {
-			key := CircuitKey{ChanID: uint64(w + 1), HtlcID: uint64(i)}
+			key := plugin.CircuitKey{ChanID: uint64(w + 1), HtlcID: uint64(i)}
 			got, err := s.GetHeld(ctx, key)
 			require.NoError(t, err)
 			require.Equal(t, testHTLC(key, t0), got)

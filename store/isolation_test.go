@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdd/holdd/mailbox"
+	"github.com/holdd/holdd/plugin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -94,7 +96,7 @@ func TestMailboxFloodDelaysHoldOneBatch(t *testing.T) {
 			defer wg.Done()
 			m := mbMsg(rcpt, byte(i), 100, t0)
 			_, err := s.PutMailboxMessage(ctx, m, false,
-				MailboxLimits{})
+				mailbox.StoreLimits{})
 			errs <- err
 		}()
 	}
@@ -110,7 +112,7 @@ func TestMailboxFloodDelaysHoldOneBatch(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, _, err := s.InsertHeld(ctx, testHTLC(CircuitKey{ChanID: 1,
+		_, _, err := s.InsertHeld(ctx, testHTLC(plugin.CircuitKey{ChanID: 1,
 			HtlcID: 1}, t0))
 		errs <- err
 	}()
@@ -164,12 +166,12 @@ func TestExpireMailboxMessagesInChunks(t *testing.T) {
 	registerTest(t, s, rcpt)
 	for i := range n {
 		_, err := s.PutMailboxMessage(ctx, mbMsg(rcpt, byte(i), 10, t0),
-			false, MailboxLimits{})
+			false, mailbox.StoreLimits{})
 		require.NoError(t, err)
 	}
 	late, err := s.PutMailboxMessage(ctx,
 		mbMsg(rcpt, 0xff, 10, t0.Add(time.Hour)), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 
 	before := s.mailbox.batches.Load()
@@ -218,14 +220,14 @@ func TestHoldBatchGoesBeforeWaitingMailboxBatch(t *testing.T) {
 	done := make(chan error, 2)
 	go func() {
 		_, err := s.PutMailboxMessage(ctx, mbMsg(rcpt, 1, 10, t0),
-			false, MailboxLimits{})
+			false, mailbox.StoreLimits{})
 		done <- err
 	}()
 	require.Eventually(t, func() bool {
 		return turnWaiting(s) == 1 || connWaits(s) > waitsBefore
 	}, 10*time.Second, time.Millisecond)
 	go func() {
-		_, _, err := s.InsertHeld(ctx, testHTLC(CircuitKey{ChanID: 1,
+		_, _, err := s.InsertHeld(ctx, testHTLC(plugin.CircuitKey{ChanID: 1,
 			HtlcID: 1}, t0))
 		done <- err
 	}()
@@ -327,7 +329,7 @@ func TestMailboxBatchRunsDuringHoldLoad(t *testing.T) {
 	var holdsAtMailbox atomic.Int64
 	go func() {
 		_, err := s.PutMailboxMessage(ctx, mbMsg(rcpt, 1, 10, t0),
-			false, MailboxLimits{})
+			false, mailbox.StoreLimits{})
 		holdsAtMailbox.Store(holds.Load())
 		mailboxDone <- err
 	}()
@@ -360,7 +362,7 @@ func putMessages(t *testing.T, s *Store, rcpt [33]byte, n int) []int64 {
 	ids := make([]int64, n)
 	for i := range n {
 		p, err := s.PutMailboxMessage(context.Background(),
-			mbMsg(rcpt, byte(i), 10, t0), false, MailboxLimits{})
+			mbMsg(rcpt, byte(i), 10, t0), false, mailbox.StoreLimits{})
 		require.NoError(t, err)
 		ids[i] = p.ID
 	}
@@ -394,7 +396,7 @@ func TestDropClaimedMailboxMessagesInChunks(t *testing.T) {
 	})
 	for i, r := range removed {
 		require.Equal(t, want[i], r.ID)
-		require.Equal(t, MailboxRemoved{ID: r.ID, Recipient: rcpt,
+		require.Equal(t, mailbox.RemovedMessage{ID: r.ID, Recipient: rcpt,
 			Size: 10}, r)
 	}
 
@@ -439,7 +441,7 @@ func TestUnregisterMailboxRecipientInChunks(t *testing.T) {
 				s.mailbox.batches.Load()-before)
 			require.Len(t, removed, tc.messages)
 			for i, r := range removed {
-				require.Equal(t, MailboxRemoved{ID: ids[i],
+				require.Equal(t, mailbox.RemovedMessage{ID: ids[i],
 					Recipient: a, Size: 10}, r)
 			}
 

@@ -6,108 +6,26 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/holdd/holdd/mailbox"
 )
-
-// MailboxRecipient is a recipient registered with the mailbox.
-type MailboxRecipient struct {
-	// Peer is the recipient's node key, as lnd authenticated it.
-	Peer [33]byte
-
-	RegisteredAt time.Time
-	RefreshedAt  time.Time
-
-	// Messages and Bytes are what is stored for the recipient now. They
-	// are filled in by ListMailboxRecipients only.
-	Messages int64
-	Bytes    int64
-}
-
-// MailboxMessage is one stored onion message.
-type MailboxMessage struct {
-	// ID orders messages: a recipient's are delivered in ID order and the
-	// lowest IDs are evicted first.
-	ID int64
-
-	Recipient [33]byte
-	PathKey   [33]byte
-	Onion     []byte
-
-	ReceivedAt time.Time
-
-	// ClaimedAt is set while the message is being handed to lnd.
-	ClaimedAt time.Time
-}
-
-// Size is what the message counts against the byte bounds.
-func (m *MailboxMessage) Size() int64 {
-	return int64(len(m.Onion))
-}
-
-// MailboxLimits bound what PutMailboxMessage keeps. Zero means no bound.
-// Every stored message counts, but only messages that are not claimed are
-// evicted: a claimed one is in flight to lnd and about to go anyway.
-type MailboxLimits struct {
-	RecipientCount int64
-	RecipientBytes int64
-	TotalCount     int64
-	TotalBytes     int64
-}
-
-// EvictReason says which bound made PutMailboxMessage drop a message.
-type EvictReason string
-
-const (
-	// EvictRecipientCount: the recipient had too many messages.
-	EvictRecipientCount EvictReason = "recipient_count"
-
-	// EvictRecipientBytes: the recipient's messages were too large.
-	EvictRecipientBytes EvictReason = "recipient_bytes"
-
-	// EvictTotalCount: the mailbox held too many messages.
-	EvictTotalCount EvictReason = "total_count"
-
-	// EvictTotalBytes: the mailbox's messages were too large.
-	EvictTotalBytes EvictReason = "total_bytes"
-)
-
-// MailboxRemoved describes a message that a call deleted.
-type MailboxRemoved struct {
-	ID        int64
-	Recipient [33]byte
-	Size      int64
-
-	// Reason is set for evictions only.
-	Reason EvictReason
-}
-
-// MailboxPut is the result of PutMailboxMessage.
-type MailboxPut struct {
-	ID int64
-
-	// Claimed reports whether the message was stored claimed.
-	Claimed bool
-
-	// Evicted lists the older messages dropped to make room, oldest
-	// first.
-	Evicted []MailboxRemoved
-}
 
 // RegisterMailboxRecipient registers peer, or refreshes its registration.
 // created reports a new registration; a refresh keeps RegisteredAt.
 func (s *Store) RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
-	now time.Time) (MailboxRecipient, bool, error) {
+	now time.Time) (mailbox.Recipient, bool, error) {
 
 	if now.IsZero() {
-		return MailboxRecipient{}, false, fmt.Errorf("%w: zero "+
+		return mailbox.Recipient{}, false, fmt.Errorf("%w: zero "+
 			"registration time", ErrInvalidArgument)
 	}
 	nowNs, err := timeNanos(now, "now")
 	if err != nil {
-		return MailboxRecipient{}, false, err
+		return mailbox.Recipient{}, false, err
 	}
 
 	var (
-		r       = MailboxRecipient{Peer: peer}
+		r       = mailbox.Recipient{Peer: peer}
 		created bool
 	)
 	err = s.mailbox.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -139,7 +57,7 @@ func (s *Store) RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
 		return nil
 	})
 	if err != nil {
-		return MailboxRecipient{}, false, fmt.Errorf("register mailbox "+
+		return mailbox.Recipient{}, false, fmt.Errorf("register mailbox "+
 			"recipient %x: %w", peer, err)
 	}
 
@@ -155,12 +73,12 @@ func (s *Store) RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
 // without a recipient. On an error it returns the messages it deleted
 // before it.
 func (s *Store) UnregisterMailboxRecipient(ctx context.Context,
-	peer [33]byte) ([]MailboxRemoved, bool, error) {
+	peer [33]byte) ([]mailbox.RemovedMessage, bool, error) {
 
-	var removed []MailboxRemoved
+	var removed []mailbox.RemovedMessage
 	for {
 		var (
-			chunk []MailboxRemoved
+			chunk []mailbox.RemovedMessage
 			found bool
 			last  bool
 		)
@@ -202,7 +120,7 @@ func (s *Store) UnregisterMailboxRecipient(ctx context.Context,
 
 // ListMailboxRecipients returns every registration with what is stored for
 // it, ordered by peer key.
-func (s *Store) ListMailboxRecipients(ctx context.Context) ([]MailboxRecipient,
+func (s *Store) ListMailboxRecipients(ctx context.Context) ([]mailbox.Recipient,
 	error) {
 
 	rows, err := s.db.QueryContext(ctx, `SELECT r.peer, r.registered_at,
@@ -215,10 +133,10 @@ func (s *Store) ListMailboxRecipients(ctx context.Context) ([]MailboxRecipient,
 	}
 	defer rows.Close()
 
-	var out []MailboxRecipient
+	var out []mailbox.Recipient
 	for rows.Next() {
 		var (
-			r        MailboxRecipient
+			r        mailbox.Recipient
 			peer     []byte
 			reg, ref int64
 		)
@@ -250,44 +168,44 @@ func (s *Store) ListMailboxRecipients(ctx context.Context) ([]MailboxRecipient,
 // A recipient that is not registered gets ErrNotFound; a message larger
 // than a byte bound can never fit and gets ErrInvalidArgument. Neither
 // changes anything.
-func (s *Store) PutMailboxMessage(ctx context.Context, m MailboxMessage,
-	claim bool, lim MailboxLimits) (MailboxPut, error) {
+func (s *Store) PutMailboxMessage(ctx context.Context, m mailbox.StoredMessage,
+	claim bool, lim mailbox.StoreLimits) (mailbox.PutResult, error) {
 
 	size := m.Size()
 	switch {
 	case size == 0:
-		return MailboxPut{}, fmt.Errorf("%w: empty onion",
+		return mailbox.PutResult{}, fmt.Errorf("%w: empty onion",
 			ErrInvalidArgument)
 
 	case m.ReceivedAt.IsZero():
-		return MailboxPut{}, fmt.Errorf("%w: zero received time",
+		return mailbox.PutResult{}, fmt.Errorf("%w: zero received time",
 			ErrInvalidArgument)
 
 	case lim.RecipientCount < 0 || lim.RecipientBytes < 0 ||
 		lim.TotalCount < 0 || lim.TotalBytes < 0:
 
-		return MailboxPut{}, fmt.Errorf("%w: negative mailbox limit",
+		return mailbox.PutResult{}, fmt.Errorf("%w: negative mailbox limit",
 			ErrInvalidArgument)
 
 	case (lim.RecipientBytes > 0 && size > lim.RecipientBytes) ||
 		(lim.TotalBytes > 0 && size > lim.TotalBytes):
 
-		return MailboxPut{}, fmt.Errorf("%w: %d-byte message exceeds "+
+		return mailbox.PutResult{}, fmt.Errorf("%w: %d-byte message exceeds "+
 			"a byte bound", ErrInvalidArgument, size)
 	}
 	recv, err := timeNanos(m.ReceivedAt, "ReceivedAt")
 	if err != nil {
-		return MailboxPut{}, err
+		return mailbox.PutResult{}, err
 	}
 
-	var put MailboxPut
+	var put mailbox.PutResult
 	err = s.mailbox.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		put, err = putMailboxMessage(ctx, tx, m, recv, claim, lim)
 		return err
 	})
 	if err != nil {
-		return MailboxPut{}, fmt.Errorf("store mailbox message for %x: "+
+		return mailbox.PutResult{}, fmt.Errorf("store mailbox message for %x: "+
 			"%w", m.Recipient, err)
 	}
 
@@ -296,12 +214,12 @@ func (s *Store) PutMailboxMessage(ctx context.Context, m MailboxMessage,
 
 // putMailboxMessage is PutMailboxMessage's write, in tx. recv is
 // m.ReceivedAt in unix nanoseconds.
-func putMailboxMessage(ctx context.Context, tx *sql.Tx, m MailboxMessage,
-	recv int64, claim bool, lim MailboxLimits) (MailboxPut, error) {
+func putMailboxMessage(ctx context.Context, tx *sql.Tx, m mailbox.StoredMessage,
+	recv int64, claim bool, lim mailbox.StoreLimits) (mailbox.PutResult, error) {
 
 	var (
 		size = m.Size()
-		put  MailboxPut
+		put  mailbox.PutResult
 		n    int
 	)
 	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM
@@ -311,8 +229,7 @@ func putMailboxMessage(ctx context.Context, tx *sql.Tx, m MailboxMessage,
 		return put, err
 	}
 	if n == 0 {
-		return put, fmt.Errorf("%w: recipient not registered",
-			ErrNotFound)
+		return put, notFound(mailbox.ErrNotRegistered)
 	}
 
 	evicted, err := evictRecipient(ctx, tx, m.Recipient, size, lim)
@@ -362,11 +279,11 @@ const evictBatch = 64
 type usage struct {
 	count, bytes       int64
 	maxCount, maxBytes int64
-	byCount, byBytes   EvictReason
+	byCount, byBytes   mailbox.EvictReason
 }
 
 // over returns the bound one more message of size bytes would exceed.
-func (u *usage) over(size int64) EvictReason {
+func (u *usage) over(size int64) mailbox.EvictReason {
 	switch {
 	case u.maxCount > 0 && u.count+1 > u.maxCount:
 		return u.byCount
@@ -380,11 +297,11 @@ func (u *usage) over(size int64) EvictReason {
 // evictRecipient drops recipient's oldest unclaimed messages until one
 // more of size bytes fits its bounds.
 func evictRecipient(ctx context.Context, tx *sql.Tx, recipient [33]byte,
-	size int64, lim MailboxLimits) ([]MailboxRemoved, error) {
+	size int64, lim mailbox.StoreLimits) ([]mailbox.RemovedMessage, error) {
 
 	u := usage{
 		maxCount: lim.RecipientCount, maxBytes: lim.RecipientBytes,
-		byCount: EvictRecipientCount, byBytes: EvictRecipientBytes,
+		byCount: mailbox.EvictRecipientCount, byBytes: mailbox.EvictRecipientBytes,
 	}
 	if u.maxCount == 0 && u.maxBytes == 0 {
 		return nil, nil
@@ -404,11 +321,11 @@ func evictRecipient(ctx context.Context, tx *sql.Tx, recipient [33]byte,
 // evictTotal drops the globally oldest unclaimed messages until one more of
 // size bytes fits the total bounds.
 func evictTotal(ctx context.Context, tx *sql.Tx, size int64,
-	lim MailboxLimits) ([]MailboxRemoved, error) {
+	lim mailbox.StoreLimits) ([]mailbox.RemovedMessage, error) {
 
 	u := usage{
 		maxCount: lim.TotalCount, maxBytes: lim.TotalBytes,
-		byCount: EvictTotalCount, byBytes: EvictTotalBytes,
+		byCount: mailbox.EvictTotalCount, byBytes: mailbox.EvictTotalBytes,
 	}
 	if u.maxCount == 0 && u.maxBytes == 0 {
 		return nil, nil
@@ -429,10 +346,10 @@ func evictTotal(ctx context.Context, tx *sql.Tx, size int64,
 // size bytes would exceed u. When the candidates run out first, the rest
 // is claimed and in flight, and the bound stays exceeded by those.
 func evictOldest(ctx context.Context, tx *sql.Tx, u *usage, size int64,
-	query string, args ...any) ([]MailboxRemoved, error) {
+	query string, args ...any) ([]mailbox.RemovedMessage, error) {
 
 	var (
-		out    []MailboxRemoved
+		out    []mailbox.RemovedMessage
 		lastID int64
 	)
 	for u.over(size) != "" {
@@ -473,7 +390,7 @@ func evictOldest(ctx context.Context, tx *sql.Tx, u *usage, size int64,
 // NextMailboxMessages returns up to limit of recipient's unclaimed
 // messages, oldest first.
 func (s *Store) NextMailboxMessages(ctx context.Context, recipient [33]byte,
-	limit int) ([]MailboxMessage, error) {
+	limit int) ([]mailbox.StoredMessage, error) {
 
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: limit %d", ErrInvalidArgument, limit)
@@ -487,10 +404,10 @@ func (s *Store) NextMailboxMessages(ctx context.Context, recipient [33]byte,
 	}
 	defer rows.Close()
 
-	var out []MailboxMessage
+	var out []mailbox.StoredMessage
 	for rows.Next() {
 		var (
-			m             MailboxMessage
+			m             mailbox.StoredMessage
 			rcpt, pathKey []byte
 			recv, claimed int64
 		)
@@ -583,7 +500,7 @@ const deleteChunk = 512
 // before cutoff and returns them. On an error it returns those it deleted
 // before it.
 func (s *Store) ExpireMailboxMessages(ctx context.Context,
-	cutoff time.Time) ([]MailboxRemoved, error) {
+	cutoff time.Time) ([]mailbox.RemovedMessage, error) {
 
 	cut, err := timeNanos(cutoff, "cutoff")
 	if err != nil {
@@ -604,7 +521,7 @@ func (s *Store) ExpireMailboxMessages(ctx context.Context,
 // expiry it deletes in chunks, each a write of its own; on an error it
 // returns those it deleted before it.
 func (s *Store) DropClaimedMailboxMessages(ctx context.Context) (
-	[]MailboxRemoved, error) {
+	[]mailbox.RemovedMessage, error) {
 
 	return s.deleteMailboxInChunks(ctx, "drop claimed mailbox messages",
 		`DELETE FROM mailbox_messages WHERE id IN (SELECT id FROM
@@ -618,12 +535,12 @@ func (s *Store) DropClaimedMailboxMessages(ctx context.Context) (
 // returns every removed message. On an error it returns those removed
 // before it.
 func (s *Store) deleteMailboxInChunks(ctx context.Context, what,
-	query string, args ...any) ([]MailboxRemoved, error) {
+	query string, args ...any) ([]mailbox.RemovedMessage, error) {
 
 	args = append(args, deleteChunk)
-	var removed []MailboxRemoved
+	var removed []mailbox.RemovedMessage
 	for {
-		var chunk []MailboxRemoved
+		var chunk []mailbox.RemovedMessage
 		err := s.mailbox.do(ctx, func(ctx context.Context,
 			tx *sql.Tx) error {
 
@@ -692,7 +609,7 @@ func (s *Store) MailboxUsage(ctx context.Context) (int64, int64, error) {
 
 // deleteReturning runs a DELETE ... RETURNING id, recipient, size.
 func deleteReturning(ctx context.Context, tx *sql.Tx, query string,
-	args ...any) ([]MailboxRemoved, error) {
+	args ...any) ([]mailbox.RemovedMessage, error) {
 
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -703,13 +620,13 @@ func deleteReturning(ctx context.Context, tx *sql.Tx, query string,
 }
 
 // scanRemoved reads (id, recipient, size) rows and closes them.
-func scanRemoved(rows *sql.Rows) ([]MailboxRemoved, error) {
+func scanRemoved(rows *sql.Rows) ([]mailbox.RemovedMessage, error) {
 	defer rows.Close()
 
-	var out []MailboxRemoved
+	var out []mailbox.RemovedMessage
 	for rows.Next() {
 		var (
-			r    MailboxRemoved
+			r    mailbox.RemovedMessage
 			rcpt []byte
 		)
 		if err := rows.Scan(&r.ID, &rcpt, &r.Size); err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdd/holdd/mailbox"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,8 +20,8 @@ func mbPeer(b byte) [33]byte {
 }
 
 // mbMsg returns a message for rcpt whose onion is size bytes of tag.
-func mbMsg(rcpt [33]byte, tag byte, size int, at time.Time) MailboxMessage {
-	m := MailboxMessage{
+func mbMsg(rcpt [33]byte, tag byte, size int, at time.Time) mailbox.StoredMessage {
+	m := mailbox.StoredMessage{
 		Recipient:  rcpt,
 		Onion:      bytes.Repeat([]byte{tag}, size),
 		ReceivedAt: at,
@@ -78,25 +79,25 @@ func TestMailboxRegisterIdempotent(t *testing.T) {
 	r, created, err := s.RegisterMailboxRecipient(ctx, a, t0)
 	require.NoError(t, err)
 	require.True(t, created)
-	require.Equal(t, MailboxRecipient{Peer: a, RegisteredAt: t0,
+	require.Equal(t, mailbox.Recipient{Peer: a, RegisteredAt: t0,
 		RefreshedAt: t0}, r)
 
 	later := t0.Add(time.Hour)
 	r, created, err = s.RegisterMailboxRecipient(ctx, a, later)
 	require.NoError(t, err)
 	require.False(t, created)
-	require.Equal(t, MailboxRecipient{Peer: a, RegisteredAt: t0,
+	require.Equal(t, mailbox.Recipient{Peer: a, RegisteredAt: t0,
 		RefreshedAt: later}, r)
 
 	_, _, err = s.RegisterMailboxRecipient(ctx, b, later)
 	require.NoError(t, err)
 	_, err = s.PutMailboxMessage(ctx, mbMsg(a, 7, 10, later), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 
 	list, err := s.ListMailboxRecipients(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []MailboxRecipient{
+	require.Equal(t, []mailbox.Recipient{
 		{Peer: a, RegisteredAt: t0, RefreshedAt: later, Messages: 1,
 			Bytes: 10},
 		{Peer: b, RegisteredAt: later, RefreshedAt: later},
@@ -116,21 +117,21 @@ func TestMailboxOrderClaimUnclaimDelete(t *testing.T) {
 	for i, tag := range []byte{'x', 'y', 'z'} {
 		at := t0.Add(time.Duration(i) * time.Second)
 		put, err := s.PutMailboxMessage(ctx, mbMsg(a, tag, 5, at),
-			false, MailboxLimits{})
+			false, mailbox.StoreLimits{})
 		require.NoError(t, err)
 		require.False(t, put.Claimed)
 		require.Empty(t, put.Evicted)
 		ids = append(ids, put.ID)
 	}
 	_, err := s.PutMailboxMessage(ctx, mbMsg(b, 'q', 3, t0), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 
 	msgs, err := s.NextMailboxMessages(ctx, a, 2)
 	require.NoError(t, err)
 	want := mbMsg(a, 'x', 5, t0)
 	want.ID = ids[0]
-	require.Equal(t, []MailboxMessage{want, {
+	require.Equal(t, []mailbox.StoredMessage{want, {
 		ID: ids[1], Recipient: a, PathKey: mbMsg(a, 'y', 0, t0).PathKey,
 		Onion: []byte("yyyyy"), ReceivedAt: t0.Add(time.Second),
 	}}, msgs)
@@ -172,7 +173,7 @@ func TestMailboxOrderClaimUnclaimDelete(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	put, err := s.PutMailboxMessage(ctx, mbMsg(a, 'w', 1, t0), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 	require.Greater(t, put.ID, ids[2])
 	require.Equal(t, []byte("yw"), waitingTags(t, s, a))
@@ -194,7 +195,7 @@ func TestMailboxPutClaimOnlyWhenAlone(t *testing.T) {
 	registerTest(t, s, a)
 
 	first, err := s.PutMailboxMessage(ctx, mbMsg(a, 'a', 4, t0), true,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 	require.True(t, first.Claimed)
 	require.Empty(t, waitingTags(t, s, a))
@@ -202,14 +203,14 @@ func TestMailboxPutClaimOnlyWhenAlone(t *testing.T) {
 	// Another message (even a claimed one) exists: the new one waits
 	// behind it, unclaimed.
 	second, err := s.PutMailboxMessage(ctx, mbMsg(a, 'b', 4, t0), true,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 	require.False(t, second.Claimed)
 	require.Equal(t, []byte("b"), waitingTags(t, s, a))
 
 	dropped, err := s.DropClaimedMailboxMessages(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []MailboxRemoved{{ID: first.ID, Recipient: a,
+	require.Equal(t, []mailbox.RemovedMessage{{ID: first.ID, Recipient: a,
 		Size: 4}}, dropped)
 	require.Equal(t, []byte("b"), waitingTags(t, s, a))
 }
@@ -222,22 +223,22 @@ func TestMailboxPutRefusesBadInput(t *testing.T) {
 
 	tests := []struct {
 		name string
-		msg  MailboxMessage
-		lim  MailboxLimits
+		msg  mailbox.StoredMessage
+		lim  mailbox.StoreLimits
 		want error
 	}{
-		{"unregistered", mbMsg(mbPeer(9), 1, 4, t0), MailboxLimits{},
+		{"unregistered", mbMsg(mbPeer(9), 1, 4, t0), mailbox.StoreLimits{},
 			ErrNotFound},
-		{"empty onion", mbMsg(a, 1, 0, t0), MailboxLimits{},
+		{"empty onion", mbMsg(a, 1, 0, t0), mailbox.StoreLimits{},
 			ErrInvalidArgument},
-		{"zero time", mbMsg(a, 1, 4, time.Time{}), MailboxLimits{},
+		{"zero time", mbMsg(a, 1, 4, time.Time{}), mailbox.StoreLimits{},
 			ErrInvalidArgument},
 		{"negative limit", mbMsg(a, 1, 4, t0),
-			MailboxLimits{TotalCount: -1}, ErrInvalidArgument},
+			mailbox.StoreLimits{TotalCount: -1}, ErrInvalidArgument},
 		{"over recipient bytes", mbMsg(a, 1, 11, t0),
-			MailboxLimits{RecipientBytes: 10}, ErrInvalidArgument},
+			mailbox.StoreLimits{RecipientBytes: 10}, ErrInvalidArgument},
 		{"over total bytes", mbMsg(a, 1, 11, t0),
-			MailboxLimits{TotalBytes: 10}, ErrInvalidArgument},
+			mailbox.StoreLimits{TotalBytes: 10}, ErrInvalidArgument},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,87 +263,87 @@ func TestMailboxEviction(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		lim  MailboxLimits
+		lim  mailbox.StoreLimits
 		// seed is stored without limits; every message but the
 		// claimed ones waits.
 		seed []put
 		next put
 
-		wantEvicted []EvictReason
+		wantEvicted []mailbox.EvictReason
 		// evictedTags are the evicted messages' tags, oldest first.
 		evictedTags []byte
 		wantA       []byte
 		wantB       []byte
 	}{{
 		name: "recipient count drops its oldest",
-		lim:  MailboxLimits{RecipientCount: 2},
+		lim:  mailbox.StoreLimits{RecipientCount: 2},
 		seed: []put{{a, 'a', 1, false}, {b, 'B', 1, false},
 			{a, 'b', 1, false}},
 		next:        put{a, 'c', 1, false},
-		wantEvicted: []EvictReason{EvictRecipientCount},
+		wantEvicted: []mailbox.EvictReason{mailbox.EvictRecipientCount},
 		evictedTags: []byte("a"),
 		wantA:       []byte("bc"),
 		wantB:       []byte("B"),
 	}, {
 		name: "recipient bytes drops as many as needed",
-		lim:  MailboxLimits{RecipientBytes: 10},
+		lim:  mailbox.StoreLimits{RecipientBytes: 10},
 		seed: []put{{a, 'a', 4, false}, {a, 'b', 4, false},
 			{b, 'B', 9, false}, {a, 'c', 2, false}},
 		next: put{a, 'd', 7, false},
-		wantEvicted: []EvictReason{EvictRecipientBytes,
-			EvictRecipientBytes},
+		wantEvicted: []mailbox.EvictReason{mailbox.EvictRecipientBytes,
+			mailbox.EvictRecipientBytes},
 		evictedTags: []byte("ab"),
 		wantA:       []byte("cd"),
 		wantB:       []byte("B"),
 	}, {
 		name: "total count drops the globally oldest",
-		lim:  MailboxLimits{TotalCount: 3},
+		lim:  mailbox.StoreLimits{TotalCount: 3},
 		seed: []put{{b, 'B', 1, false}, {a, 'a', 1, false},
 			{b, 'C', 1, false}},
 		next:        put{a, 'b', 1, false},
-		wantEvicted: []EvictReason{EvictTotalCount},
+		wantEvicted: []mailbox.EvictReason{mailbox.EvictTotalCount},
 		evictedTags: []byte("B"),
 		wantA:       []byte("ab"),
 		wantB:       []byte("C"),
 	}, {
 		name: "total bytes drops the globally oldest",
-		lim:  MailboxLimits{TotalBytes: 10},
+		lim:  mailbox.StoreLimits{TotalBytes: 10},
 		seed: []put{{b, 'B', 3, false}, {a, 'a', 3, false},
 			{b, 'C', 3, false}},
 		next: put{a, 'b', 5, false},
-		wantEvicted: []EvictReason{EvictTotalBytes,
-			EvictTotalBytes},
+		wantEvicted: []mailbox.EvictReason{mailbox.EvictTotalBytes,
+			mailbox.EvictTotalBytes},
 		evictedTags: []byte("Ba"),
 		wantA:       []byte("b"),
 		wantB:       []byte("C"),
 	}, {
 		name: "recipient bound first, then total",
-		lim:  MailboxLimits{RecipientCount: 2, TotalCount: 3},
+		lim:  mailbox.StoreLimits{RecipientCount: 2, TotalCount: 3},
 		seed: []put{{b, 'B', 1, false}, {a, 'a', 1, false},
 			{b, 'C', 1, false}, {a, 'b', 1, false}},
 		next: put{a, 'c', 1, false},
-		wantEvicted: []EvictReason{EvictRecipientCount,
-			EvictTotalCount},
+		wantEvicted: []mailbox.EvictReason{mailbox.EvictRecipientCount,
+			mailbox.EvictTotalCount},
 		evictedTags: []byte("aB"),
 		wantA:       []byte("bc"),
 		wantB:       []byte("C"),
 	}, {
 		name:        "claimed messages count but are not evicted",
-		lim:         MailboxLimits{RecipientCount: 2},
+		lim:         mailbox.StoreLimits{RecipientCount: 2},
 		seed:        []put{{a, 'a', 1, true}, {a, 'b', 1, false}},
 		next:        put{a, 'c', 1, false},
-		wantEvicted: []EvictReason{EvictRecipientCount},
+		wantEvicted: []mailbox.EvictReason{mailbox.EvictRecipientCount},
 		evictedTags: []byte("b"),
 		wantA:       []byte("c"),
 	}, {
 		name:  "only in-flight messages: bound exceeded by those",
-		lim:   MailboxLimits{TotalCount: 1},
+		lim:   mailbox.StoreLimits{TotalCount: 1},
 		seed:  []put{{a, 'a', 1, true}},
 		next:  put{b, 'B', 1, false},
 		wantB: []byte("B"),
 	}, {
 		name: "within bounds nothing goes",
-		lim: MailboxLimits{RecipientCount: 3, RecipientBytes: 3,
+		lim: mailbox.StoreLimits{RecipientCount: 3, RecipientBytes: 3,
 			TotalCount: 4, TotalBytes: 4},
 		seed:  []put{{a, 'a', 1, false}, {b, 'B', 1, false}},
 		next:  put{a, 'b', 1, false},
@@ -361,7 +362,7 @@ func TestMailboxEviction(t *testing.T) {
 			for _, p := range tc.seed {
 				res, err := s.PutMailboxMessage(ctx,
 					mbMsg(p.rcpt, p.tag, p.size, t0),
-					p.claim, MailboxLimits{})
+					p.claim, mailbox.StoreLimits{})
 				require.NoError(t, err)
 				require.Equal(t, p.claim, res.Claimed)
 				tagOf[res.ID] = p.tag
@@ -373,7 +374,7 @@ func TestMailboxEviction(t *testing.T) {
 					t0), tc.next.claim, tc.lim)
 			require.NoError(t, err)
 
-			var reasons []EvictReason
+			var reasons []mailbox.EvictReason
 			var tags []byte
 			for _, e := range res.Evicted {
 				reasons = append(reasons, e.Reason)
@@ -405,18 +406,18 @@ func TestMailboxExpire(t *testing.T) {
 	registerTest(t, s, a, b)
 
 	old, err := s.PutMailboxMessage(ctx, mbMsg(a, 'a', 3, t0), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 	edge, err := s.PutMailboxMessage(ctx,
-		mbMsg(b, 'B', 4, t0.Add(time.Minute)), false, MailboxLimits{})
+		mbMsg(b, 'B', 4, t0.Add(time.Minute)), false, mailbox.StoreLimits{})
 	require.NoError(t, err)
 	_, err = s.PutMailboxMessage(ctx,
 		mbMsg(a, 'b', 5, t0.Add(time.Minute+1)), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 	// In flight: left to its sender even though it is old.
 	claimed, err := s.PutMailboxMessage(ctx, mbMsg(a, 'c', 1, t0), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 	ok, err := s.ClaimMailboxMessage(ctx, claimed.ID, t0)
 	require.NoError(t, err)
@@ -424,7 +425,7 @@ func TestMailboxExpire(t *testing.T) {
 
 	removed, err := s.ExpireMailboxMessages(ctx, t0.Add(time.Minute))
 	require.NoError(t, err)
-	require.ElementsMatch(t, []MailboxRemoved{
+	require.ElementsMatch(t, []mailbox.RemovedMessage{
 		{ID: old.ID, Recipient: a, Size: 3},
 		{ID: edge.ID, Recipient: b, Size: 4},
 	}, removed)
@@ -449,13 +450,13 @@ func TestMailboxUnregisterDropsMessages(t *testing.T) {
 	registerTest(t, s, a, b)
 
 	p1, err := s.PutMailboxMessage(ctx, mbMsg(a, 'a', 3, t0), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 	p2, err := s.PutMailboxMessage(ctx, mbMsg(a, 'b', 2, t0), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 	_, err = s.PutMailboxMessage(ctx, mbMsg(b, 'B', 2, t0), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 
 	withMsgs, err := s.MailboxRecipientsWithMessages(ctx)
@@ -465,7 +466,7 @@ func TestMailboxUnregisterDropsMessages(t *testing.T) {
 	removed, found, err := s.UnregisterMailboxRecipient(ctx, a)
 	require.NoError(t, err)
 	require.True(t, found)
-	require.Equal(t, []MailboxRemoved{
+	require.Equal(t, []mailbox.RemovedMessage{
 		{ID: p1.ID, Recipient: a, Size: 3},
 		{ID: p2.ID, Recipient: a, Size: 2},
 	}, removed)
@@ -485,7 +486,7 @@ func TestMailboxUnregisterDropsMessages(t *testing.T) {
 	require.Equal(t, b, list[0].Peer)
 
 	_, err = s.PutMailboxMessage(ctx, mbMsg(a, 'c', 1, t0), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.ErrorIs(t, err, ErrNotFound)
 	checkUsage(t, s)
 }
@@ -499,10 +500,10 @@ func TestMailboxSurvivesReopen(t *testing.T) {
 	require.NoError(t, err)
 	registerTest(t, s, a)
 	waiting, err := s.PutMailboxMessage(ctx, mbMsg(a, 'a', 3, t0), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 	inFlight, err := s.PutMailboxMessage(ctx, mbMsg(a, 'b', 3, t0), false,
-		MailboxLimits{})
+		mailbox.StoreLimits{})
 	require.NoError(t, err)
 	ok, err := s.ClaimMailboxMessage(ctx, inFlight.ID, t0.Add(time.Second))
 	require.NoError(t, err)
@@ -512,13 +513,13 @@ func TestMailboxSurvivesReopen(t *testing.T) {
 	s = openTest(t, path)
 	dropped, err := s.DropClaimedMailboxMessages(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []MailboxRemoved{{ID: inFlight.ID, Recipient: a,
+	require.Equal(t, []mailbox.RemovedMessage{{ID: inFlight.ID, Recipient: a,
 		Size: 3}}, dropped)
 
 	msgs, err := s.NextMailboxMessages(ctx, a, 10)
 	require.NoError(t, err)
 	want := mbMsg(a, 'a', 3, t0)
 	want.ID = waiting.ID
-	require.Equal(t, []MailboxMessage{want}, msgs)
+	require.Equal(t, []mailbox.StoredMessage{want}, msgs)
 	checkUsage(t, s)
 }

@@ -11,6 +11,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/holdd/holdd/plugin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -207,18 +208,18 @@ func TestMigratePathExpiryBackfill(t *testing.T) {
 	week := heldAt.Add(7 * 24 * time.Hour)
 	rows := []struct {
 		htlcID   uint64
-		state    HoldState
+		state    plugin.HoldState
 		deadline time.Time
 		want     time.Time
 	}{
-		{1, StateHeld, time.Time{},
+		{1, plugin.StateHeld, time.Time{},
 			week.Truncate(time.Second).Add(time.Second)},
-		{2, StateReleased, heldAt.Add(time.Hour),
+		{2, plugin.StateReleased, heldAt.Add(time.Hour),
 			heldAt.Add(time.Hour).Truncate(time.Second).Add(
 				time.Second)},
-		{3, StateHeld, heldAt.Add(30 * 24 * time.Hour),
+		{3, plugin.StateHeld, heldAt.Add(30 * 24 * time.Hour),
 			week.Truncate(time.Second).Add(time.Second)},
-		{4, StateFailed, time.Time{}, time.Time{}},
+		{4, plugin.StateFailed, time.Time{}, time.Time{}},
 	}
 	for _, r := range rows {
 		var deadline int64
@@ -241,7 +242,7 @@ func TestMigratePathExpiryBackfill(t *testing.T) {
 
 	s = openTest(t, path)
 	for _, r := range rows {
-		h, err := s.GetHeld(ctx, CircuitKey{ChanID: 9, HtlcID: r.htlcID})
+		h, err := s.GetHeld(ctx, plugin.CircuitKey{ChanID: 9, HtlcID: r.htlcID})
 		require.NoError(t, err)
 		require.True(t, r.want.Equal(h.PathExpiresAt), "htlc %d: %v",
 			r.htlcID, h.PathExpiresAt)

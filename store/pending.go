@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/holdd/holdd/plugin"
 )
 
 // PutPendingRelease stores a release that arrived before its HTLC was
@@ -14,7 +16,7 @@ import (
 // r.ReceivedAt, in which case r replaces it so a late retry still counts.
 // ReceivedAt and ExpiresAt are required and ExpiresAt must be after
 // ReceivedAt, which bounds how long an unmatched release occupies storage.
-func (s *Store) PutPendingRelease(ctx context.Context, r PendingRelease) error {
+func (s *Store) PutPendingRelease(ctx context.Context, r plugin.PendingRelease) error {
 	if r.ReceivedAt.IsZero() || !r.ExpiresAt.After(r.ReceivedAt) {
 		return fmt.Errorf("%w: pending release for %v needs ReceivedAt "+
 			"before ExpiresAt", ErrInvalidArgument, r.Key)
@@ -45,12 +47,12 @@ func (s *Store) PutPendingRelease(ctx context.Context, r PendingRelease) error {
 // TakePendingRelease removes and returns the unexpired pending release for
 // (key, hash). found is false if there is none; an expired one is left for
 // PrunePendingReleases and not returned.
-func (s *Store) TakePendingRelease(ctx context.Context, key CircuitKey,
-	hash [32]byte, now time.Time) (PendingRelease, bool, error) {
+func (s *Store) TakePendingRelease(ctx context.Context, key plugin.CircuitKey,
+	hash [32]byte, now time.Time) (plugin.PendingRelease, bool, error) {
 
 	nowNs, err := timeNanos(now, "now")
 	if err != nil {
-		return PendingRelease{}, false, err
+		return plugin.PendingRelease{}, false, err
 	}
 
 	// The engine asks after every hold and almost never finds one: a
@@ -62,18 +64,18 @@ func (s *Store) TakePendingRelease(ctx context.Context, key CircuitKey,
 		u64Blob(key.HtlcID), hash[:], nowNs).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return PendingRelease{}, false, nil
+		return plugin.PendingRelease{}, false, nil
 	case err != nil:
-		return PendingRelease{}, false, fmt.Errorf("take pending "+
+		return plugin.PendingRelease{}, false, fmt.Errorf("take pending "+
 			"release for %v: %w", key, err)
 	}
 
 	var (
-		r     PendingRelease
+		r     plugin.PendingRelease
 		found bool
 	)
 	err = s.group.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		r, found = PendingRelease{}, false
+		r, found = plugin.PendingRelease{}, false
 		var recv, exp int64
 		err := s.row(ctx, tx, &s.stmts.takePending,
 			u64Blob(key.ChanID), u64Blob(key.HtlcID), hash[:],
@@ -94,7 +96,7 @@ func (s *Store) TakePendingRelease(ctx context.Context, key CircuitKey,
 		return nil
 	})
 	if err != nil {
-		return PendingRelease{}, false, fmt.Errorf("take pending "+
+		return plugin.PendingRelease{}, false, fmt.Errorf("take pending "+
 			"release for %v: %w", key, err)
 	}
 

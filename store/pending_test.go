@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdd/holdd/plugin"
 	"github.com/stretchr/testify/require"
 )
 
-func pendingFor(key CircuitKey, src string, recv time.Time,
-	ttl time.Duration) PendingRelease {
+func pendingFor(key plugin.CircuitKey, src string, recv time.Time,
+	ttl time.Duration) plugin.PendingRelease {
 
-	r := PendingRelease{
+	r := plugin.PendingRelease{
 		Key:        key,
 		Source:     src,
 		ReceivedAt: recv,
@@ -27,7 +28,7 @@ func TestPendingReleasePutTwiceTakeOnce(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	key := CircuitKey{ChanID: 1<<63 | 42, HtlcID: 7}
+	key := plugin.CircuitKey{ChanID: 1<<63 | 42, HtlcID: 7}
 	first := pendingFor(key, "onion", t0, time.Minute)
 	require.NoError(t, s.PutPendingRelease(ctx, first))
 
@@ -65,7 +66,7 @@ func TestPendingReleasePutTwiceTakeOnce(t *testing.T) {
 func TestPendingReleaseExpiry(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
-	key := CircuitKey{ChanID: 3, HtlcID: 1}
+	key := plugin.CircuitKey{ChanID: 3, HtlcID: 1}
 	r := pendingFor(key, "onion", t0, time.Minute)
 
 	tests := []struct {
@@ -87,7 +88,7 @@ func TestPendingReleaseExpiry(t *testing.T) {
 			if ok {
 				require.Equal(t, r, got)
 			} else {
-				require.Equal(t, PendingRelease{}, got)
+				require.Equal(t, plugin.PendingRelease{}, got)
 			}
 		})
 	}
@@ -111,7 +112,7 @@ func TestPrunePendingReleases(t *testing.T) {
 	for i, ttl := range []time.Duration{time.Minute, 2 * time.Minute,
 		time.Hour} {
 
-		r := pendingFor(CircuitKey{ChanID: 9, HtlcID: uint64(i)}, "onion",
+		r := pendingFor(plugin.CircuitKey{ChanID: 9, HtlcID: uint64(i)}, "onion",
 			t0, ttl)
 		require.NoError(t, s.PutPendingRelease(ctx, r))
 	}
@@ -139,14 +140,14 @@ func TestPrunePendingReleases(t *testing.T) {
 func TestPutPendingReleaseValidation(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
-	key := CircuitKey{ChanID: 1, HtlcID: 1}
+	key := plugin.CircuitKey{ChanID: 1, HtlcID: 1}
 
 	tests := []struct {
 		name string
-		r    PendingRelease
+		r    plugin.PendingRelease
 	}{
-		{"no times", PendingRelease{Key: key}},
-		{"no expiry", PendingRelease{Key: key, ReceivedAt: t0}},
+		{"no times", plugin.PendingRelease{Key: key}},
+		{"no expiry", plugin.PendingRelease{Key: key, ReceivedAt: t0}},
 		{"expires at receipt", pendingFor(key, "onion", t0, 0)},
 		{"expires before receipt", pendingFor(key, "onion", t0,
 			-time.Second)},
@@ -168,18 +169,18 @@ func TestLookupHTLC(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	key := CircuitKey{ChanID: 3, HtlcID: 4}
+	key := plugin.CircuitKey{ChanID: 3, HtlcID: 4}
 	h := testHTLC(key, t0)
 
 	l, err := s.LookupHTLC(ctx, key, h.PaymentHash, t0)
 	require.NoError(t, err)
-	require.Equal(t, HTLCLookup{}, l)
+	require.Equal(t, plugin.HTLCLookup{}, l)
 
 	p := pendingFor(key, "onion", t0, time.Minute)
 	require.NoError(t, s.PutPendingRelease(ctx, p))
 	l, err = s.LookupHTLC(ctx, key, p.PaymentHash, t0.Add(time.Second))
 	require.NoError(t, err)
-	require.Equal(t, HTLCLookup{Pending: p, HasPending: true}, l)
+	require.Equal(t, plugin.HTLCLookup{Pending: p, HasPending: true}, l)
 
 	// Another hash, or an expired release: none.
 	l, err = s.LookupHTLC(ctx, key, h.PaymentHash, t0)
@@ -193,7 +194,7 @@ func TestLookupHTLC(t *testing.T) {
 	require.NoError(t, err)
 	l, err = s.LookupHTLC(ctx, key, h.PaymentHash, t0)
 	require.NoError(t, err)
-	require.Equal(t, HTLCLookup{HTLC: h, Found: true}, l)
+	require.Equal(t, plugin.HTLCLookup{HTLC: h, Found: true}, l)
 }
 
 // TestInsertReleased checks that an HTLC whose release came first is
@@ -203,7 +204,7 @@ func TestInsertReleased(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	key := CircuitKey{ChanID: 5, HtlcID: 6}
+	key := plugin.CircuitKey{ChanID: 5, HtlcID: 6}
 	p := pendingFor(key, "onion", t0, time.Minute)
 	require.NoError(t, s.PutPendingRelease(ctx, p))
 	h := testHTLC(key, t0)
@@ -214,7 +215,7 @@ func TestInsertReleased(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, inserted)
 	want := h
-	want.State = StateResumed
+	want.State = plugin.StateResumed
 	want.ReleaseSource = "onion"
 	want.UpdatedAt, want.ReleasedAt, want.ResolvedAt = at, at, at
 	require.Equal(t, want, stored)
@@ -225,11 +226,11 @@ func TestInsertReleased(t *testing.T) {
 
 	events, err := s.Events(ctx, key)
 	require.NoError(t, err)
-	require.Equal(t, []Event{
-		{Key: key, To: StateHeld, At: t0},
-		{Key: key, From: StateHeld, To: StateReleased, Note: "onion",
+	require.Equal(t, []plugin.StateChange{
+		{Key: key, To: plugin.StateHeld, At: t0},
+		{Key: key, From: plugin.StateHeld, To: plugin.StateReleased, Note: "onion",
 			At: at},
-		{Key: key, From: StateReleased, To: StateResumed, At: at},
+		{Key: key, From: plugin.StateReleased, To: plugin.StateResumed, At: at},
 	}, events)
 
 	n, err := s.CountPendingReleases(ctx)
@@ -244,7 +245,7 @@ func TestInsertReleased(t *testing.T) {
 	// A release for another HTLC is refused.
 	other := p
 	other.PaymentHash[3] = 0x33
-	_, _, err = s.InsertReleased(ctx, testHTLC(CircuitKey{ChanID: 5,
+	_, _, err = s.InsertReleased(ctx, testHTLC(plugin.CircuitKey{ChanID: 5,
 		HtlcID: 7}, t0), other, at)
 	require.ErrorIs(t, err, ErrInvalidArgument)
 }

@@ -6,38 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/holdd/holdd/recipient"
 )
 
-// ReceivePath is one of the recipient role's async-receive message paths.
-type ReceivePath struct {
-	// ID is the path's random identifier, carried in its path_id.
-	ID [8]byte
-
-	// Path is the encoded blinded path, as published.
-	Path []byte
-
-	CreatedAt time.Time
-	ExpiresAt time.Time
-
-	// MailboxLSP is the LSP whose mailbox the path runs through, or nil.
-	MailboxLSP []byte
-
-	// RevokedAt is zero unless the operator revoked the path.
-	RevokedAt time.Time
-
-	// Replies counts release_held_htlc replies sent for messages that
-	// arrived over this path.
-	Replies     uint64
-	LastReplyAt time.Time
-}
-
-// Usable reports whether holdd answers messages over the path at now.
-func (p ReceivePath) Usable(now time.Time) bool {
-	return p.RevokedAt.IsZero() && now.Before(p.ExpiresAt)
-}
-
 // InsertReceivePath stores a newly minted receive path.
-func (s *Store) InsertReceivePath(ctx context.Context, p ReceivePath) error {
+func (s *Store) InsertReceivePath(ctx context.Context, p recipient.ReceivePath) error {
 	if len(p.Path) == 0 || !p.ExpiresAt.After(p.CreatedAt) {
 		return fmt.Errorf("%w: receive path %x needs a path and "+
 			"CreatedAt before ExpiresAt", ErrInvalidArgument, p.ID)
@@ -67,9 +41,9 @@ func (s *Store) InsertReceivePath(ctx context.Context, p ReceivePath) error {
 const receivePathColumns = `id, path, created_at, expires_at, mailbox_lsp,
 	revoked_at, replies, last_reply_at`
 
-func scanReceivePath(r rowScanner) (ReceivePath, error) {
+func scanReceivePath(r rowScanner) (recipient.ReceivePath, error) {
 	var (
-		p                                 ReceivePath
+		p                                 recipient.ReceivePath
 		id, mailbox                       []byte
 		created, expires, revoked, replyT int64
 		replies                           int64
@@ -77,10 +51,10 @@ func scanReceivePath(r rowScanner) (ReceivePath, error) {
 	err := r.Scan(&id, &p.Path, &created, &expires, &mailbox, &revoked,
 		&replies, &replyT)
 	if err != nil {
-		return ReceivePath{}, err
+		return recipient.ReceivePath{}, err
 	}
 	if err := blobFixed(p.ID[:], id, "id"); err != nil {
-		return ReceivePath{}, err
+		return recipient.ReceivePath{}, err
 	}
 	p.CreatedAt = nanosTime(created)
 	p.ExpiresAt = nanosTime(expires)
@@ -95,17 +69,17 @@ func scanReceivePath(r rowScanner) (ReceivePath, error) {
 
 // GetReceivePath returns the receive path with id, or ErrNotFound.
 func (s *Store) GetReceivePath(ctx context.Context,
-	id [8]byte) (ReceivePath, error) {
+	id [8]byte) (recipient.ReceivePath, error) {
 
 	row := s.db.QueryRowContext(ctx, `SELECT `+receivePathColumns+`
 		FROM receive_paths WHERE id = ?`, id[:])
 	p, err := scanReceivePath(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ReceivePath{}, fmt.Errorf("receive path %x: %w", id,
-			ErrNotFound)
+		return recipient.ReceivePath{}, fmt.Errorf("receive path %x: %w", id,
+			notFound(recipient.ErrUnknownPath))
 	}
 	if err != nil {
-		return ReceivePath{}, fmt.Errorf("receive path %x: %w", id, err)
+		return recipient.ReceivePath{}, fmt.Errorf("receive path %x: %w", id, err)
 	}
 	return p, nil
 }
@@ -113,7 +87,7 @@ func (s *Store) GetReceivePath(ctx context.Context,
 // ListReceivePaths returns receive paths, newest first: only the usable
 // ones at now unless all is set.
 func (s *Store) ListReceivePaths(ctx context.Context, now time.Time,
-	all bool) ([]ReceivePath, error) {
+	all bool) ([]recipient.ReceivePath, error) {
 
 	nowNs, err := timeNanos(now, "now")
 	if err != nil {
@@ -128,7 +102,7 @@ func (s *Store) ListReceivePaths(ctx context.Context, now time.Time,
 	}
 	defer rows.Close()
 
-	var out []ReceivePath
+	var out []recipient.ReceivePath
 	for rows.Next() {
 		p, err := scanReceivePath(rows)
 		if err != nil {
@@ -155,7 +129,7 @@ func (s *Store) RevokeReceivePath(ctx context.Context, id [8]byte,
 		return fmt.Errorf("revoke receive path %x: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("receive path %x: %w", id, ErrNotFound)
+		return fmt.Errorf("receive path %x: %w", id, notFound(recipient.ErrUnknownPath))
 	}
 	return nil
 }
@@ -175,7 +149,7 @@ func (s *Store) RecordReceiveReply(ctx context.Context, id [8]byte,
 		return fmt.Errorf("record reply on receive path %x: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("receive path %x: %w", id, ErrNotFound)
+		return fmt.Errorf("receive path %x: %w", id, notFound(recipient.ErrUnknownPath))
 	}
 	return nil
 }

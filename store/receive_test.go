@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdd/holdd/recipient"
 	"github.com/stretchr/testify/require"
 )
 
@@ -13,18 +14,18 @@ func TestReceivePaths(t *testing.T) {
 	s := newTestStore(t)
 	t0 := time.Unix(1_800_000_000, 0).UTC()
 
-	a := ReceivePath{
+	a := recipient.ReceivePath{
 		ID: [8]byte{1}, Path: []byte{0xaa, 0xbb}, CreatedAt: t0,
 		ExpiresAt: t0.Add(time.Hour),
 	}
-	b := ReceivePath{
+	b := recipient.ReceivePath{
 		ID: [8]byte{2}, Path: []byte{0xcc}, CreatedAt: t0.Add(time.Minute),
 		ExpiresAt: t0.Add(2 * time.Hour), MailboxLSP: []byte{0x02, 0x03},
 	}
 	require.NoError(t, s.InsertReceivePath(ctx, a))
 	require.NoError(t, s.InsertReceivePath(ctx, b))
 	require.Error(t, s.InsertReceivePath(ctx, a), "duplicate id")
-	require.ErrorIs(t, s.InsertReceivePath(ctx, ReceivePath{
+	require.ErrorIs(t, s.InsertReceivePath(ctx, recipient.ReceivePath{
 		ID: [8]byte{3}, Path: []byte{1}, CreatedAt: t0, ExpiresAt: t0,
 	}), ErrInvalidArgument)
 
@@ -36,19 +37,19 @@ func TestReceivePaths(t *testing.T) {
 
 	list, err := s.ListReceivePaths(ctx, t0, false)
 	require.NoError(t, err)
-	require.Equal(t, []ReceivePath{b, a}, list)
+	require.Equal(t, []recipient.ReceivePath{b, a}, list)
 
 	// a expires first; at its expiry only b is usable.
 	list, err = s.ListReceivePaths(ctx, a.ExpiresAt, false)
 	require.NoError(t, err)
-	require.Equal(t, []ReceivePath{b}, list)
+	require.Equal(t, []recipient.ReceivePath{b}, list)
 
 	require.NoError(t, s.RevokeReceivePath(ctx, b.ID, t0.Add(time.Second)))
 	require.NoError(t, s.RevokeReceivePath(ctx, b.ID, t0.Add(time.Hour)))
 	require.ErrorIs(t, s.RevokeReceivePath(ctx, [8]byte{9}, t0), ErrNotFound)
 	list, err = s.ListReceivePaths(ctx, t0, false)
 	require.NoError(t, err)
-	require.Equal(t, []ReceivePath{a}, list)
+	require.Equal(t, []recipient.ReceivePath{a}, list)
 
 	all, err := s.ListReceivePaths(ctx, t0, true)
 	require.NoError(t, err)

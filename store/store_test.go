@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdd/holdd/plugin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -31,8 +32,8 @@ func newTestStore(t testing.TB) *Store {
 }
 
 // testHTLC returns a fresh held HTLC for key with every field non-zero.
-func testHTLC(key CircuitKey, heldAt time.Time) HeldHTLC {
-	h := HeldHTLC{
+func testHTLC(key plugin.CircuitKey, heldAt time.Time) plugin.HeldHTLC {
+	h := plugin.HeldHTLC{
 		Key:             key,
 		IncomingAmtMsat: 1_000_000 + key.HtlcID,
 		OutgoingAmtMsat: 999_000 + key.HtlcID,
@@ -43,7 +44,7 @@ func testHTLC(key CircuitKey, heldAt time.Time) HeldHTLC {
 		FailbackHeight:  800_124,
 		HoldDeadline:    heldAt.Add(24 * time.Hour),
 		PathExpiresAt:   heldAt.Add(20 * time.Hour).Truncate(time.Second),
-		State:           StateHeld,
+		State:           plugin.StateHeld,
 		HeldAt:          heldAt,
 		UpdatedAt:       heldAt,
 	}
@@ -67,7 +68,7 @@ func TestOpenReopenKeepsData(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, path, s.Path())
 
-	h := testHTLC(CircuitKey{ChanID: 7, HtlcID: 3}, t0)
+	h := testHTLC(plugin.CircuitKey{ChanID: 7, HtlcID: 3}, t0)
 	_, inserted, err := s.InsertHeld(ctx, h)
 	require.NoError(t, err)
 	require.True(t, inserted)

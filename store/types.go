@@ -1,21 +1,10 @@
 package store
 
-import (
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
-	"time"
-)
+import "errors"
 
 var (
 	// ErrNotFound is returned when the requested record does not exist.
 	ErrNotFound = errors.New("not found")
-
-	// ErrInvalidTransition is returned when a state change is not allowed,
-	// either because the edge is not in the state machine or because the
-	// record is not in one of the expected states.
-	ErrInvalidTransition = errors.New("invalid state transition")
 
 	// ErrSchemaTooNew is returned by Open for a database whose schema was
 	// written by a newer holdd than this binary.
@@ -26,199 +15,26 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 )
 
-// CircuitKey is lnd's incoming circuit key: the incoming channel's short
-// channel id and the HTLC's index on it.
-type CircuitKey struct {
-	ChanID uint64
-	HtlcID uint64
+// notFoundError is a missing record: it matches ErrNotFound and the sentinel
+// of the domain package that owns the record (plugin.ErrUnknownHTLC,
+// mailbox.ErrNotRegistered, recipient.ErrUnknownPath), so callers test for it
+// with errors.Is without importing store.
+type notFoundError struct {
+	domain error
 }
 
-// String formats the key as "chan:htlc" in decimal.
-func (k CircuitKey) String() string {
-	return strconv.FormatUint(k.ChanID, 10) + ":" +
-		strconv.FormatUint(k.HtlcID, 10)
-}
-
-// ParseCircuitKey parses the "chan:htlc" form produced by String.
-func ParseCircuitKey(s string) (CircuitKey, error) {
-	c, h, ok := strings.Cut(s, ":")
-	if !ok {
-		return CircuitKey{}, fmt.Errorf("%w: circuit key %q is not "+
-			"chan:htlc", ErrInvalidArgument, s)
-	}
-	chanID, err := strconv.ParseUint(c, 10, 64)
-	if err != nil {
-		return CircuitKey{}, fmt.Errorf("%w: circuit key %q: chan id: %v",
-			ErrInvalidArgument, s, err)
-	}
-	htlcID, err := strconv.ParseUint(h, 10, 64)
-	if err != nil {
-		return CircuitKey{}, fmt.Errorf("%w: circuit key %q: htlc id: %v",
-			ErrInvalidArgument, s, err)
-	}
-
-	return CircuitKey{ChanID: chanID, HtlcID: htlcID}, nil
-}
-
-// HoldState is the state of a held HTLC; see the package documentation for
-// the state machine.
-type HoldState string
-
-const (
-	// StateHeld is parked, waiting for a release.
-	StateHeld HoldState = "held"
-
-	// StateReleased means a valid release arrived; the resume has not been
-	// sent (the key may not be offered right now).
-	StateReleased HoldState = "released"
-
-	// StateResumed means the resume was sent to lnd.
-	StateResumed HoldState = "resumed"
-
-	// StateFailed means a fail was sent to lnd (FailReason says why).
-	StateFailed HoldState = "failed"
-
-	// StateGone means lnd stopped offering it because it resolved the HTLC
-	// itself (e.g. the channel closed); kept for audit.
-	StateGone HoldState = "gone"
-)
-
-// AllStates lists every state in state machine order.
-var AllStates = []HoldState{
-	StateHeld, StateReleased, StateResumed, StateFailed, StateGone,
-}
-
-// Active reports whether holdd still owes lnd a resolution (held or
-// released).
-func (s HoldState) Active() bool {
-	return s == StateHeld || s == StateReleased
-}
-
-// Final reports whether the state can never change again.
-func (s HoldState) Final() bool {
-	return s == StateResumed || s == StateFailed || s == StateGone
-}
-
-// Valid reports whether s is one of the known states.
-func (s HoldState) Valid() bool {
-	return s.Active() || s.Final()
-}
-
-// transitions is the state machine: the states each state may move to.
-var transitions = map[HoldState][]HoldState{
-	StateHeld:     {StateReleased, StateFailed, StateGone},
-	StateReleased: {StateResumed, StateFailed, StateGone},
-}
-
-// ValidTransition reports whether from -> to is an edge of the state
-// machine.
-func ValidTransition(from, to HoldState) bool {
-	for _, s := range transitions[from] {
-		if s == to {
-			return true
-		}
-	}
-
-	return false
-}
-
-// TransitionError is returned (wrapping ErrInvalidTransition) when a
-// record is not in one of the states a Transition expected. Callers that
-// need the current state, e.g. to treat a repeated release as a no-op, can
-// get it with errors.As.
-type TransitionError struct {
-	Key     CircuitKey
-	Current HoldState
-	From    []HoldState
-	To      HoldState
+// notFound returns the not-found error for a record owned by the package
+// whose sentinel is domain.
+func notFound(domain error) error {
+	return &notFoundError{domain: domain}
 }
 
 // Error implements error.
-func (e *TransitionError) Error() string {
-	return fmt.Sprintf("htlc %v is %s, not one of %v (moving to %s): %v",
-		e.Key, e.Current, e.From, e.To, ErrInvalidTransition)
+func (e *notFoundError) Error() string {
+	return e.domain.Error()
 }
 
-// Unwrap makes errors.Is(err, ErrInvalidTransition) true.
-func (e *TransitionError) Unwrap() error {
-	return ErrInvalidTransition
-}
-
-// HeldHTLC is one intercepted HTLC that holdd held, with its current state.
-type HeldHTLC struct {
-	Key             CircuitKey
-	PaymentHash     [32]byte
-	IncomingPeer    [33]byte // compressed pubkey, zero if unknown
-	IncomingAmtMsat uint64
-	OutgoingAmtMsat uint64
-	IncomingExpiry  uint32
-	OutgoingExpiry  uint32
-	OutgoingChanID  uint64
-
-	// AutoFailHeight is the height at which lnd fails the HTLC itself.
-	AutoFailHeight int32
-
-	// FailbackHeight is the height at which holdd fails it back, before
-	// AutoFailHeight.
-	FailbackHeight int32
-
-	// HoldDeadline is the wall-clock hold limit; zero means none.
-	HoldDeadline time.Time
-
-	// PathExpiresAt is when every release path of this HTLC stops
-	// working, fixed when it is held; zero means none is known. The
-	// engine fails the HTLC back if it is still held then.
-	PathExpiresAt time.Time
-
-	State         HoldState
-	FailReason    string // set when State == StateFailed
-	ReleaseSource string // e.g. "onion", "manual"; set when released
-
-	HeldAt    time.Time
-	UpdatedAt time.Time
-
-	// ReleasedAt and ResolvedAt are zero until the HTLC is released or
-	// reaches a final state.
-	ReleasedAt time.Time
-	ResolvedAt time.Time
-}
-
-// PendingRelease is a verified release that arrived before its HTLC was
-// known or offered.
-type PendingRelease struct {
-	Key         CircuitKey
-	PaymentHash [32]byte
-	Source      string
-	ReceivedAt  time.Time
-	ExpiresAt   time.Time
-}
-
-// HTLCLookup is what LookupHTLC found for a circuit key.
-type HTLCLookup struct {
-	// HTLC is the stored record; Found is false when there is none.
-	HTLC  HeldHTLC
-	Found bool
-
-	// Pending is the unexpired pending release for the key and the
-	// payment hash asked about, looked for only when there is no record.
-	Pending    PendingRelease
-	HasPending bool
-}
-
-// ListFilter selects HTLCs for ListHTLCs. Empty fields select everything;
-// Limit <= 0 means no limit. Results are ordered by HeldAt, then key.
-type ListFilter struct {
-	States []HoldState
-	Peer   *[33]byte
-	Limit  int
-}
-
-// Event is one entry of an HTLC's state history. The insert is recorded as
-// an event with an empty From.
-type Event struct {
-	Key  CircuitKey
-	From HoldState
-	To   HoldState
-	Note string
-	At   time.Time
+// Unwrap makes errors.Is true for both ErrNotFound and the domain sentinel.
+func (e *notFoundError) Unwrap() []error {
+	return []error{e.domain, ErrNotFound}
 }

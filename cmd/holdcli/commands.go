@@ -12,7 +12,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/holdrpc"
-	"github.com/holdd/holdd/store"
+	"github.com/holdd/holdd/plugin"
 	"github.com/urfave/cli"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -94,8 +94,8 @@ func getInfoCommand(e *env) cli.Command {
 }
 
 func listHeldCommand(e *env) cli.Command {
-	states := make([]string, len(store.AllStates))
-	for i, s := range store.AllStates {
+	states := make([]string, len(plugin.AllStates))
+	for i, s := range plugin.AllStates {
 		states[i] = string(s)
 	}
 	return cli.Command{
@@ -145,7 +145,7 @@ func parseListHeld(c *cli.Context) (*holdrpc.ListHeldRequest, error) {
 	req := &holdrpc.ListHeldRequest{}
 	for _, s := range c.StringSlice("state") {
 		s = strings.ToLower(strings.TrimSpace(s))
-		if !store.HoldState(s).Valid() {
+		if !plugin.HoldState(s).Valid() {
 			return nil, fmt.Errorf("%w: --state %q is not one of "+
 				"held, released, resumed, failed, gone",
 				errUsage, s)
@@ -202,7 +202,7 @@ func parseCircuitKey(c *cli.Context) (*holdrpc.CircuitKey, error) {
 			"not both", errUsage)
 
 	case len(args) == 1:
-		key, err := store.ParseCircuitKey(args[0])
+		key, err := plugin.ParseCircuitKey(args[0])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errUsage, err)
 		}

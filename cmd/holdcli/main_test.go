@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/holdd/holdd/holdrpc"
-	"github.com/holdd/holdd/store"
+	"github.com/holdd/holdd/plugin"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -445,11 +445,11 @@ func TestArgumentErrors(t *testing.T) {
 		msg     string
 	}{
 		{"key without colon", []string{"getheld", "12"},
-			store.ErrInvalidArgument, "not chan:htlc"},
+			plugin.ErrInvalidCircuitKey, "not chan:htlc"},
 		{"key not a number", []string{"getheld", "a:1"},
-			store.ErrInvalidArgument, "chan id"},
+			plugin.ErrInvalidCircuitKey, "chan id"},
 		{"key negative", []string{"getreleasepaths", "1:-1"},
-			store.ErrInvalidArgument, "htlc id"},
+			plugin.ErrInvalidCircuitKey, "htlc id"},
 		{"no key", []string{"getheld"}, nil, "chan_id:htlc_id"},
 		{"two keys", []string{"getheld", "1:2", "3:4"}, nil,
 			"one chan_id:htlc_id"},
@@ -462,7 +462,7 @@ func TestArgumentErrors(t *testing.T) {
 		{"release blank reason", []string{"releaseheld", "1:2",
 			"--reason", "  "}, nil, "--reason"},
 		{"release bad key", []string{"releaseheld", "x:2", "--reason",
-			"r"}, store.ErrInvalidArgument, "chan id"},
+			"r"}, plugin.ErrInvalidCircuitKey, "chan id"},
 		{"fail no reason", []string{"failheld", "--chan_id", "1",
 			"--htlc_id", "2"}, nil, "--reason"},
 		{"bad state", []string{"listheld", "--state", "parked"}, nil,

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/holdrpc"
-	"github.com/holdd/holdd/store"
+	"github.com/holdd/holdd/plugin"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -94,7 +94,7 @@ func deriveExtras(h *holdrpc.HeldHtlc, now time.Time) htlcExtras {
 		age := now.Sub(time.Unix(0, h.HeldAtUnixNs))
 		x.Age = age.Truncate(time.Second).String()
 	}
-	if store.HoldState(h.State).Active() && h.CurrentHeight != 0 {
+	if plugin.HoldState(h.State).Active() && h.CurrentHeight != 0 {
 		left := int64(h.FailbackHeight) - int64(h.CurrentHeight)
 		x.BlocksToFailback = &left
 	}

@@ -9,10 +9,6 @@ import (
 	"github.com/lightningnetwork/lnd/lnwire"
 )
 
-// OnionMessageType is the BOLT 4 onion_message type, delivered and sent as a
-// custom message once lnd has protocol.custom-message=513.
-const OnionMessageType = 513
-
 // onionMessageHeaderLen is path_key (33) and the u16 packet length.
 const onionMessageHeaderLen = btcec.PubKeyBytesLenCompressed + 2
 

@@ -12,7 +12,6 @@ import (
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/keychain"
@@ -72,7 +71,7 @@ func TestEndToEndPeel(t *testing.T) {
 	})
 	stream := client.nextStream(t)
 	stream.deliver(t, 32770, []byte("not for us"))
-	stream.deliver(t, OnionMessageType, body.Bytes())
+	stream.deliver(t, uint32(lnwire.MsgOnionMessage), body.Bytes())
 
 	var res result
 	select {
@@ -106,7 +105,7 @@ func TestEndToEndPeel(t *testing.T) {
 }
 
 type releaseCall struct {
-	key  store.CircuitKey
+	key  plugin.CircuitKey
 	hash [32]byte
 }
 
@@ -116,7 +115,7 @@ type fakeReleaser struct {
 	done  chan struct{}
 }
 
-func (r *fakeReleaser) Release(_ context.Context, key store.CircuitKey,
+func (r *fakeReleaser) Release(_ context.Context, key plugin.CircuitKey,
 	hash [32]byte, _ string) (plugin.ReleaseOutcome, error) {
 
 	r.mu.Lock()
@@ -135,7 +134,7 @@ func TestEndToEndIntake(t *testing.T) {
 	auth, err := release.NewAuthenticator(bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
 	claim := release.Claim{
-		Key:         store.CircuitKey{ChanID: 123456789, HtlcID: 42},
+		Key:         plugin.CircuitKey{ChanID: 123456789, HtlcID: 42},
 		PaymentHash: [32]byte{1, 2, 3},
 		ExpiresAt:   now.Add(time.Hour),
 	}
@@ -183,10 +182,10 @@ func TestEndToEndIntake(t *testing.T) {
 	for _, path := range []*onionmsg.BlindedPath{twoHop, good} {
 		msg, err := onionmsg.BuildOnionMessage(testKey(0x34), path,
 			nil, map[uint64][]byte{
-				release.ReleaseHeldHTLCType: {0},
+				onionmsg.ReleaseHeldHTLCType: {0},
 			})
 		require.NoError(t, err)
-		stream.deliver(t, OnionMessageType,
+		stream.deliver(t, uint32(lnwire.MsgOnionMessage),
 			wireOnionMessage(msg.PathKey, msg.OnionBlob))
 	}
 	for range 2 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"github.com/stretchr/testify/require"
@@ -45,9 +46,9 @@ func TestUndecodableDropIsQuiet(t *testing.T) {
 	stream := client.nextStream(t)
 
 	for _, tc := range malformedPayloads() {
-		stream.deliver(t, OnionMessageType, tc.data)
+		stream.deliver(t, uint32(lnwire.MsgOnionMessage), tc.data)
 	}
-	stream.deliver(t, OnionMessageType,
+	stream.deliver(t, uint32(lnwire.MsgOnionMessage),
 		wireOnionMessage(testKey(0x06).PubKey(), pattern(3, 3)))
 	rec.wait(t, 1)
 
@@ -96,9 +97,9 @@ func TestPeerRateLimit(t *testing.T) {
 			pattern(seed, 10))
 	}
 	for i := range 4 {
-		stream.deliverFrom(t, a, OnionMessageType, msg(byte(0x30+i)))
+		stream.deliverFrom(t, a, uint32(lnwire.MsgOnionMessage), msg(byte(0x30+i)))
 	}
-	stream.deliverFrom(t, b, OnionMessageType, msg(0x40))
+	stream.deliverFrom(t, b, uint32(lnwire.MsgOnionMessage), msg(0x40))
 	rec.wait(t, 3)
 	got := rec.messages()
 	require.Len(t, got, 3)
@@ -110,9 +111,9 @@ func TestPeerRateLimit(t *testing.T) {
 
 	// A second later a has one more.
 	clk.SetTime(clk.Now().Add(time.Second))
-	stream.deliverFrom(t, a, OnionMessageType, msg(0x50))
-	stream.deliverFrom(t, a, OnionMessageType, msg(0x51))
-	stream.deliverFrom(t, b, OnionMessageType, msg(0x52))
+	stream.deliverFrom(t, a, uint32(lnwire.MsgOnionMessage), msg(0x50))
+	stream.deliverFrom(t, a, uint32(lnwire.MsgOnionMessage), msg(0x51))
+	stream.deliverFrom(t, b, uint32(lnwire.MsgOnionMessage), msg(0x52))
 	rec.wait(t, 2)
 	got = rec.messages()
 	require.Equal(t, pattern(0x50, 10), got[3].OnionBlob)
@@ -126,7 +127,7 @@ func TestPeerRateLimit(t *testing.T) {
 	// Many peers: the limiter's memory stays bounded.
 	for i := range 20 {
 		stream.deliverFrom(t, testKey(byte(0x80+i)).PubKey(),
-			OnionMessageType, msg(0x60))
+			uint32(lnwire.MsgOnionMessage), msg(0x60))
 	}
 	rec.wait(t, 20)
 	require.LessOrEqual(t, tr.peers.Len(), 3)

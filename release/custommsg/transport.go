@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdd/holdd/internal/backoff"
 	"github.com/holdd/holdd/internal/keyedlimit"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -301,7 +302,7 @@ func (t *Transport) Send(ctx context.Context, peer [33]byte,
 	_, err = t.cfg.Client.SendCustomMessage(
 		ctx, &lnrpc.SendCustomMessageRequest{
 			Peer: peer[:],
-			Type: OnionMessageType,
+			Type: uint32(lnwire.MsgOnionMessage),
 			Data: data,
 		},
 	)
@@ -338,7 +339,7 @@ func (t *Transport) run() {
 		if healthy {
 			attempt = 0
 		}
-		delay := backoffDelay(
+		delay := backoff.Exponential(
 			attempt, t.cfg.MinBackoff, t.cfg.MaxBackoff,
 		)
 		attempt++
@@ -396,7 +397,7 @@ func streamErr(err error) error {
 
 // handle counts msg and hands it on if it is a decodable onion message.
 func (t *Transport) handle(msg *lnrpc.CustomMessage) {
-	if msg.GetType() != OnionMessageType {
+	if msg.GetType() != uint32(lnwire.MsgOnionMessage) {
 		t.count(func(s *Stats) { s.Received++; s.Ignored++ })
 		return
 	}
@@ -449,14 +450,4 @@ func (t *Transport) setConnected(connected bool) {
 	if changed && t.cfg.OnStateChange != nil {
 		t.cfg.OnStateChange(connected)
 	}
-}
-
-// backoffDelay returns the wait before resubscribe number attempt (0-based):
-// minB*2^attempt capped at maxB.
-func backoffDelay(attempt int, minB, maxB time.Duration) time.Duration {
-	d := minB
-	for i := 0; i < attempt && d < maxB; i++ {
-		d *= 2
-	}
-	return min(d, maxB)
 }

@@ -102,19 +102,19 @@ func TestDeliverInOrder(t *testing.T) {
 	decoy := wireOnionMessage(testKey(0x09).PubKey(), pattern(0, 1366))
 
 	stream.deliver(t, 32768, decoy)
-	stream.deliver(t, OnionMessageType, wireOnionMessage(
+	stream.deliver(t, uint32(lnwire.MsgOnionMessage), wireOnionMessage(
 		want[0].pathKey, want[0].packet,
 	))
 	stream.deliver(t, 512, decoy)
-	stream.deliver(t, OnionMessageType, wireOnionMessage(
+	stream.deliver(t, uint32(lnwire.MsgOnionMessage), wireOnionMessage(
 		want[1].pathKey, want[1].packet,
 	))
 	stream.deliver(t, 514, decoy)
-	stream.deliver(t, OnionMessageType, wireOnionMessage(
+	stream.deliver(t, uint32(lnwire.MsgOnionMessage), wireOnionMessage(
 		want[2].pathKey, want[2].packet,
 	))
 	stream.deliver(t, 65535, decoy)
-	stream.deliver(t, OnionMessageType, wireOnionMessage(
+	stream.deliver(t, uint32(lnwire.MsgOnionMessage), wireOnionMessage(
 		want[3].pathKey, want[3].packet,
 	))
 	rec.wait(t, len(want))
@@ -163,7 +163,7 @@ func TestIgnoredTypes(t *testing.T) {
 	}
 	// Messages are handled in order, so once this one is through, every
 	// earlier one has been handled.
-	stream.deliver(t, OnionMessageType, body)
+	stream.deliver(t, uint32(lnwire.MsgOnionMessage), body)
 	rec.wait(t, 1)
 
 	require.Len(t, rec.messages(), 1)
@@ -189,8 +189,8 @@ func TestMalformedDropped(t *testing.T) {
 			})
 			stream := client.nextStream(t)
 
-			stream.deliver(t, OnionMessageType, tc.data)
-			stream.deliver(t, OnionMessageType, wireOnionMessage(
+			stream.deliver(t, uint32(lnwire.MsgOnionMessage), tc.data)
+			stream.deliver(t, uint32(lnwire.MsgOnionMessage), wireOnionMessage(
 				sentinel, pattern(3, 3),
 			))
 			rec.wait(t, 1)
@@ -280,7 +280,7 @@ func TestResubscribe(t *testing.T) {
 	// A stream that delivered a message resets the backoff, even when it
 	// ends cleanly.
 	s2 := client.nextStream(t)
-	s2.deliver(t, OnionMessageType, wireOnionMessage(
+	s2.deliver(t, uint32(lnwire.MsgOnionMessage), wireOnionMessage(
 		testKey(0x07).PubKey(), pattern(1, 10),
 	))
 	rec.wait(t, 1)
@@ -300,7 +300,7 @@ func TestResubscribe(t *testing.T) {
 	expectWait(time.Second)
 
 	s5 := client.nextStream(t)
-	s5.deliver(t, OnionMessageType, wireOnionMessage(
+	s5.deliver(t, uint32(lnwire.MsgOnionMessage), wireOnionMessage(
 		testKey(0x08).PubKey(), pattern(2, 10),
 	))
 	rec.wait(t, 1)
@@ -454,25 +454,4 @@ func TestSend(t *testing.T) {
 	require.ErrorIs(t, tr.Send(context.Background(), peer,
 		lnwire.NewOnionMessage(pathKey, packet)), ErrStopped)
 	require.Len(t, client.sentRequests(), 3)
-}
-
-func TestBackoffDelay(t *testing.T) {
-	tests := []struct {
-		attempt  int
-		min, max time.Duration
-		want     time.Duration
-	}{
-		{0, time.Second, 8 * time.Second, time.Second},
-		{1, time.Second, 8 * time.Second, 2 * time.Second},
-		{3, time.Second, 8 * time.Second, 8 * time.Second},
-		{4, time.Second, 8 * time.Second, 8 * time.Second},
-		{1000, time.Second, 8 * time.Second, 8 * time.Second},
-		{2, 3 * time.Second, 10 * time.Second, 10 * time.Second},
-		{5, time.Second, time.Second, time.Second},
-	}
-	for _, tc := range tests {
-		require.Equal(t, tc.want,
-			backoffDelay(tc.attempt, tc.min, tc.max),
-			"attempt %d", tc.attempt)
-	}
 }

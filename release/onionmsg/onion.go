@@ -23,6 +23,15 @@ const (
 	// MinFinalTLVType is the first onionmsg_tlv type reserved for the
 	// final hop's message contents.
 	MinFinalTLVType uint64 = 64
+
+	// HeldHTLCAvailableType is the final-hop onionmsg TLV
+	// held_htlc_available, which a sender sends to the recipient.
+	HeldHTLCAvailableType uint64 = 72
+
+	// ReleaseHeldHTLCType is the final-hop onionmsg TLV
+	// release_held_htlc, which the recipient sends back over a release
+	// path.
+	ReleaseHeldHTLCType uint64 = 74
 )
 
 // BuildOnionMessage builds a lnwire.OnionMessage that travels path and

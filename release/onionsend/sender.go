@@ -2,7 +2,6 @@ package onionsend
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,14 +14,11 @@ import (
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// OnionMessageType is the BOLT 4 onion_message peer message type, sent as a
-// custom message to lnd before 0.21.
-const OnionMessageType uint32 = 513
 
 var (
 	// ErrInvalidConfig is wrapped by every error New returns.
@@ -329,7 +325,7 @@ func (s *Sender) SendToPeer(ctx context.Context, peer [33]byte,
 		_, err = s.cfg.Lightning.SendCustomMessage(ctx,
 			&lnrpc.SendCustomMessageRequest{
 				Peer: peer[:],
-				Type: OnionMessageType,
+				Type: uint32(lnwire.MsgOnionMessage),
 				Data: data,
 			})
 	}
@@ -346,9 +342,9 @@ func (s *Sender) SendToPeer(ctx context.Context, peer [33]byte,
 }
 
 func parseKeyHex(s string) (*btcec.PublicKey, error) {
-	b, err := hex.DecodeString(s)
+	v, err := route.NewVertexFromStr(s)
 	if err != nil {
 		return nil, fmt.Errorf("node key %q: %w", s, err)
 	}
-	return btcec.ParsePubKey(b)
+	return btcec.ParsePubKey(v[:])
 }

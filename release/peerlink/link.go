@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/internal/backoff"
 	"github.com/lightningnetwork/lnd/brontide"
 	"github.com/lightningnetwork/lnd/keychain"
 	"github.com/lightningnetwork/lnd/lnwire"
@@ -286,8 +287,8 @@ func (l *Link) run() {
 		if connected && upFor >= l.cfg.BackoffResetAfter {
 			attempt = 0
 		}
-		delay := backoffDelay(
-			attempt, l.cfg.MinBackoff, l.cfg.MaxBackoff, randJitter,
+		delay := backoff.Jittered(
+			attempt, l.cfg.MinBackoff, l.cfg.MaxBackoff, backoff.RandJitter,
 		)
 		attempt++
 
@@ -366,8 +367,8 @@ func (l *Link) awaitInbound(firstAsk time.Duration) *session {
 		l.mu.Unlock()
 
 		if err != nil {
-			wait = backoffDelay(failed, l.cfg.MinBackoff,
-				l.cfg.MaxBackoff, randJitter)
+			wait = backoff.Jittered(failed, l.cfg.MinBackoff,
+				l.cfg.MaxBackoff, backoff.RandJitter)
 			failed++
 			l.log.Warnf("Asking lnd to dial the peer link at %s "+
 				"failed (attempt %d): %v; asking again in %v",
@@ -378,8 +379,8 @@ func (l *Link) awaitInbound(firstAsk time.Duration) *session {
 		}
 
 		failed = 0
-		wait = backoffDelay(unanswered, l.cfg.RedialWait,
-			l.cfg.MaxRedialWait, randJitter)
+		wait = backoff.Jittered(unanswered, l.cfg.RedialWait,
+			l.cfg.MaxRedialWait, backoff.RandJitter)
 		unanswered++
 		l.log.Debugf("Asked lnd to dial the peer link at %s",
 			l.advertiseAddr())

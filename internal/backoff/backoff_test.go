@@ -1,4 +1,4 @@
-package peerlink
+package backoff
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestBackoffDelay(t *testing.T) {
+func TestJittered(t *testing.T) {
 	t.Parallel()
 
 	const (
@@ -35,20 +35,41 @@ func TestBackoffDelay(t *testing.T) {
 
 	for _, tc := range tests {
 		require.Equal(t, tc.low,
-			backoffDelay(tc.attempt, minB, maxB, lowest),
+			Jittered(tc.attempt, minB, maxB, lowest),
 			"attempt %d low", tc.attempt)
 		require.Equal(t, tc.high,
-			backoffDelay(tc.attempt, minB, maxB, highest),
+			Jittered(tc.attempt, minB, maxB, highest),
 			"attempt %d high", tc.attempt)
 
 		for range 50 {
-			d := backoffDelay(tc.attempt, minB, maxB, randJitter)
+			d := Jittered(tc.attempt, minB, maxB, RandJitter)
 			require.GreaterOrEqual(t, d, tc.low)
 			require.LessOrEqual(t, d, tc.high)
 		}
 	}
 
 	// A zero-length backoff stays zero instead of panicking in rand.
-	require.Zero(t, backoffDelay(3, 0, 0, randJitter))
-	require.Equal(t, time.Duration(1), backoffDelay(0, 1, 1, randJitter))
+	require.Zero(t, Jittered(3, 0, 0, RandJitter))
+	require.Equal(t, time.Duration(1), Jittered(0, 1, 1, RandJitter))
+}
+
+func TestExponential(t *testing.T) {
+	tests := []struct {
+		attempt  int
+		min, max time.Duration
+		want     time.Duration
+	}{
+		{0, time.Second, 8 * time.Second, time.Second},
+		{1, time.Second, 8 * time.Second, 2 * time.Second},
+		{3, time.Second, 8 * time.Second, 8 * time.Second},
+		{4, time.Second, 8 * time.Second, 8 * time.Second},
+		{1000, time.Second, 8 * time.Second, 8 * time.Second},
+		{2, 3 * time.Second, 10 * time.Second, 10 * time.Second},
+		{5, time.Second, time.Second, time.Second},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want,
+			Exponential(tc.attempt, tc.min, tc.max),
+			"attempt %d", tc.attempt)
+	}
 }
