@@ -3,6 +3,8 @@ package plugin
 import (
 	"fmt"
 	"time"
+
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // This file is where the engine decides: why an HTLC is held, resumed or
@@ -219,7 +221,7 @@ type newHTLCInput struct {
 
 	// peer is who is on the incoming channel; chanErr is set when lnd
 	// could not tell.
-	peer    [33]byte
+	peer    route.Vertex
 	private bool
 	chanErr error
 
