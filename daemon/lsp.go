@@ -26,6 +26,7 @@ type lspRole struct {
 	senders      *release.DeliveryPeers
 	requests     *release.PathRequests
 	links        *engineLinks
+	blocks       *rpcclient.BlockWatcher
 	events       *plugin.Broadcaster
 	policies     policyStore
 	configPolicy plugin.Policy
@@ -143,15 +144,16 @@ func newLSPRole(ctx context.Context, cfg *Config, lnd *rpcclient.Client,
 	if obs != nil {
 		metricsObserver = obs
 	}
+	role.blocks = rpcclient.NewBlockWatcher(lnd.Lightning, lnd.Chain,
+		logs.sub(subBLKS))
 	role.engine, err = plugin.New(plugin.Config{
 		Policy:   policy,
 		Store:    db,
 		Resolver: role.icpt,
 		Peers:    peers,
 		Links:    role.links,
-		Blocks: rpcclient.NewBlockWatcher(lnd.Lightning, lnd.Chain,
-			logs.sub(subBLKS)),
-		Clock: clk,
+		Blocks:   role.blocks,
+		Clock:    clk,
 		Observer: plugin.Observers{role.deliverer, role.events,
 			metricsObserver},
 		Logger:         logs.sub(subENGN),
@@ -202,8 +204,11 @@ func (r *lspRole) Start(ctx context.Context, _ func(error)) (err error) {
 		return fmt.Errorf("start engine: %w", err)
 	}
 	r.stops = append(r.stops, func() {
+		// Stop cancels the engine's subscriptions; their
+		// goroutines end with it.
 		_ = r.engine.Stop()
 		r.links.wait()
+		r.blocks.Wait()
 	})
 
 	if err := r.icpt.Start(r.decide); err != nil {

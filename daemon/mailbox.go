@@ -84,19 +84,18 @@ func newMailboxRole(cfg *Config, lnd *rpcclient.Client, db *store.Store,
 	return &mailboxRole{
 		mb:    mb,
 		key:   mailboxKey,
-		log:   logs.sub(subHOLD),
+		log:   logs.sub(subMBOX),
 		queue: mailbox.NewAsyncForwarder(mb, 0),
 	}, nil
 }
 
 func (r *mailboxRole) Name() string { return "mailbox role" }
 
-// Start starts the mailbox, then the queue that feeds it.
+// Start starts the mailbox; the queue in front of it needs no start.
 func (r *mailboxRole) Start(ctx context.Context, _ func(error)) error {
 	if err := r.mb.Start(ctx); err != nil {
 		return fmt.Errorf("start mailbox: %w", err)
 	}
-	r.queue.Start()
 	r.log.Infof("Mailbox on: keeping messages for registered "+
 		"recipients (mailbox key %x)", r.key.SerializeCompressed())
 	return nil

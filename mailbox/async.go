@@ -48,10 +48,6 @@ func NewAsyncForwarder(mb *Mailbox, depth int) *AsyncForwarder {
 	return &AsyncForwarder{mb: mb, depth: int64(depth)}
 }
 
-// Start is a no-op kept for the lifecycle: the recipients' queues run as
-// long as the mailbox does.
-func (a *AsyncForwarder) Start() {}
-
 // Stop makes HandleForward refuse further messages. Those already handed
 // over are stored by their queues until the mailbox stops.
 func (a *AsyncForwarder) Stop() {
@@ -65,8 +61,8 @@ func (a *AsyncForwarder) HandleForward(_ context.Context, next [33]byte,
 	msg *lnwire.OnionMessage) string {
 
 	if a.stopped.Load() {
-		a.mb.drop(DropBusy, 1)
-		return OutcomeBusy
+		a.mb.drop(DropNotRunning, 1)
+		return string(OutcomeNotRunning)
 	}
 	if a.queued.Add(1) > a.depth {
 		a.queued.Add(-1)

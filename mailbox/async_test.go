@@ -58,7 +58,6 @@ func TestAsyncForwarderNeverBlocks(t *testing.T) {
 	t.Cleanup(unblock)
 
 	async := NewAsyncForwarder(h.mb, 2)
-	async.Start()
 	t.Cleanup(async.Stop)
 
 	first := testMsg(t, 'a', 10)
@@ -103,7 +102,6 @@ func TestAsyncForwarderSlowRecipient(t *testing.T) {
 	h.start()
 
 	async := NewAsyncForwarder(h.mb, 0)
-	async.Start()
 	t.Cleanup(async.Stop)
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
@@ -153,7 +151,6 @@ func TestAsyncForwarderBounds(t *testing.T) {
 	h.mb.mu.Unlock()
 
 	async := NewAsyncForwarder(h.mb, 0)
-	async.Start()
 	t.Cleanup(async.Stop)
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })

@@ -350,9 +350,13 @@ func (q *queue) shutdown() {
 	if m.queues[q.peer] == q {
 		delete(m.queues, q.peer)
 	}
-	close(q.exited)
 	m.mu.Unlock()
 
+	// What is in the inbox is answered (and counted) here, before exited
+	// closes: a Handle that sees exited then finds its answer, or, if
+	// its request came in after this drain, counts the drop itself.
+	// Either way a request is counted once.
+	defer close(q.exited)
 	for {
 		select {
 		case req := <-q.inbox:

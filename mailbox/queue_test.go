@@ -37,7 +37,6 @@ func TestQueuesUnderConcurrency(t *testing.T) {
 	}
 	h.start()
 	async := NewAsyncForwarder(h.mb, 0)
-	async.Start()
 	t.Cleanup(async.Stop)
 
 	// A message's packet names its producer and sequence number.

@@ -138,8 +138,12 @@ type Engine struct {
 
 	stats *counters
 
-	// stopLinks ends the link subscription.
-	stopLinks context.CancelFunc
+	// loopCtx is the context of the engine's subscriptions (blocks,
+	// links) and of the lnd reads its loops make; Stop cancels it, so
+	// neither a subscription nor a link read outlives the engine. Store
+	// writes never take it: a decided write always completes.
+	loopCtx   context.Context
+	stopLoops context.CancelFunc
 
 	quit     chan struct{}
 	stopOnce sync.Once
@@ -223,8 +227,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Unlock()
 	e.log.Infof("Loaded %d active held HTLCs from the store", len(recs))
 
-	blocks, err := e.cfg.Blocks.SubscribeBlocks(ctx)
+	e.loopCtx, e.stopLoops = context.WithCancel(ctx)
+	blocks, err := e.cfg.Blocks.SubscribeBlocks(e.loopCtx)
 	if err != nil {
+		e.stopLoops()
 		return fmt.Errorf("subscribe blocks: %w", err)
 	}
 	select {
@@ -235,16 +241,15 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.height.Store(h)
 	case <-ctx.Done():
+		e.stopLoops()
 		return ctx.Err()
 	}
 
 	var links <-chan LinkEvent
 	if e.cfg.Links != nil {
-		linkCtx, cancel := context.WithCancel(ctx)
-		e.stopLinks = cancel
-		links, err = e.cfg.Links.SubscribeLinks(linkCtx)
+		links, err = e.cfg.Links.SubscribeLinks(e.loopCtx)
 		if err != nil {
-			cancel()
+			e.stopLoops()
 			return fmt.Errorf("subscribe links: %w", err)
 		}
 	}
@@ -260,8 +265,8 @@ func (e *Engine) Start(ctx context.Context) error {
 func (e *Engine) Stop() error {
 	e.stopOnce.Do(func() {
 		close(e.quit)
-		if e.stopLinks != nil {
-			e.stopLinks()
+		if e.stopLoops != nil {
+			e.stopLoops()
 		}
 	})
 	e.wg.Wait()
@@ -437,16 +442,9 @@ func (e *Engine) failBack(ctx context.Context, key CircuitKey,
 	if !v.active {
 		return fmt.Errorf("%w: %v", ErrNotHeld, key)
 	}
-	s := decideFail(v, reason, e.Height())
-	if errors.Is(s.err, ErrNotHeld) && reason == FailPathExpired {
-		// Released since the tick found it: out of the path heap.
-		e.mu.Lock()
-		if ent, ok := e.active[key]; ok {
-			e.byPathExpiry.remove(ent)
-		}
-		e.mu.Unlock()
-	}
-	return e.apply(ctx, key, s).err
+	// A path expiry found on an entry released since the tick looked is
+	// no fail-back (decideFail): setRec took it out of the path heap.
+	return e.apply(ctx, key, decideFail(v, reason, e.Height())).err
 }
 
 // linkBecameActive resumes the released HTLCs whose incoming channel is
@@ -462,6 +460,11 @@ func (e *Engine) linkBecameActive(ctx context.Context, chanID uint64) {
 	e.mu.Unlock()
 
 	for _, k := range keys {
+		if ctx.Err() != nil {
+			// Stopping: the rest are resumed on replay or by the
+			// next run's link events.
+			return
+		}
 		link := linkActive
 		if k.ChanID != chanID {
 			// An alias, or another channel: ask the link view.
@@ -473,7 +476,8 @@ func (e *Engine) linkBecameActive(ctx context.Context, chanID uint64) {
 			}
 		}
 		unlock := e.keys.lock(k)
-		e.apply(ctx, k, decideLinkActive(e.readActive(k), link))
+		e.apply(context.WithoutCancel(ctx), k,
+			decideLinkActive(e.readActive(k), link))
 		unlock()
 	}
 }
@@ -627,6 +631,17 @@ func (e *Engine) apply(ctx context.Context, key CircuitKey,
 			}
 		}
 		e.notify(EventKind(s.to), rec)
+		if s.to == StateReleased && s.resolve == resolveNone &&
+			ent != nil {
+
+			// The link was read before this write; an Active event
+			// that came during it found no released entry (setRec
+			// just added it). Reading the link again now means one
+			// of the two sees the other (mayResume).
+			s.resolve = decideLinkActive(keyView{rec: rec,
+				found: true, active: true},
+				e.linkState(ctx, key)).resolve
+		}
 
 	case writePending:
 		if err := e.cfg.Store.PutPendingRelease(ctx,
@@ -684,10 +699,11 @@ func (e *Engine) resume(ctx context.Context, key CircuitKey) {
 			key, err)
 		return
 	}
-	// lnd has the resume; should this write fail, the record says
-	// released until the next replay or the fail-back height cleans it
-	// up.
-	e.apply(ctx, key, step{write: writeTransition,
+	// lnd has the resume, so the record must say so whatever happens to
+	// the caller's context (an RPC or a transport read that ends right
+	// now); should the write itself fail, the record says released until
+	// the next replay or the fail-back height cleans it up.
+	e.apply(context.WithoutCancel(ctx), key, step{write: writeTransition,
 		from: StateReleased, to: StateResumed})
 }
 
@@ -876,8 +892,7 @@ func (e *Engine) linkLoop(links <-chan LinkEvent) {
 				return
 			}
 			if ev.Active {
-				e.linkBecameActive(context.Background(),
-					ev.ChanID)
+				e.linkBecameActive(e.loopCtx, ev.ChanID)
 			}
 		case <-e.quit:
 			return

@@ -90,19 +90,6 @@ func (f *fakeStore) InsertHeld(_ context.Context, h HeldHTLC) (
 	return h, true, nil
 }
 
-func (f *fakeStore) GetHeld(_ context.Context, key CircuitKey) (
-	HeldHTLC, error) {
-
-	f.count("GetHeld")
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	h, ok := f.htlcs[key]
-	if !ok {
-		return h, ErrUnknownHTLC
-	}
-	return h, nil
-}
-
 func (f *fakeStore) LookupHTLC(_ context.Context, key CircuitKey,
 	hash [32]byte, now time.Time) (HTLCLookup, error) {
 
@@ -218,21 +205,6 @@ func (f *fakeStore) PutPendingRelease(_ context.Context,
 		f.pending[r.Key] = r
 	}
 	return nil
-}
-
-func (f *fakeStore) TakePendingRelease(_ context.Context,
-	key CircuitKey, hash [32]byte, now time.Time) (
-	PendingRelease, bool, error) {
-
-	f.count("TakePendingRelease")
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, ok := f.pending[key]
-	if !ok || r.PaymentHash != hash || !now.Before(r.ExpiresAt) {
-		return PendingRelease{}, false, nil
-	}
-	delete(f.pending, key)
-	return r, true, nil
 }
 
 func (f *fakeStore) PrunePendingReleases(_ context.Context,

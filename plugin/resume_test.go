@@ -165,3 +165,37 @@ func TestStoreCallsPerHTLC(t *testing.T) {
 	require.Equal(t, StateResumed, rec.State)
 	require.Zero(t, te.store.pendingCount())
 }
+
+// TestReleaseRacingLinkActiveResumes: the incoming link comes back while
+// the release is being written. The Active event finds no released entry
+// yet (the write has not returned), so the release itself must see the
+// link active once its record is in place, or the HTLC would wait for its
+// fail-back height although its sender and its recipient are both back.
+func TestReleaseRacingLinkActiveResumes(t *testing.T) {
+	te := newTestEngine(t, nil)
+	ctx := context.Background()
+	k := key(21, 2)
+	require.Equal(t, ActionHold,
+		te.Intercept(ctx, flagged(k, hashOf(21), 10_000)).Action)
+
+	te.links.setActive(k.ChanID, false)
+	fired := false
+	te.store.setBeforeWrite(func(method string, kk CircuitKey) {
+		if fired || method != "Transition" || kk != k {
+			return
+		}
+		fired = true
+		te.links.setActive(k.ChanID, true)
+		te.links.send(LinkEvent{ChanID: k.ChanID, Active: true})
+	})
+
+	out, err := te.Release(ctx, k, hashOf(21), "onion")
+	require.NoError(t, err)
+	require.Equal(t, ReleaseMatched, out)
+	require.True(t, fired)
+
+	rec, _ := te.store.get(k)
+	require.Equal(t, StateResumed, rec.State)
+	require.Equal(t, []resolution{{k, ActionResume}},
+		te.resolver.resolutions())
+}

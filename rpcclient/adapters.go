@@ -124,6 +124,9 @@ type BlockWatcher struct {
 	epochs EpochClient
 	log    logrus.FieldLogger
 	retry  time.Duration
+
+	// wg tracks the subscriptions' goroutines, for Wait.
+	wg sync.WaitGroup
 }
 
 // NewBlockWatcher creates a BlockWatcher.
@@ -147,7 +150,9 @@ func (w *BlockWatcher) SubscribeBlocks(ctx context.Context) (<-chan int32,
 	out := make(chan int32, 16)
 	out <- int32(info.BlockHeight)
 
+	w.wg.Add(1)
 	go func() {
+		defer w.wg.Done()
 		defer close(out)
 		for ctx.Err() == nil {
 			err := w.stream(ctx, out)
@@ -173,6 +178,10 @@ func (w *BlockWatcher) SubscribeBlocks(ctx context.Context) (<-chan int32,
 	}()
 	return out, nil
 }
+
+// Wait returns once every subscription's goroutine has ended; each ends
+// when its context does.
+func (w *BlockWatcher) Wait() { w.wg.Wait() }
 
 func (w *BlockWatcher) stream(ctx context.Context, out chan<- int32) error {
 	stream, err := w.epochs.RegisterBlockEpochNtfn(ctx,
