@@ -7,9 +7,12 @@ import (
 	"context"
 	"encoding/hex"
 	"testing"
+	"time"
 
+	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/holdrpc"
 	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/lightningnetwork/lnd/record"
 	"github.com/stretchr/testify/require"
 )
 
@@ -86,4 +89,73 @@ func TestAsyncRecipientRegistration(t *testing.T) {
 		string(id))
 	require.Error(t, res.err)
 	require.Contains(t, res.stderr, "no async recipient")
+}
+
+// TestAsyncRecipientOfferPaths plays an async recipient on S: it sends
+// offer_paths_request over the registration path holdcli printed, with a
+// reply path to S's lnd, and L's holdd answers offer_paths along it: the
+// intake dispatched the message to the server, which checked the path_id
+// and the recipient and replied through L's lnd. The offer paths start at
+// L's lnd and expire in about a year (server.offerpathttl).
+func TestAsyncRecipientOfferPaths(t *testing.T) {
+	net := Net(t)
+	ctx := t.Context()
+	startServerLSP(t, net)
+	cli := newHoldcli(t, net)
+
+	var added holdrpc.AddAsyncRecipientResponse
+	cli.decode(t, &added, "addasyncrecipient", "--id", "wallet-8")
+	t.Cleanup(func() {
+		cli.run(context.Background(), nil, "removeasyncrecipient",
+			"--id", "wallet-8")
+	})
+	regPath, err := onionmsg.DecodeBlindedPath(bytes.NewReader(
+		added.Paths[0]))
+	require.NoError(t, err)
+
+	sKey, err := btcec.ParsePubKey(net.S.PubKey)
+	require.NoError(t, err)
+	replyKey, err := btcec.NewPrivateKey()
+	require.NoError(t, err)
+	replyPath, err := onionmsg.BuildBlindedPath(replyKey, []onionmsg.Hop{{
+		NodeID: sKey,
+		Data: record.NewFinalHopBlindedRouteData(nil,
+			[]byte("s-reply")),
+	}}, true)
+	require.NoError(t, err)
+	sessionKey, err := btcec.NewPrivateKey()
+	require.NoError(t, err)
+	msg, err := onionmsg.BuildOnionMessage(sessionKey, regPath, replyPath,
+		map[uint64][]byte{onionmsg.OfferPathsRequestType: onionmsg.
+			EncodeOfferPathsRequest(onionmsg.OfferPathsRequest{
+				InvoiceSlot: 1})})
+	require.NoError(t, err)
+
+	msgs, err := net.S.SubscribeOnionMessages(ctx)
+	require.NoError(t, err)
+	defer msgs.Close()
+	sentAt := time.Now()
+	require.NoError(t, net.S.SendOnionMessage(ctx, net.L.PubKey,
+		msg.PathKey.SerializeCompressed(), msg.OnionBlob))
+
+	var answer []byte
+	deadline := time.Now().Add(DefaultTimeout)
+	for answer == nil {
+		upd, err := msgs.Next(ctx, time.Until(deadline))
+		require.NoError(t, err, "no offer_paths reached S")
+		answer = upd.CustomRecords[onionmsg.OfferPathsType]
+		if answer != nil {
+			require.NotNil(t, upd.ReplyPath, "offer_paths "+
+				"without the serve path as reply path")
+		}
+	}
+	offerPaths, err := onionmsg.DecodeOfferPaths(answer)
+	require.NoError(t, err)
+	require.Len(t, offerPaths.Paths, 1)
+	require.Equal(t, net.L.PubKeyHex, hex.EncodeToString(
+		offerPaths.Paths[0].IntroNode.SerializeCompressed()))
+	require.NotNil(t, offerPaths.PathsAbsoluteExpiry)
+	expiry := time.Unix(int64(*offerPaths.PathsAbsoluteExpiry), 0)
+	require.WithinDuration(t, sentAt.Add(365*24*time.Hour), expiry,
+		time.Hour)
 }
