@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/invoiceserver"
 	"github.com/holdd/holdd/mailbox"
 	"github.com/holdd/holdd/plugin"
 	flags "github.com/jessevdk/go-flags"
@@ -95,14 +96,33 @@ type mailboxConfig struct {
 	MaxAge               time.Duration `long:"maxage" description:"Drop a message this long after it arrived"`
 }
 
+// serverConfig bounds the static invoice server (role=server).
+type serverConfig struct {
+	MaxRecipients  int           `long:"maxrecipients" description:"Most async recipients registered at once (holdcli addasyncrecipient)"`
+	MaxSlots       uint16        `long:"maxslots" description:"Static invoice slots per recipient (LDK's client uses up to 10)"`
+	MaxInvoiceSize int           `long:"maxinvoicesize" description:"Largest static invoice accepted, in bytes (at most 5120, LDK's limit)"`
+	OfferPathTTL   time.Duration `long:"offerpathttl" description:"How long the offer paths handed to a recipient stay valid (LDK's client refuses paths that expire within 3 months)"`
+	OfferPaths     int           `long:"offerpaths" description:"Blinded paths in each offer_paths answer (1-8)"`
+
+	RecipientBurst    int           `long:"recipientburst" description:"offer_paths_request and serve_static_invoice messages one recipient may send at once before the rate limit applies"`
+	RecipientInterval time.Duration `long:"recipientinterval" description:"After the burst, one such message per recipient per this interval"`
+
+	RequesterBurst    int           `long:"requesterburst" description:"invoice_requests one requester (by its reply path's introduction node) may send at once"`
+	RequesterInterval time.Duration `long:"requesterinterval" description:"After the burst, one invoice_request per requester per this interval"`
+
+	InvoiceRequestBurst    int           `long:"invoicerequestburst" description:"invoice_requests for one recipient's offers, from all requesters together, answered at once"`
+	InvoiceRequestInterval time.Duration `long:"invoicerequestinterval" description:"After the burst, one invoice_request per recipient per this interval"`
+}
+
 const (
 	roleLSP       = "lsp"
 	roleRecipient = "recipient"
 	roleMailbox   = "mailbox"
+	roleServer    = "server"
 )
 
 // knownRoles are the values role accepts.
-var knownRoles = []string{roleLSP, roleRecipient, roleMailbox}
+var knownRoles = []string{roleLSP, roleRecipient, roleMailbox, roleServer}
 
 // Config is holdd.conf and the command line, as go-flags reads them.
 type Config struct {
@@ -121,7 +141,7 @@ type Config struct {
 	TLSExtraDomains []string `long:"tlsextradomain" description:"Extra domain to add to holdd's TLS certificate; repeat for several"`
 	RPCListen       string   `long:"rpclisten" description:"Address holdd's gRPC API listens on"`
 
-	Roles []string `long:"role" description:"What holdd does; repeat or comma-separate to combine: lsp (hold HTLCs that carry hold_htlc and release them on release_held_htlc), recipient (answer held_htlc_available on this node's async-receive paths), mailbox (keep onion messages for registered recipients while they are offline). Default lsp"`
+	Roles []string `long:"role" description:"What holdd does; repeat or comma-separate to combine: lsp (hold HTLCs that carry hold_htlc and release them on release_held_htlc), recipient (answer held_htlc_available on this node's async-receive paths), mailbox (keep onion messages for registered recipients while they are offline), server (static invoice server: answer invoice_requests for offline async recipients with their static invoices; an LSP runs it beside lsp). Default lsp"`
 
 	Transport string `long:"transport" description:"How release messages reach holdd: peer (lnd 0.21+: holdd connects to lnd's p2p port), custommsg (lnd 0.18-0.20: protocol.custom-message=513), or auto (by lnd's version)" choice:"auto" choice:"peer" choice:"custommsg"`
 
@@ -133,6 +153,7 @@ type Config struct {
 	Release    *releaseConfig    `group:"release" namespace:"release"`
 	Recipient  *recipientConfig  `group:"recipient" namespace:"recipient"`
 	Mailbox    *mailboxConfig    `group:"mailbox" namespace:"mailbox"`
+	Server     *serverConfig     `group:"server" namespace:"server"`
 	Prometheus *prometheusConfig `group:"prometheus" namespace:"prometheus"`
 }
 
@@ -182,6 +203,23 @@ func defaultConfig() *Config {
 		},
 		Release: &releaseConfig{
 			PathCount: 2,
+		},
+		Server: &serverConfig{
+			MaxRecipients:  invoiceserver.DefaultMaxRecipients,
+			MaxSlots:       invoiceserver.DefaultMaxSlots,
+			MaxInvoiceSize: invoiceserver.MaxInvoiceSize,
+			OfferPathTTL:   invoiceserver.DefaultOfferPathTTL,
+			OfferPaths:     1,
+
+			RecipientBurst:    invoiceserver.DefaultBurst,
+			RecipientInterval: invoiceserver.DefaultInterval,
+			RequesterBurst:    invoiceserver.DefaultBurst,
+			RequesterInterval: invoiceserver.DefaultInterval,
+
+			InvoiceRequestBurst: invoiceserver.
+				DefaultInvoiceRequestBurst,
+			InvoiceRequestInterval: invoiceserver.
+				DefaultInvoiceRequestInterval,
 		},
 	}
 }
@@ -305,6 +343,9 @@ func (c *Config) validate() error {
 			"1m, recipient.replyburst at least 1 and "+
 			"recipient.replyinterval positive", errConfig)
 	}
+	if err := c.Server.validate(); err != nil {
+		return err
+	}
 	if c.Recipient.Mailbox != "" {
 		if _, err := parseNodeKey(c.Recipient.Mailbox); err != nil {
 			return fmt.Errorf("%w: recipient.mailbox: %v", errConfig,
@@ -386,6 +427,38 @@ func parseRoles(in []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// validate checks the server's bounds; zero would silently mean the
+// default in invoiceserver.Config, so it is refused here.
+func (s *serverConfig) validate() error {
+	switch {
+	case s.MaxRecipients < 1 || s.MaxSlots < 1:
+		return fmt.Errorf("%w: server.maxrecipients and server.maxslots "+
+			"must be at least 1", errConfig)
+	case s.MaxInvoiceSize < 1 ||
+		s.MaxInvoiceSize > invoiceserver.MaxInvoiceSize:
+
+		return fmt.Errorf("%w: server.maxinvoicesize must be 1..%d",
+			errConfig, invoiceserver.MaxInvoiceSize)
+	case s.OfferPathTTL < time.Hour:
+		return fmt.Errorf("%w: server.offerpathttl must be at least 1h",
+			errConfig)
+	case s.OfferPaths < 1 || s.OfferPaths > invoiceserver.MaxPathsPerCall:
+		return fmt.Errorf("%w: server.offerpaths must be 1..%d",
+			errConfig, invoiceserver.MaxPathsPerCall)
+	case s.RecipientBurst < 1 || s.RequesterBurst < 1 ||
+		s.InvoiceRequestBurst < 1:
+
+		return fmt.Errorf("%w: the server's bursts must be at least 1",
+			errConfig)
+	case s.RecipientInterval <= 0 || s.RequesterInterval <= 0 ||
+		s.InvoiceRequestInterval <= 0:
+
+		return fmt.Errorf("%w: the server's intervals must be positive",
+			errConfig)
+	}
+	return nil
 }
 
 // hasRole reports whether holdd runs role.

@@ -74,6 +74,10 @@ func TestLoadConfigRoles(t *testing.T) {
 			[]string{"lsp", "recipient"}},
 		{[]string{"--role=Recipient,lsp,recipient"},
 			[]string{"lsp", "recipient"}},
+		{[]string{"--role=lsp", "--role=server"},
+			[]string{"lsp", "server"}},
+		{[]string{"--role=server,mailbox,lsp"},
+			[]string{"lsp", "mailbox", "server"}},
 	}
 	for _, tc := range tests {
 		cfg, err := LoadConfig(append([]string{"--holddir=" +
@@ -103,6 +107,18 @@ func TestLoadConfigErrors(t *testing.T) {
 			"recipient.replyburst"},
 		{"allowpeer not a key", []string{"--hold.allowpeer=02abcd"},
 			"hold.allowpeer"},
+		{"server max slots", []string{"--server.maxslots=0"},
+			"server.maxslots"},
+		{"server invoice size over LDK's", []string{
+			"--server.maxinvoicesize=5121"}, "server.maxinvoicesize"},
+		{"server offer paths", []string{"--server.offerpaths=9"},
+			"server.offerpaths"},
+		{"server offer path ttl", []string{"--server.offerpathttl=1m"},
+			"server.offerpathttl"},
+		{"server burst", []string{"--server.requesterburst=0"},
+			"bursts"},
+		{"server interval", []string{
+			"--server.invoicerequestinterval=0s"}, "intervals"},
 		{"path expiry under a minute",
 			[]string{"--release.pathexpiry=30s"}, "release.pathexpiry"},
 		{"missing explicit config file",
@@ -118,6 +134,47 @@ func TestLoadConfigErrors(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// TestLoadConfigServer: the server's options default to invoiceserver's
+// safe defaults and are read from holdd.conf.
+func TestLoadConfigServer(t *testing.T) {
+	cfg, err := LoadConfig([]string{"--holddir=" + t.TempDir()})
+	require.NoError(t, err)
+	require.Equal(t, &serverConfig{
+		MaxRecipients:          10_000,
+		MaxSlots:               16,
+		MaxInvoiceSize:         5120,
+		OfferPathTTL:           365 * 24 * time.Hour,
+		OfferPaths:             1,
+		RecipientBurst:         5,
+		RecipientInterval:      100 * time.Millisecond,
+		RequesterBurst:         5,
+		RequesterInterval:      100 * time.Millisecond,
+		InvoiceRequestBurst:    50,
+		InvoiceRequestInterval: 20 * time.Millisecond,
+	}, cfg.Server)
+
+	dir := t.TempDir()
+	conf := `
+role=lsp
+role=server
+
+[server]
+server.maxslots=10
+server.maxinvoicesize=4096
+server.requesterburst=3
+server.requesterinterval=1s
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "holdd.conf"),
+		[]byte(conf), 0o600))
+	cfg, err = LoadConfig([]string{"--holddir=" + dir})
+	require.NoError(t, err)
+	require.Equal(t, []string{roleLSP, roleServer}, cfg.Roles)
+	require.Equal(t, uint16(10), cfg.Server.MaxSlots)
+	require.Equal(t, 4096, cfg.Server.MaxInvoiceSize)
+	require.Equal(t, 3, cfg.Server.RequesterBurst)
+	require.Equal(t, time.Second, cfg.Server.RequesterInterval)
 }
 
 // TestLoadConfigAdmission: by default only HTLCs over private channels are

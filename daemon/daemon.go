@@ -233,6 +233,18 @@ func New(ctx context.Context, cfg *Config) (_ *Daemon, err error) {
 		rpcConfig.Mailbox = mbox.mb
 	}
 
+	var srv *serverRole
+	if cfg.hasRole(roleServer) {
+		srv, err = newServerRole(ctx, cfg, lnd, db, finalHop, sender,
+			clk, logs)
+		if err != nil {
+			return nil, err
+		}
+		roles = append(roles, srv)
+		intake.AddFinalHopHandler(matchServerPath, srv)
+		rpcConfig.InvoiceServer = srv.srv
+	}
+
 	tr, err := newTransport(transport, lnd, nodeKey, intake, clk, logs,
 		cfg, link, onLinkUp)
 	if err != nil {
@@ -254,7 +266,7 @@ func New(ctx context.Context, cfg *Config) (_ *Daemon, err error) {
 	// feeds them; the RPC server once there is something to serve.
 	if cfg.Prometheus.Listen != "" {
 		reg := metrics.NewWithObservations(metricsSources(transport,
-			link, intake, lsp, rcpt, mbox), obs)
+			link, intake, lsp, rcpt, mbox, srv), obs)
 		d.subsystems = append(d.subsystems, newMetricsServer(
 			cfg.Prometheus.Listen, reg, log))
 	}
@@ -308,7 +320,7 @@ func checkLnd(ctx context.Context, cfg *Config, lnd *rpcclient.Client,
 // themselves, each nil when its role is off.
 func metricsSources(transport string, link *linkStatus,
 	intake *release.Intake, lsp *lspRole, rcpt *recipientRole,
-	mbox *mailboxRole) metrics.Sources {
+	mbox *mailboxRole, srv *serverRole) metrics.Sources {
 
 	src := metrics.Sources{
 		Engine:             idleEngine{},
@@ -330,6 +342,9 @@ func metricsSources(transport string, link *linkStatus,
 	}
 	if rcpt != nil {
 		src.Recipient = rcpt.responder.Counts
+	}
+	if srv != nil {
+		src.InvoiceServer = srv.Counts
 	}
 	if mbox != nil {
 		src.Mailbox = func() *mailbox.Stats {

@@ -57,6 +57,7 @@ var (
 	subMBOX = newSubsystem("MBOX", "mailbox for offline recipients")
 	subMBXC = newSubsystem("MBXC", "recipient's registration with its "+
 		"mailbox")
+	subISRV = newSubsystem("ISRV", "static invoice server")
 )
 
 // subsystemTags lists the registered tags in declaration order.

@@ -20,7 +20,7 @@ func TestMetricsWithoutLSPRole(t *testing.T) {
 	link := &linkStatus{}
 	link.set(peerlink.StateConnected)
 	reg := metrics.NewWithObservations(metricsSources(transportPeer, link,
-		intake, nil, nil, nil), metrics.NewObservations())
+		intake, nil, nil, nil, nil), metrics.NewObservations())
 
 	rec := httptest.NewRecorder()
 	reg.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics",

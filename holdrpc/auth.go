@@ -37,6 +37,10 @@ var (
 	opReceiveWrite = bakery.Op{Entity: "receive", Action: "write"}
 	opMailboxRead  = bakery.Op{Entity: "mailbox", Action: "read"}
 	opMailboxWrite = bakery.Op{Entity: "mailbox", Action: "write"}
+	// The static invoice server's recipients: listing shows who is
+	// registered; adding and removing change whom holdd serves.
+	opServerRead  = bakery.Op{Entity: "invoiceserver", Action: "read"}
+	opServerWrite = bakery.Op{Entity: "invoiceserver", Action: "write"}
 )
 
 // RequiredPermissions is what each method needs. GetReleasePaths needs
@@ -59,16 +63,20 @@ var RequiredPermissions = map[string][]bakery.Op{
 
 	"/holdrpc.Hold/ListMailbox":       {opMailboxRead},
 	"/holdrpc.Hold/UnregisterMailbox": {opMailboxWrite},
+
+	"/holdrpc.Hold/AddAsyncRecipient":    {opServerWrite},
+	"/holdrpc.Hold/RemoveAsyncRecipient": {opServerWrite},
+	"/holdrpc.Hold/ListAsyncRecipients":  {opServerRead},
 }
 
 // ReadOnlyPermissions and AdminPermissions are baked into the two default
 // macaroons.
 var (
 	ReadOnlyPermissions = []bakery.Op{opInfoRead, opHoldsRead, opPolicyRead,
-		opReceiveRead, opMailboxRead}
+		opReceiveRead, opMailboxRead, opServerRead}
 	AdminPermissions = []bakery.Op{opInfoRead, opHoldsRead, opHoldsWrite,
 		opPolicyRead, opPolicyWrite, opReceiveRead, opReceiveWrite,
-		opMailboxRead, opMailboxWrite}
+		opMailboxRead, opMailboxWrite, opServerRead, opServerWrite}
 )
 
 // rootKeyStore serves one root key, kept in holdd's store. lnd's bolt-backed

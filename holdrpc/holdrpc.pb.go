@@ -2077,6 +2077,433 @@ func (x *UnregisterMailboxResponse) GetWasRegistered() bool {
 	return false
 }
 
+type AddAsyncRecipientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recipient's id, 1 to 1024 bytes, the operator's choice (an
+	// account id, say); it is carried in the paths' path_ids.
+	Id []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How long the registration lasts; 0 = it never expires, else at
+	// least 60.
+	ExpirySeconds uint64 `protobuf:"varint,2,opt,name=expiry_seconds,json=expirySeconds,proto3" json:"expiry_seconds,omitempty"`
+	// How many registration paths to mint (default 1, at most 8).
+	PathCount     uint32 `protobuf:"varint,3,opt,name=path_count,json=pathCount,proto3" json:"path_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddAsyncRecipientRequest) Reset() {
+	*x = AddAsyncRecipientRequest{}
+	mi := &file_holdrpc_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddAsyncRecipientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddAsyncRecipientRequest) ProtoMessage() {}
+
+func (x *AddAsyncRecipientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddAsyncRecipientRequest.ProtoReflect.Descriptor instead.
+func (*AddAsyncRecipientRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *AddAsyncRecipientRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *AddAsyncRecipientRequest) GetExpirySeconds() uint64 {
+	if x != nil {
+		return x.ExpirySeconds
+	}
+	return 0
+}
+
+func (x *AddAsyncRecipientRequest) GetPathCount() uint32 {
+	if x != nil {
+		return x.PathCount
+	}
+	return 0
+}
+
+type AsyncRecipient struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CreatedAtUnix int64                  `protobuf:"varint,2,opt,name=created_at_unix,json=createdAtUnix,proto3" json:"created_at_unix,omitempty"`
+	// 0 when the registration never expires.
+	ExpiresAtUnix int64 `protobuf:"varint,3,opt,name=expires_at_unix,json=expiresAtUnix,proto3" json:"expires_at_unix,omitempty"`
+	// The static invoices kept for the recipient, by slot.
+	Invoices      []*StaticInvoiceSlot `protobuf:"bytes,4,rep,name=invoices,proto3" json:"invoices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AsyncRecipient) Reset() {
+	*x = AsyncRecipient{}
+	mi := &file_holdrpc_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AsyncRecipient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AsyncRecipient) ProtoMessage() {}
+
+func (x *AsyncRecipient) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AsyncRecipient.ProtoReflect.Descriptor instead.
+func (*AsyncRecipient) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AsyncRecipient) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *AsyncRecipient) GetCreatedAtUnix() int64 {
+	if x != nil {
+		return x.CreatedAtUnix
+	}
+	return 0
+}
+
+func (x *AsyncRecipient) GetExpiresAtUnix() int64 {
+	if x != nil {
+		return x.ExpiresAtUnix
+	}
+	return 0
+}
+
+func (x *AsyncRecipient) GetInvoices() []*StaticInvoiceSlot {
+	if x != nil {
+		return x.Invoices
+	}
+	return nil
+}
+
+type StaticInvoiceSlot struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Slot  uint32                 `protobuf:"varint,1,opt,name=slot,proto3" json:"slot,omitempty"`
+	// The id of the offer the invoice is for (BOLT 12 merkle root).
+	OfferId []byte `protobuf:"bytes,2,opt,name=offer_id,json=offerId,proto3" json:"offer_id,omitempty"`
+	// The invoice's size in bytes.
+	Size          uint32 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	ExpiresAtUnix int64  `protobuf:"varint,4,opt,name=expires_at_unix,json=expiresAtUnix,proto3" json:"expires_at_unix,omitempty"`
+	StoredAtUnix  int64  `protobuf:"varint,5,opt,name=stored_at_unix,json=storedAtUnix,proto3" json:"stored_at_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StaticInvoiceSlot) Reset() {
+	*x = StaticInvoiceSlot{}
+	mi := &file_holdrpc_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StaticInvoiceSlot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StaticInvoiceSlot) ProtoMessage() {}
+
+func (x *StaticInvoiceSlot) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StaticInvoiceSlot.ProtoReflect.Descriptor instead.
+func (*StaticInvoiceSlot) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *StaticInvoiceSlot) GetSlot() uint32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *StaticInvoiceSlot) GetOfferId() []byte {
+	if x != nil {
+		return x.OfferId
+	}
+	return nil
+}
+
+func (x *StaticInvoiceSlot) GetSize() uint32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *StaticInvoiceSlot) GetExpiresAtUnix() int64 {
+	if x != nil {
+		return x.ExpiresAtUnix
+	}
+	return 0
+}
+
+func (x *StaticInvoiceSlot) GetStoredAtUnix() int64 {
+	if x != nil {
+		return x.StoredAtUnix
+	}
+	return 0
+}
+
+type AddAsyncRecipientResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Recipient *AsyncRecipient        `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// The registration paths, each an encoded BOLT 4 blinded_path; the
+	// recipient sends offer_paths_request over them.
+	Paths         [][]byte `protobuf:"bytes,2,rep,name=paths,proto3" json:"paths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddAsyncRecipientResponse) Reset() {
+	*x = AddAsyncRecipientResponse{}
+	mi := &file_holdrpc_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddAsyncRecipientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddAsyncRecipientResponse) ProtoMessage() {}
+
+func (x *AddAsyncRecipientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddAsyncRecipientResponse.ProtoReflect.Descriptor instead.
+func (*AddAsyncRecipientResponse) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AddAsyncRecipientResponse) GetRecipient() *AsyncRecipient {
+	if x != nil {
+		return x.Recipient
+	}
+	return nil
+}
+
+func (x *AddAsyncRecipientResponse) GetPaths() [][]byte {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+type RemoveAsyncRecipientRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAsyncRecipientRequest) Reset() {
+	*x = RemoveAsyncRecipientRequest{}
+	mi := &file_holdrpc_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAsyncRecipientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAsyncRecipientRequest) ProtoMessage() {}
+
+func (x *RemoveAsyncRecipientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAsyncRecipientRequest.ProtoReflect.Descriptor instead.
+func (*RemoveAsyncRecipientRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RemoveAsyncRecipientRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+type RemoveAsyncRecipientResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAsyncRecipientResponse) Reset() {
+	*x = RemoveAsyncRecipientResponse{}
+	mi := &file_holdrpc_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAsyncRecipientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAsyncRecipientResponse) ProtoMessage() {}
+
+func (x *RemoveAsyncRecipientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAsyncRecipientResponse.ProtoReflect.Descriptor instead.
+func (*RemoveAsyncRecipientResponse) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{36}
+}
+
+type ListAsyncRecipientsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAsyncRecipientsRequest) Reset() {
+	*x = ListAsyncRecipientsRequest{}
+	mi := &file_holdrpc_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAsyncRecipientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAsyncRecipientsRequest) ProtoMessage() {}
+
+func (x *ListAsyncRecipientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAsyncRecipientsRequest.ProtoReflect.Descriptor instead.
+func (*ListAsyncRecipientsRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{37}
+}
+
+type ListAsyncRecipientsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recipients    []*AsyncRecipient      `protobuf:"bytes,1,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAsyncRecipientsResponse) Reset() {
+	*x = ListAsyncRecipientsResponse{}
+	mi := &file_holdrpc_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAsyncRecipientsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAsyncRecipientsResponse) ProtoMessage() {}
+
+func (x *ListAsyncRecipientsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAsyncRecipientsResponse.ProtoReflect.Descriptor instead.
+func (*ListAsyncRecipientsResponse) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListAsyncRecipientsResponse) GetRecipients() []*AsyncRecipient {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
 var File_holdrpc_proto protoreflect.FileDescriptor
 
 const file_holdrpc_proto_rawDesc = "" +
@@ -2251,7 +2678,35 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x18UnregisterMailboxRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\"B\n" +
 	"\x19UnregisterMailboxResponse\x12%\n" +
-	"\x0ewas_registered\x18\x01 \x01(\bR\rwasRegistered2\xd8\b\n" +
+	"\x0ewas_registered\x18\x01 \x01(\bR\rwasRegistered\"p\n" +
+	"\x18AddAsyncRecipientRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12%\n" +
+	"\x0eexpiry_seconds\x18\x02 \x01(\x04R\rexpirySeconds\x12\x1d\n" +
+	"\n" +
+	"path_count\x18\x03 \x01(\rR\tpathCount\"\xa8\x01\n" +
+	"\x0eAsyncRecipient\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12&\n" +
+	"\x0fcreated_at_unix\x18\x02 \x01(\x03R\rcreatedAtUnix\x12&\n" +
+	"\x0fexpires_at_unix\x18\x03 \x01(\x03R\rexpiresAtUnix\x126\n" +
+	"\binvoices\x18\x04 \x03(\v2\x1a.holdrpc.StaticInvoiceSlotR\binvoices\"\xa4\x01\n" +
+	"\x11StaticInvoiceSlot\x12\x12\n" +
+	"\x04slot\x18\x01 \x01(\rR\x04slot\x12\x19\n" +
+	"\boffer_id\x18\x02 \x01(\fR\aofferId\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\rR\x04size\x12&\n" +
+	"\x0fexpires_at_unix\x18\x04 \x01(\x03R\rexpiresAtUnix\x12$\n" +
+	"\x0estored_at_unix\x18\x05 \x01(\x03R\fstoredAtUnix\"h\n" +
+	"\x19AddAsyncRecipientResponse\x125\n" +
+	"\trecipient\x18\x01 \x01(\v2\x17.holdrpc.AsyncRecipientR\trecipient\x12\x14\n" +
+	"\x05paths\x18\x02 \x03(\fR\x05paths\"-\n" +
+	"\x1bRemoveAsyncRecipientRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\"\x1e\n" +
+	"\x1cRemoveAsyncRecipientResponse\"\x1c\n" +
+	"\x1aListAsyncRecipientsRequest\"V\n" +
+	"\x1bListAsyncRecipientsResponse\x127\n" +
+	"\n" +
+	"recipients\x18\x01 \x03(\v2\x17.holdrpc.AsyncRecipientR\n" +
+	"recipients2\xfb\n" +
+	"\n" +
 	"\x04Hold\x12<\n" +
 	"\aGetInfo\x12\x17.holdrpc.GetInfoRequest\x1a\x18.holdrpc.GetInfoResponse\x12?\n" +
 	"\bListHeld\x12\x18.holdrpc.ListHeldRequest\x1a\x19.holdrpc.ListHeldResponse\x125\n" +
@@ -2267,7 +2722,10 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x11RevokeReceivePath\x12!.holdrpc.RevokeReceivePathRequest\x1a\x14.holdrpc.ReceivePath\x12Y\n" +
 	"\x16SubscribeReceiveEvents\x12&.holdrpc.SubscribeReceiveEventsRequest\x1a\x15.holdrpc.ReceiveEvent0\x01\x12H\n" +
 	"\vListMailbox\x12\x1b.holdrpc.ListMailboxRequest\x1a\x1c.holdrpc.ListMailboxResponse\x12Z\n" +
-	"\x11UnregisterMailbox\x12!.holdrpc.UnregisterMailboxRequest\x1a\".holdrpc.UnregisterMailboxResponseB Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
+	"\x11UnregisterMailbox\x12!.holdrpc.UnregisterMailboxRequest\x1a\".holdrpc.UnregisterMailboxResponse\x12Z\n" +
+	"\x11AddAsyncRecipient\x12!.holdrpc.AddAsyncRecipientRequest\x1a\".holdrpc.AddAsyncRecipientResponse\x12c\n" +
+	"\x14RemoveAsyncRecipient\x12$.holdrpc.RemoveAsyncRecipientRequest\x1a%.holdrpc.RemoveAsyncRecipientResponse\x12`\n" +
+	"\x13ListAsyncRecipients\x12#.holdrpc.ListAsyncRecipientsRequest\x1a$.holdrpc.ListAsyncRecipientsResponseB Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
 
 var (
 	file_holdrpc_proto_rawDescOnce sync.Once
@@ -2281,7 +2739,7 @@ func file_holdrpc_proto_rawDescGZIP() []byte {
 	return file_holdrpc_proto_rawDescData
 }
 
-var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_holdrpc_proto_goTypes = []any{
 	(*CircuitKey)(nil),                    // 0: holdrpc.CircuitKey
 	(*GetInfoRequest)(nil),                // 1: holdrpc.GetInfoRequest
@@ -2314,19 +2772,27 @@ var file_holdrpc_proto_goTypes = []any{
 	(*ListMailboxResponse)(nil),           // 28: holdrpc.ListMailboxResponse
 	(*UnregisterMailboxRequest)(nil),      // 29: holdrpc.UnregisterMailboxRequest
 	(*UnregisterMailboxResponse)(nil),     // 30: holdrpc.UnregisterMailboxResponse
-	nil,                                   // 31: holdrpc.GetInfoResponse.ReleasesEntry
-	nil,                                   // 32: holdrpc.GetInfoResponse.DecisionsEntry
-	nil,                                   // 33: holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
-	nil,                                   // 34: holdrpc.MailboxStats.DroppedEntry
-	nil,                                   // 35: holdrpc.MailboxStats.RegistrationsEntry
+	(*AddAsyncRecipientRequest)(nil),      // 31: holdrpc.AddAsyncRecipientRequest
+	(*AsyncRecipient)(nil),                // 32: holdrpc.AsyncRecipient
+	(*StaticInvoiceSlot)(nil),             // 33: holdrpc.StaticInvoiceSlot
+	(*AddAsyncRecipientResponse)(nil),     // 34: holdrpc.AddAsyncRecipientResponse
+	(*RemoveAsyncRecipientRequest)(nil),   // 35: holdrpc.RemoveAsyncRecipientRequest
+	(*RemoveAsyncRecipientResponse)(nil),  // 36: holdrpc.RemoveAsyncRecipientResponse
+	(*ListAsyncRecipientsRequest)(nil),    // 37: holdrpc.ListAsyncRecipientsRequest
+	(*ListAsyncRecipientsResponse)(nil),   // 38: holdrpc.ListAsyncRecipientsResponse
+	nil,                                   // 39: holdrpc.GetInfoResponse.ReleasesEntry
+	nil,                                   // 40: holdrpc.GetInfoResponse.DecisionsEntry
+	nil,                                   // 41: holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
+	nil,                                   // 42: holdrpc.MailboxStats.DroppedEntry
+	nil,                                   // 43: holdrpc.MailboxStats.RegistrationsEntry
 }
 var file_holdrpc_proto_depIdxs = []int32{
-	31, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
-	32, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
-	33, // 2: holdrpc.GetInfoResponse.held_htlc_available:type_name -> holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
+	39, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
+	40, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
+	41, // 2: holdrpc.GetInfoResponse.held_htlc_available:type_name -> holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
 	3,  // 3: holdrpc.GetInfoResponse.mailbox:type_name -> holdrpc.MailboxStats
-	34, // 4: holdrpc.MailboxStats.dropped:type_name -> holdrpc.MailboxStats.DroppedEntry
-	35, // 5: holdrpc.MailboxStats.registrations:type_name -> holdrpc.MailboxStats.RegistrationsEntry
+	42, // 4: holdrpc.MailboxStats.dropped:type_name -> holdrpc.MailboxStats.DroppedEntry
+	43, // 5: holdrpc.MailboxStats.registrations:type_name -> holdrpc.MailboxStats.RegistrationsEntry
 	7,  // 6: holdrpc.ListHeldResponse.htlcs:type_name -> holdrpc.HeldHtlc
 	0,  // 7: holdrpc.GetHeldRequest.incoming:type_name -> holdrpc.CircuitKey
 	0,  // 8: holdrpc.HeldHtlc.incoming:type_name -> holdrpc.CircuitKey
@@ -2340,41 +2806,50 @@ var file_holdrpc_proto_depIdxs = []int32{
 	22, // 16: holdrpc.ReceivePathsResponse.paths:type_name -> holdrpc.ReceivePath
 	27, // 17: holdrpc.ListMailboxResponse.recipients:type_name -> holdrpc.MailboxRecipient
 	3,  // 18: holdrpc.ListMailboxResponse.stats:type_name -> holdrpc.MailboxStats
-	1,  // 19: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
-	4,  // 20: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
-	6,  // 21: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
-	8,  // 22: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
-	10, // 23: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
-	12, // 24: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
-	14, // 25: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
-	16, // 26: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
-	17, // 27: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
-	19, // 28: holdrpc.Hold.AddReceivePaths:input_type -> holdrpc.AddReceivePathsRequest
-	20, // 29: holdrpc.Hold.ListReceivePaths:input_type -> holdrpc.ListReceivePathsRequest
-	21, // 30: holdrpc.Hold.RevokeReceivePath:input_type -> holdrpc.RevokeReceivePathRequest
-	24, // 31: holdrpc.Hold.SubscribeReceiveEvents:input_type -> holdrpc.SubscribeReceiveEventsRequest
-	26, // 32: holdrpc.Hold.ListMailbox:input_type -> holdrpc.ListMailboxRequest
-	29, // 33: holdrpc.Hold.UnregisterMailbox:input_type -> holdrpc.UnregisterMailboxRequest
-	2,  // 34: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
-	5,  // 35: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
-	7,  // 36: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
-	9,  // 37: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
-	11, // 38: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
-	13, // 39: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
-	15, // 40: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
-	15, // 41: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
-	18, // 42: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
-	23, // 43: holdrpc.Hold.AddReceivePaths:output_type -> holdrpc.ReceivePathsResponse
-	23, // 44: holdrpc.Hold.ListReceivePaths:output_type -> holdrpc.ReceivePathsResponse
-	22, // 45: holdrpc.Hold.RevokeReceivePath:output_type -> holdrpc.ReceivePath
-	25, // 46: holdrpc.Hold.SubscribeReceiveEvents:output_type -> holdrpc.ReceiveEvent
-	28, // 47: holdrpc.Hold.ListMailbox:output_type -> holdrpc.ListMailboxResponse
-	30, // 48: holdrpc.Hold.UnregisterMailbox:output_type -> holdrpc.UnregisterMailboxResponse
-	34, // [34:49] is the sub-list for method output_type
-	19, // [19:34] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	33, // 19: holdrpc.AsyncRecipient.invoices:type_name -> holdrpc.StaticInvoiceSlot
+	32, // 20: holdrpc.AddAsyncRecipientResponse.recipient:type_name -> holdrpc.AsyncRecipient
+	32, // 21: holdrpc.ListAsyncRecipientsResponse.recipients:type_name -> holdrpc.AsyncRecipient
+	1,  // 22: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
+	4,  // 23: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
+	6,  // 24: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
+	8,  // 25: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
+	10, // 26: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
+	12, // 27: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
+	14, // 28: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
+	16, // 29: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
+	17, // 30: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
+	19, // 31: holdrpc.Hold.AddReceivePaths:input_type -> holdrpc.AddReceivePathsRequest
+	20, // 32: holdrpc.Hold.ListReceivePaths:input_type -> holdrpc.ListReceivePathsRequest
+	21, // 33: holdrpc.Hold.RevokeReceivePath:input_type -> holdrpc.RevokeReceivePathRequest
+	24, // 34: holdrpc.Hold.SubscribeReceiveEvents:input_type -> holdrpc.SubscribeReceiveEventsRequest
+	26, // 35: holdrpc.Hold.ListMailbox:input_type -> holdrpc.ListMailboxRequest
+	29, // 36: holdrpc.Hold.UnregisterMailbox:input_type -> holdrpc.UnregisterMailboxRequest
+	31, // 37: holdrpc.Hold.AddAsyncRecipient:input_type -> holdrpc.AddAsyncRecipientRequest
+	35, // 38: holdrpc.Hold.RemoveAsyncRecipient:input_type -> holdrpc.RemoveAsyncRecipientRequest
+	37, // 39: holdrpc.Hold.ListAsyncRecipients:input_type -> holdrpc.ListAsyncRecipientsRequest
+	2,  // 40: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
+	5,  // 41: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
+	7,  // 42: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
+	9,  // 43: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
+	11, // 44: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
+	13, // 45: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
+	15, // 46: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
+	15, // 47: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
+	18, // 48: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
+	23, // 49: holdrpc.Hold.AddReceivePaths:output_type -> holdrpc.ReceivePathsResponse
+	23, // 50: holdrpc.Hold.ListReceivePaths:output_type -> holdrpc.ReceivePathsResponse
+	22, // 51: holdrpc.Hold.RevokeReceivePath:output_type -> holdrpc.ReceivePath
+	25, // 52: holdrpc.Hold.SubscribeReceiveEvents:output_type -> holdrpc.ReceiveEvent
+	28, // 53: holdrpc.Hold.ListMailbox:output_type -> holdrpc.ListMailboxResponse
+	30, // 54: holdrpc.Hold.UnregisterMailbox:output_type -> holdrpc.UnregisterMailboxResponse
+	34, // 55: holdrpc.Hold.AddAsyncRecipient:output_type -> holdrpc.AddAsyncRecipientResponse
+	36, // 56: holdrpc.Hold.RemoveAsyncRecipient:output_type -> holdrpc.RemoveAsyncRecipientResponse
+	38, // 57: holdrpc.Hold.ListAsyncRecipients:output_type -> holdrpc.ListAsyncRecipientsResponse
+	40, // [40:58] is the sub-list for method output_type
+	22, // [22:40] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_holdrpc_proto_init() }
@@ -2388,7 +2863,7 @@ func file_holdrpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdrpc_proto_rawDesc), len(file_holdrpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,9 @@ const (
 	Hold_SubscribeReceiveEvents_FullMethodName = "/holdrpc.Hold/SubscribeReceiveEvents"
 	Hold_ListMailbox_FullMethodName            = "/holdrpc.Hold/ListMailbox"
 	Hold_UnregisterMailbox_FullMethodName      = "/holdrpc.Hold/UnregisterMailbox"
+	Hold_AddAsyncRecipient_FullMethodName      = "/holdrpc.Hold/AddAsyncRecipient"
+	Hold_RemoveAsyncRecipient_FullMethodName   = "/holdrpc.Hold/RemoveAsyncRecipient"
+	Hold_ListAsyncRecipients_FullMethodName    = "/holdrpc.Hold/ListAsyncRecipients"
 )
 
 // HoldClient is the client API for Hold service.
@@ -81,6 +84,16 @@ type HoldClient interface {
 	ListMailbox(ctx context.Context, in *ListMailboxRequest, opts ...grpc.CallOption) (*ListMailboxResponse, error)
 	// UnregisterMailbox drops a recipient and every message kept for it.
 	UnregisterMailbox(ctx context.Context, in *UnregisterMailboxRequest, opts ...grpc.CallOption) (*UnregisterMailboxResponse, error)
+	// AddAsyncRecipient registers an async recipient with the static
+	// invoice server (or renews one) and returns the blinded paths the
+	// recipient is configured with out of band (LDK:
+	// blinded_paths_for_async_recipient).
+	AddAsyncRecipient(ctx context.Context, in *AddAsyncRecipientRequest, opts ...grpc.CallOption) (*AddAsyncRecipientResponse, error)
+	// RemoveAsyncRecipient removes a recipient and its static invoices.
+	RemoveAsyncRecipient(ctx context.Context, in *RemoveAsyncRecipientRequest, opts ...grpc.CallOption) (*RemoveAsyncRecipientResponse, error)
+	// ListAsyncRecipients lists the registered recipients and the static
+	// invoices the server keeps for each.
+	ListAsyncRecipients(ctx context.Context, in *ListAsyncRecipientsRequest, opts ...grpc.CallOption) (*ListAsyncRecipientsResponse, error)
 }
 
 type holdClient struct {
@@ -259,6 +272,36 @@ func (c *holdClient) UnregisterMailbox(ctx context.Context, in *UnregisterMailbo
 	return out, nil
 }
 
+func (c *holdClient) AddAsyncRecipient(ctx context.Context, in *AddAsyncRecipientRequest, opts ...grpc.CallOption) (*AddAsyncRecipientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddAsyncRecipientResponse)
+	err := c.cc.Invoke(ctx, Hold_AddAsyncRecipient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *holdClient) RemoveAsyncRecipient(ctx context.Context, in *RemoveAsyncRecipientRequest, opts ...grpc.CallOption) (*RemoveAsyncRecipientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveAsyncRecipientResponse)
+	err := c.cc.Invoke(ctx, Hold_RemoveAsyncRecipient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *holdClient) ListAsyncRecipients(ctx context.Context, in *ListAsyncRecipientsRequest, opts ...grpc.CallOption) (*ListAsyncRecipientsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAsyncRecipientsResponse)
+	err := c.cc.Invoke(ctx, Hold_ListAsyncRecipients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HoldServer is the server API for Hold service.
 // All implementations must embed UnimplementedHoldServer
 // for forward compatibility.
@@ -304,6 +347,16 @@ type HoldServer interface {
 	ListMailbox(context.Context, *ListMailboxRequest) (*ListMailboxResponse, error)
 	// UnregisterMailbox drops a recipient and every message kept for it.
 	UnregisterMailbox(context.Context, *UnregisterMailboxRequest) (*UnregisterMailboxResponse, error)
+	// AddAsyncRecipient registers an async recipient with the static
+	// invoice server (or renews one) and returns the blinded paths the
+	// recipient is configured with out of band (LDK:
+	// blinded_paths_for_async_recipient).
+	AddAsyncRecipient(context.Context, *AddAsyncRecipientRequest) (*AddAsyncRecipientResponse, error)
+	// RemoveAsyncRecipient removes a recipient and its static invoices.
+	RemoveAsyncRecipient(context.Context, *RemoveAsyncRecipientRequest) (*RemoveAsyncRecipientResponse, error)
+	// ListAsyncRecipients lists the registered recipients and the static
+	// invoices the server keeps for each.
+	ListAsyncRecipients(context.Context, *ListAsyncRecipientsRequest) (*ListAsyncRecipientsResponse, error)
 	mustEmbedUnimplementedHoldServer()
 }
 
@@ -358,6 +411,15 @@ func (UnimplementedHoldServer) ListMailbox(context.Context, *ListMailboxRequest)
 }
 func (UnimplementedHoldServer) UnregisterMailbox(context.Context, *UnregisterMailboxRequest) (*UnregisterMailboxResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method UnregisterMailbox not implemented")
+}
+func (UnimplementedHoldServer) AddAsyncRecipient(context.Context, *AddAsyncRecipientRequest) (*AddAsyncRecipientResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AddAsyncRecipient not implemented")
+}
+func (UnimplementedHoldServer) RemoveAsyncRecipient(context.Context, *RemoveAsyncRecipientRequest) (*RemoveAsyncRecipientResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveAsyncRecipient not implemented")
+}
+func (UnimplementedHoldServer) ListAsyncRecipients(context.Context, *ListAsyncRecipientsRequest) (*ListAsyncRecipientsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListAsyncRecipients not implemented")
 }
 func (UnimplementedHoldServer) mustEmbedUnimplementedHoldServer() {}
 func (UnimplementedHoldServer) testEmbeddedByValue()              {}
@@ -636,6 +698,60 @@ func _Hold_UnregisterMailbox_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Hold_AddAsyncRecipient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddAsyncRecipientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).AddAsyncRecipient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_AddAsyncRecipient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).AddAsyncRecipient(ctx, req.(*AddAsyncRecipientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Hold_RemoveAsyncRecipient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveAsyncRecipientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).RemoveAsyncRecipient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_RemoveAsyncRecipient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).RemoveAsyncRecipient(ctx, req.(*RemoveAsyncRecipientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Hold_ListAsyncRecipients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAsyncRecipientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).ListAsyncRecipients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_ListAsyncRecipients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).ListAsyncRecipients(ctx, req.(*ListAsyncRecipientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Hold_ServiceDesc is the grpc.ServiceDesc for Hold service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -694,6 +810,18 @@ var Hold_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UnregisterMailbox",
 			Handler:    _Hold_UnregisterMailbox_Handler,
+		},
+		{
+			MethodName: "AddAsyncRecipient",
+			Handler:    _Hold_AddAsyncRecipient_Handler,
+		},
+		{
+			MethodName: "RemoveAsyncRecipient",
+			Handler:    _Hold_RemoveAsyncRecipient_Handler,
+		},
+		{
+			MethodName: "ListAsyncRecipients",
+			Handler:    _Hold_ListAsyncRecipients_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

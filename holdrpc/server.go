@@ -88,6 +88,9 @@ type ServerConfig struct {
 	// Mailbox is nil unless holdd runs the mailbox role.
 	Mailbox Mailbox
 
+	// InvoiceServer is nil unless holdd runs the server role.
+	InvoiceServer InvoiceServer
+
 	// ConfigPolicy is the policy from holdd.conf, restored by a reset.
 	ConfigPolicy plugin.Policy
 

@@ -273,6 +273,18 @@ func (s *Server) ListRecipients(ctx context.Context) ([]Recipient, error) {
 	return s.cfg.Store.ListAsyncRecipients(ctx)
 }
 
+// ListInvoiceSlots returns the static invoices stored for every
+// recipient, without their bytes; nil when the Store cannot list them.
+func (s *Server) ListInvoiceSlots(ctx context.Context) ([]InvoiceSlot,
+	error) {
+
+	l, ok := s.cfg.Store.(SlotLister)
+	if !ok {
+		return nil, nil
+	}
+	return l.ListStaticInvoiceSlots(ctx)
+}
+
 // Handle processes one peeled onion message whose path_id KindOf
 // recognises, and returns its outcome, which it has counted. It never
 // fails: a bad message changes nothing but a counter.

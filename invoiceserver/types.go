@@ -128,3 +128,20 @@ type PathMinter interface {
 	MintPath(sessionKey *btcec.PrivateKey,
 		pathID []byte) (*onionmsg.BlindedPath, error)
 }
+
+// InvoiceSlot describes a stored static invoice for the API, without its
+// bytes.
+type InvoiceSlot struct {
+	RecipientID []byte
+	Slot        uint16
+	OfferID     [32]byte
+	Size        int
+	ExpiresAt   time.Time
+	StoredAt    time.Time
+}
+
+// SlotLister lists the static invoices a Store keeps; the store holdd runs
+// on implements it, for the API's listing.
+type SlotLister interface {
+	ListStaticInvoiceSlots(ctx context.Context) ([]InvoiceSlot, error)
+}

@@ -37,6 +37,10 @@ type Sources struct {
 	// (recipient role); nil when the role is off.
 	Recipient func() map[string]uint64
 
+	// InvoiceServer reports the static invoice server's messages by
+	// outcome (server role); nil when the role is off.
+	InvoiceServer func() map[string]uint64
+
 	// Mailbox reports the mailbox role's state; nil (or a nil result)
 	// when the role is off.
 	Mailbox func() *mailbox.Stats
@@ -85,7 +89,8 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	heldCount, heldMsat, decisions, releases, failbacks,
-	icptUp, icptReconnects, transportUp, heldAvailable *prometheus.Desc
+	icptUp, icptReconnects, transportUp, heldAvailable,
+	invoiceServer *prometheus.Desc
 
 	mbStoredMsgs, mbStoredBytes, mbRecipients, mbOnline, mbStored,
 	mbForwarded, mbDelivered, mbDropped, mbRegistrations *prometheus.Desc
@@ -124,6 +129,11 @@ func NewWithObservations(src Sources, obs *Observations) *Metrics {
 			"held_htlc_available messages reaching the recipient "+
 				"role, by outcome (replied, rate_limited, forged, "+
 				"...).", "outcome"),
+		invoiceServer: desc("invoice_server_messages_total",
+			"Onion messages reaching the static invoice server, by "+
+				"outcome (offer_paths_sent, invoice_persisted, "+
+				"invoice_served, forged, rate_limited_*, ...).",
+			"outcome"),
 		mbStoredMsgs: desc("mailbox_stored_messages", "Onion "+
 			"messages the mailbox keeps now."),
 		mbStoredBytes: desc("mailbox_stored_bytes", "Bytes of the "+
@@ -159,7 +169,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.heldCount, m.heldMsat,
 		m.decisions, m.releases, m.failbacks, m.icptUp,
 		m.icptReconnects, m.transportUp, m.heldAvailable,
-		m.mbStoredMsgs, m.mbStoredBytes, m.mbRecipients, m.mbOnline,
+		m.invoiceServer, m.mbStoredMsgs, m.mbStoredBytes, m.mbRecipients, m.mbOnline,
 		m.mbStored, m.mbForwarded, m.mbDelivered, m.mbDropped,
 		m.mbRegistrations} {
 
@@ -207,6 +217,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m.src.Recipient != nil {
 		for outcome, n := range m.src.Recipient() {
 			ch <- prometheus.MustNewConstMetric(m.heldAvailable,
+				counter, float64(n), outcome)
+		}
+	}
+	if m.src.InvoiceServer != nil {
+		for outcome, n := range m.src.InvoiceServer() {
+			ch <- prometheus.MustNewConstMetric(m.invoiceServer,
 				counter, float64(n), outcome)
 		}
 	}

@@ -54,6 +54,10 @@ func TestScrape(t *testing.T) {
 		Recipient: func() map[string]uint64 {
 			return map[string]uint64{"replied": 5, "forged": 2}
 		},
+		InvoiceServer: func() map[string]uint64 {
+			return map[string]uint64{"invoice_served": 6,
+				"rate_limited_requester": 1}
+		},
 	})
 
 	held := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -85,6 +89,8 @@ func TestScrape(t *testing.T) {
 		"holdd_decision_latency_seconds_count 1",
 		`holdd_held_htlc_available_total{outcome="replied"} 5`,
 		`holdd_held_htlc_available_total{outcome="forged"} 2`,
+		`holdd_invoice_server_messages_total{outcome="invoice_served"} 6`,
+		`holdd_invoice_server_messages_total{outcome="rate_limited_requester"} 1`,
 	} {
 		require.Contains(t, out, line+"\n")
 	}

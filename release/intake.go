@@ -50,6 +50,20 @@ type Forwarder interface {
 		msg *lnwire.OnionMessage) string
 }
 
+// FinalHopHandler takes final-hop messages for another of holdd's roles
+// (the static invoice server, the async recipient's client), chosen by
+// their path_id before the intake's own checks, which would drop their
+// even TLVs (64, 75540, ...) as unknown. It counts its own outcomes.
+type FinalHopHandler interface {
+	HandleFinalHop(ctx context.Context, p *onionmsg.Peeled) string
+}
+
+// finalHopRoute is a FinalHopHandler and the path_ids it takes.
+type finalHopRoute struct {
+	match   func(pathID []byte) bool
+	handler FinalHopHandler
+}
+
 // Peeler peels one onion-message layer addressed to holdd.
 type Peeler interface {
 	Peel(msg *lnwire.OnionMessage) (*onionmsg.Peeled, error)
@@ -73,6 +87,10 @@ type Intake struct {
 
 	answerer  HeldHTLCAnswerer
 	forwarder Forwarder
+
+	// finalHop are tried in order on every final-hop message with a
+	// path_id; the first match takes it.
+	finalHop []finalHopRoute
 
 	mu     sync.Mutex
 	counts map[string]uint64
@@ -104,6 +122,17 @@ func (in *Intake) SetAnswerer(a HeldHTLCAnswerer) { in.answerer = a }
 
 // SetForwarder turns on the mailbox role. Call it before messages flow.
 func (in *Intake) SetForwarder(f Forwarder) { in.forwarder = f }
+
+// AddFinalHopHandler hands the final-hop messages whose path_id match
+// accepts to h, ahead of the release and held_htlc_available checks. match
+// must be cheap and must not accept release (1) or receive (2) path_ids.
+// Call it before messages flow.
+func (in *Intake) AddFinalHopHandler(match func(pathID []byte) bool,
+	h FinalHopHandler) {
+
+	in.finalHop = append(in.finalHop, finalHopRoute{match: match,
+		handler: h})
+}
 
 // HandleOnionMessage processes one onion message from the transport. It
 // never returns an error to the transport: a bad message changes nothing but
@@ -145,6 +174,11 @@ func (in *Intake) handle(ctx context.Context,
 		in.log.Debugf("Dropping onion message with a next hop: holdd " +
 			"does not forward it")
 		return OutcomeNotForUs, false
+	}
+	// Another role's path: its handler applies BOLT 1's unknown-even
+	// rule itself, knowing which even types its messages carry.
+	if h := in.finalHopHandler(peeled); h != nil {
+		return h.HandleFinalHop(ctx, peeled), true
 	}
 	// BOLT 1: an unknown even type means the sender requires something
 	// holdd does not understand, so the message must not be acted on,
@@ -226,6 +260,23 @@ func (in *Intake) handle(ctx context.Context,
 	}
 	in.log.Infof("release_held_htlc for %v: %s", claim.Key, outcome)
 	return string(outcome), true
+}
+
+// finalHopHandler returns the handler that takes p by its path_id, if any.
+func (in *Intake) finalHopHandler(p *onionmsg.Peeled) FinalHopHandler {
+	if len(in.finalHop) == 0 || p.Data == nil {
+		return nil
+	}
+	pathID := p.Data.PathID.ValOpt().UnwrapOr(nil)
+	if len(pathID) == 0 {
+		return nil
+	}
+	for _, r := range in.finalHop {
+		if r.match(pathID) {
+			return r.handler
+		}
+	}
+	return nil
 }
 
 func (in *Intake) count(outcome string) {

@@ -245,3 +245,66 @@ func TestIntakeDispatch(t *testing.T) {
 		})
 	}
 }
+
+// recordingFinalHop is a FinalHopHandler that records what it was given.
+type recordingFinalHop struct {
+	got []*onionmsg.Peeled
+}
+
+func (r *recordingFinalHop) HandleFinalHop(_ context.Context,
+	p *onionmsg.Peeled) string {
+
+	r.got = append(r.got, p)
+	return "handled"
+}
+
+// TestIntakeFinalHopHandler checks that a final-hop message whose path_id
+// a handler claims reaches it before the unknown-even-TLV drop, with its
+// outcome left for the handler to count, and that other messages do not.
+func TestIntakeFinalHopHandler(t *testing.T) {
+	auth, err := NewAuthenticator(testSecret)
+	require.NoError(t, err)
+	claim := testClaim()
+	release := auth.Mint(claim)
+	serverID := append([]byte{4}, make([]byte, 60)...)
+	isServer := func(id []byte) bool { return id[0] == 4 }
+
+	tests := []struct {
+		name        string
+		peeled      *onionmsg.Peeled
+		wantHandled bool
+		wantOutcome string
+	}{
+		{"server path with even tlv 64", finalWith(serverID,
+			map[uint64][]byte{64: {1, 2}}), true, ""},
+		{"server path with tlv 75540", finalWith(serverID,
+			map[uint64][]byte{75540: {0}}), true, ""},
+		{"release path with tlv 64", finalWith(release,
+			map[uint64][]byte{64: {1}}), false, OutcomeUnknownEven},
+		{"no path id", finalWith(nil, map[uint64][]byte{64: {1}}),
+			false, OutcomeUnknownEven},
+		{"next hop", &onionmsg.Peeled{Data: record.
+			NewFinalHopBlindedRouteData(nil, serverID)}, false,
+			OutcomeNotForUs},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &recordingFinalHop{}
+			in := NewIntake(stubPeeler{peeled: tc.peeled}, auth,
+				&recordingReleaser{}, clock.NewTestClock(
+					claim.ExpiresAt.Add(-time.Hour)), nil)
+			in.AddFinalHopHandler(isServer, h)
+			in.HandleOnionMessage(context.Background(),
+				&lnwire.OnionMessage{})
+			if tc.wantHandled {
+				require.Len(t, h.got, 1)
+				require.Same(t, tc.peeled, h.got[0])
+				require.Empty(t, in.Counts())
+				return
+			}
+			require.Empty(t, h.got)
+			require.Equal(t, map[string]uint64{tc.wantOutcome: 1},
+				in.Counts())
+		})
+	}
+}

@@ -12,7 +12,10 @@ import (
 )
 
 // The store implements the static invoice server's Store.
-var _ invoiceserver.Store = (*Store)(nil)
+var (
+	_ invoiceserver.Store      = (*Store)(nil)
+	_ invoiceserver.SlotLister = (*Store)(nil)
+)
 
 // PutAsyncRecipient adds a recipient, or updates the expiry of one already
 // registered (its created_at stays). A new recipient beyond maxRecipients
@@ -219,6 +222,44 @@ func (s *Store) GetStaticInvoice(ctx context.Context, recipientID []byte,
 	inv.StoredAt = nanosTime(stored)
 	inv.RecipientExpiresAt = nanosTime(recipientE)
 	return inv, nil
+}
+
+// ListStaticInvoiceSlots returns what is stored for every (recipient,
+// slot), without the invoices' bytes, ordered by recipient and slot.
+func (s *Store) ListStaticInvoiceSlots(
+	ctx context.Context) ([]invoiceserver.InvoiceSlot, error) {
+
+	rows, err := s.db.QueryContext(ctx, `SELECT recipient_id, slot,
+		offer_id, length(invoice), expires_at, stored_at
+		FROM static_invoices ORDER BY recipient_id, slot`)
+	if err != nil {
+		return nil, fmt.Errorf("list static invoices: %w", err)
+	}
+	defer rows.Close()
+	var out []invoiceserver.InvoiceSlot
+	for rows.Next() {
+		var (
+			sl              invoiceserver.InvoiceSlot
+			slot            int64
+			offerID         []byte
+			expires, stored int64
+		)
+		if err := rows.Scan(&sl.RecipientID, &slot, &offerID, &sl.Size,
+			&expires, &stored); err != nil {
+
+			return nil, err
+		}
+		if len(offerID) != 32 || slot < 0 || slot > math.MaxUint16 {
+			return nil, fmt.Errorf("static invoice row: offer id of "+
+				"%d bytes, slot %d", len(offerID), slot)
+		}
+		sl.Slot = uint16(slot)
+		copy(sl.OfferID[:], offerID)
+		sl.ExpiresAt = time.Unix(expires, 0).UTC()
+		sl.StoredAt = nanosTime(stored)
+		out = append(out, sl)
+	}
+	return out, rows.Err()
 }
 
 // unixSeconds is t in Unix seconds, clamped to an int64.

@@ -112,3 +112,46 @@ func TestInvoiceServerStore(t *testing.T) {
 	big.Invoice = make([]byte, invoiceserver.MaxInvoiceSize+1)
 	require.ErrorIs(t, s.PutStaticInvoice(ctx, big), ErrInvalidArgument)
 }
+
+// TestListStaticInvoiceSlots lists what is stored per (recipient, slot),
+// ordered by recipient and slot, without the invoices' bytes; a removed
+// recipient's slots go with it.
+func TestListStaticInvoiceSlots(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "holdd.db"))
+	require.NoError(t, err)
+	defer s.Close()
+
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	alice, bob := []byte("alice"), []byte("bob")
+	for _, id := range [][]byte{bob, alice} {
+		_, err := s.PutAsyncRecipient(ctx, invoiceserver.Recipient{
+			ID: id, CreatedAt: t0}, 10)
+		require.NoError(t, err)
+	}
+	empty, err := s.ListStaticInvoiceSlots(ctx)
+	require.NoError(t, err)
+	require.Empty(t, empty)
+
+	require.NoError(t, s.PutStaticInvoice(ctx,
+		testStaticInvoice(bob, 3, 1, t0)))
+	require.NoError(t, s.PutStaticInvoice(ctx,
+		testStaticInvoice(bob, 0, 2, t0)))
+	require.NoError(t, s.PutStaticInvoice(ctx,
+		testStaticInvoice(alice, 7, 3, t0)))
+
+	slots, err := s.ListStaticInvoiceSlots(ctx)
+	require.NoError(t, err)
+	slot := func(id []byte, n uint16, fill byte) invoiceserver.InvoiceSlot {
+		return invoiceserver.InvoiceSlot{RecipientID: id, Slot: n,
+			OfferID: [32]byte{fill}, Size: 100,
+			ExpiresAt: t0.Add(14 * 24 * time.Hour), StoredAt: t0}
+	}
+	require.Equal(t, []invoiceserver.InvoiceSlot{slot(alice, 7, 3),
+		slot(bob, 0, 2), slot(bob, 3, 1)}, slots)
+
+	require.NoError(t, s.RemoveAsyncRecipient(ctx, bob))
+	slots, err = s.ListStaticInvoiceSlots(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []invoiceserver.InvoiceSlot{slot(alice, 7, 3)}, slots)
+}

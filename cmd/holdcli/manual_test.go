@@ -73,7 +73,8 @@ func TestManualCoversCommands(t *testing.T) {
 		"setpolicy", "subscribeevents", "addreceivepaths",
 		"listreceivepaths", "revokereceivepath",
 		"subscribereceiveevents", "listmailbox", "unregistermailbox",
-		"payasync", "decode"}
+		"addasyncrecipient", "removeasyncrecipient",
+		"listasyncrecipients", "payasync", "decode"}
 	var sections []string
 	for _, line := range strings.Split(doc, "\n") {
 		if name, ok := strings.CutPrefix(line, "### "); ok {
