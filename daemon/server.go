@@ -7,8 +7,8 @@ import (
 	"sync"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/holdd/holdd/bolt12"
 	"github.com/holdd/holdd/invoiceserver"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/holdd/holdd/release/onionsend"
@@ -114,19 +114,11 @@ func newServerRole(ctx context.Context, cfg *Config, lnd *rpcclient.Client,
 
 // chainHash is the genesis hash bolt12 names network's chain by.
 func chainHash(network string) (chainhash.Hash, error) {
-	params := map[string]*chaincfg.Params{
-		"mainnet":  &chaincfg.MainNetParams,
-		"testnet":  &chaincfg.TestNet3Params,
-		"testnet4": &chaincfg.TestNet4Params,
-		"signet":   &chaincfg.SigNetParams,
-		"regtest":  &chaincfg.RegressionNetParams,
-		"simnet":   &chaincfg.SimNetParams,
-	}[network]
-	if params == nil {
-		return chainhash.Hash{}, fmt.Errorf("%w: unknown network %q",
-			errConfig, network)
+	chain, err := bolt12.NetworkChain(network)
+	if err != nil {
+		return chainhash.Hash{}, fmt.Errorf("%w: %w", errConfig, err)
 	}
-	return *params.GenesisHash, nil
+	return chain, nil
 }
 
 // matchServerPath reports whether a path_id is shaped like one of the

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/holdd/holdd/bolt12"
 	"github.com/holdd/holdd/release/onionmsg"
@@ -58,19 +57,11 @@ func decodeCommand(e *env) cli.Command {
 
 // networkChain is the BOLT 12 chain hash of a holdcli --network.
 func networkChain(network string) (chainhash.Hash, error) {
-	params := map[string]*chaincfg.Params{
-		"mainnet":  &chaincfg.MainNetParams,
-		"testnet":  &chaincfg.TestNet3Params,
-		"testnet4": &chaincfg.TestNet4Params,
-		"signet":   &chaincfg.SigNetParams,
-		"regtest":  &chaincfg.RegressionNetParams,
-		"simnet":   &chaincfg.SimNetParams,
-	}[network]
-	if params == nil {
-		return chainhash.Hash{}, fmt.Errorf("%w: unknown --network %q",
-			errUsage, network)
+	chain, err := bolt12.NetworkChain(network)
+	if err != nil {
+		return chainhash.Hash{}, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	return *params.GenesisHash, nil
+	return chain, nil
 }
 
 // decodeBolt12 decodes s (a bolt12 string or hex) into its JSON view.
