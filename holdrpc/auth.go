@@ -59,6 +59,8 @@ var RequiredPermissions = map[string][]bakery.Op{
 
 	"/holdrpc.Hold/ListMailbox":       {opMailboxRead},
 	"/holdrpc.Hold/UnregisterMailbox": {opMailboxWrite},
+
+	"/holdrpc.Hold/GetOffer": {opReceiveRead},
 }
 
 // ReadOnlyPermissions and AdminPermissions are baked into the two default

@@ -2077,6 +2077,191 @@ func (x *UnregisterMailboxResponse) GetWasRegistered() bool {
 	return false
 }
 
+type GetOfferRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOfferRequest) Reset() {
+	*x = GetOfferRequest{}
+	mi := &file_holdrpc_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOfferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOfferRequest) ProtoMessage() {}
+
+func (x *GetOfferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOfferRequest.ProtoReflect.Descriptor instead.
+func (*GetOfferRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{31}
+}
+
+type AsyncOffer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Slot  uint32                 `protobuf:"varint,1,opt,name=slot,proto3" json:"slot,omitempty"`
+	// The offer to publish (lno1...); empty until the server sent paths.
+	Offer string `protobuf:"bytes,2,opt,name=offer,proto3" json:"offer,omitempty"`
+	// "requesting", "serving" or "live".
+	Phase string `protobuf:"bytes,3,opt,name=phase,proto3" json:"phase,omitempty"`
+	// Whether the server persisted a static invoice for this offer: only
+	// then can payers use it while this node is offline.
+	Live                 bool  `protobuf:"varint,4,opt,name=live,proto3" json:"live,omitempty"`
+	InvoiceExpiresAtUnix int64 `protobuf:"varint,5,opt,name=invoice_expires_at_unix,json=invoiceExpiresAtUnix,proto3" json:"invoice_expires_at_unix,omitempty"`
+	ServedAtUnix         int64 `protobuf:"varint,6,opt,name=served_at_unix,json=servedAtUnix,proto3" json:"served_at_unix,omitempty"`
+	OfferExpiresAtUnix   int64 `protobuf:"varint,7,opt,name=offer_expires_at_unix,json=offerExpiresAtUnix,proto3" json:"offer_expires_at_unix,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *AsyncOffer) Reset() {
+	*x = AsyncOffer{}
+	mi := &file_holdrpc_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AsyncOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AsyncOffer) ProtoMessage() {}
+
+func (x *AsyncOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AsyncOffer.ProtoReflect.Descriptor instead.
+func (*AsyncOffer) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AsyncOffer) GetSlot() uint32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *AsyncOffer) GetOffer() string {
+	if x != nil {
+		return x.Offer
+	}
+	return ""
+}
+
+func (x *AsyncOffer) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *AsyncOffer) GetLive() bool {
+	if x != nil {
+		return x.Live
+	}
+	return false
+}
+
+func (x *AsyncOffer) GetInvoiceExpiresAtUnix() int64 {
+	if x != nil {
+		return x.InvoiceExpiresAtUnix
+	}
+	return 0
+}
+
+func (x *AsyncOffer) GetServedAtUnix() int64 {
+	if x != nil {
+		return x.ServedAtUnix
+	}
+	return 0
+}
+
+func (x *AsyncOffer) GetOfferExpiresAtUnix() int64 {
+	if x != nil {
+		return x.OfferExpiresAtUnix
+	}
+	return 0
+}
+
+type GetOfferResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Offers []*AsyncOffer          `protobuf:"bytes,1,rep,name=offers,proto3" json:"offers,omitempty"`
+	// The client's counters (messages sent, replies, drops).
+	Counts        map[string]uint64 `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOfferResponse) Reset() {
+	*x = GetOfferResponse{}
+	mi := &file_holdrpc_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOfferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOfferResponse) ProtoMessage() {}
+
+func (x *GetOfferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOfferResponse.ProtoReflect.Descriptor instead.
+func (*GetOfferResponse) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetOfferResponse) GetOffers() []*AsyncOffer {
+	if x != nil {
+		return x.Offers
+	}
+	return nil
+}
+
+func (x *GetOfferResponse) GetCounts() map[string]uint64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
 var File_holdrpc_proto protoreflect.FileDescriptor
 
 const file_holdrpc_proto_rawDesc = "" +
@@ -2251,7 +2436,23 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x18UnregisterMailboxRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\"B\n" +
 	"\x19UnregisterMailboxResponse\x12%\n" +
-	"\x0ewas_registered\x18\x01 \x01(\bR\rwasRegistered2\xd8\b\n" +
+	"\x0ewas_registered\x18\x01 \x01(\bR\rwasRegistered\"\x11\n" +
+	"\x0fGetOfferRequest\"\xf0\x01\n" +
+	"\n" +
+	"AsyncOffer\x12\x12\n" +
+	"\x04slot\x18\x01 \x01(\rR\x04slot\x12\x14\n" +
+	"\x05offer\x18\x02 \x01(\tR\x05offer\x12\x14\n" +
+	"\x05phase\x18\x03 \x01(\tR\x05phase\x12\x12\n" +
+	"\x04live\x18\x04 \x01(\bR\x04live\x125\n" +
+	"\x17invoice_expires_at_unix\x18\x05 \x01(\x03R\x14invoiceExpiresAtUnix\x12$\n" +
+	"\x0eserved_at_unix\x18\x06 \x01(\x03R\fservedAtUnix\x121\n" +
+	"\x15offer_expires_at_unix\x18\a \x01(\x03R\x12offerExpiresAtUnix\"\xb9\x01\n" +
+	"\x10GetOfferResponse\x12+\n" +
+	"\x06offers\x18\x01 \x03(\v2\x13.holdrpc.AsyncOfferR\x06offers\x12=\n" +
+	"\x06counts\x18\x02 \x03(\v2%.holdrpc.GetOfferResponse.CountsEntryR\x06counts\x1a9\n" +
+	"\vCountsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012\x99\t\n" +
 	"\x04Hold\x12<\n" +
 	"\aGetInfo\x12\x17.holdrpc.GetInfoRequest\x1a\x18.holdrpc.GetInfoResponse\x12?\n" +
 	"\bListHeld\x12\x18.holdrpc.ListHeldRequest\x1a\x19.holdrpc.ListHeldResponse\x125\n" +
@@ -2267,7 +2468,8 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x11RevokeReceivePath\x12!.holdrpc.RevokeReceivePathRequest\x1a\x14.holdrpc.ReceivePath\x12Y\n" +
 	"\x16SubscribeReceiveEvents\x12&.holdrpc.SubscribeReceiveEventsRequest\x1a\x15.holdrpc.ReceiveEvent0\x01\x12H\n" +
 	"\vListMailbox\x12\x1b.holdrpc.ListMailboxRequest\x1a\x1c.holdrpc.ListMailboxResponse\x12Z\n" +
-	"\x11UnregisterMailbox\x12!.holdrpc.UnregisterMailboxRequest\x1a\".holdrpc.UnregisterMailboxResponseB Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
+	"\x11UnregisterMailbox\x12!.holdrpc.UnregisterMailboxRequest\x1a\".holdrpc.UnregisterMailboxResponse\x12?\n" +
+	"\bGetOffer\x12\x18.holdrpc.GetOfferRequest\x1a\x19.holdrpc.GetOfferResponseB Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
 
 var (
 	file_holdrpc_proto_rawDescOnce sync.Once
@@ -2281,7 +2483,7 @@ func file_holdrpc_proto_rawDescGZIP() []byte {
 	return file_holdrpc_proto_rawDescData
 }
 
-var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_holdrpc_proto_goTypes = []any{
 	(*CircuitKey)(nil),                    // 0: holdrpc.CircuitKey
 	(*GetInfoRequest)(nil),                // 1: holdrpc.GetInfoRequest
@@ -2314,19 +2516,23 @@ var file_holdrpc_proto_goTypes = []any{
 	(*ListMailboxResponse)(nil),           // 28: holdrpc.ListMailboxResponse
 	(*UnregisterMailboxRequest)(nil),      // 29: holdrpc.UnregisterMailboxRequest
 	(*UnregisterMailboxResponse)(nil),     // 30: holdrpc.UnregisterMailboxResponse
-	nil,                                   // 31: holdrpc.GetInfoResponse.ReleasesEntry
-	nil,                                   // 32: holdrpc.GetInfoResponse.DecisionsEntry
-	nil,                                   // 33: holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
-	nil,                                   // 34: holdrpc.MailboxStats.DroppedEntry
-	nil,                                   // 35: holdrpc.MailboxStats.RegistrationsEntry
+	(*GetOfferRequest)(nil),               // 31: holdrpc.GetOfferRequest
+	(*AsyncOffer)(nil),                    // 32: holdrpc.AsyncOffer
+	(*GetOfferResponse)(nil),              // 33: holdrpc.GetOfferResponse
+	nil,                                   // 34: holdrpc.GetInfoResponse.ReleasesEntry
+	nil,                                   // 35: holdrpc.GetInfoResponse.DecisionsEntry
+	nil,                                   // 36: holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
+	nil,                                   // 37: holdrpc.MailboxStats.DroppedEntry
+	nil,                                   // 38: holdrpc.MailboxStats.RegistrationsEntry
+	nil,                                   // 39: holdrpc.GetOfferResponse.CountsEntry
 }
 var file_holdrpc_proto_depIdxs = []int32{
-	31, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
-	32, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
-	33, // 2: holdrpc.GetInfoResponse.held_htlc_available:type_name -> holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
+	34, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
+	35, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
+	36, // 2: holdrpc.GetInfoResponse.held_htlc_available:type_name -> holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
 	3,  // 3: holdrpc.GetInfoResponse.mailbox:type_name -> holdrpc.MailboxStats
-	34, // 4: holdrpc.MailboxStats.dropped:type_name -> holdrpc.MailboxStats.DroppedEntry
-	35, // 5: holdrpc.MailboxStats.registrations:type_name -> holdrpc.MailboxStats.RegistrationsEntry
+	37, // 4: holdrpc.MailboxStats.dropped:type_name -> holdrpc.MailboxStats.DroppedEntry
+	38, // 5: holdrpc.MailboxStats.registrations:type_name -> holdrpc.MailboxStats.RegistrationsEntry
 	7,  // 6: holdrpc.ListHeldResponse.htlcs:type_name -> holdrpc.HeldHtlc
 	0,  // 7: holdrpc.GetHeldRequest.incoming:type_name -> holdrpc.CircuitKey
 	0,  // 8: holdrpc.HeldHtlc.incoming:type_name -> holdrpc.CircuitKey
@@ -2340,41 +2546,45 @@ var file_holdrpc_proto_depIdxs = []int32{
 	22, // 16: holdrpc.ReceivePathsResponse.paths:type_name -> holdrpc.ReceivePath
 	27, // 17: holdrpc.ListMailboxResponse.recipients:type_name -> holdrpc.MailboxRecipient
 	3,  // 18: holdrpc.ListMailboxResponse.stats:type_name -> holdrpc.MailboxStats
-	1,  // 19: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
-	4,  // 20: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
-	6,  // 21: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
-	8,  // 22: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
-	10, // 23: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
-	12, // 24: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
-	14, // 25: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
-	16, // 26: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
-	17, // 27: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
-	19, // 28: holdrpc.Hold.AddReceivePaths:input_type -> holdrpc.AddReceivePathsRequest
-	20, // 29: holdrpc.Hold.ListReceivePaths:input_type -> holdrpc.ListReceivePathsRequest
-	21, // 30: holdrpc.Hold.RevokeReceivePath:input_type -> holdrpc.RevokeReceivePathRequest
-	24, // 31: holdrpc.Hold.SubscribeReceiveEvents:input_type -> holdrpc.SubscribeReceiveEventsRequest
-	26, // 32: holdrpc.Hold.ListMailbox:input_type -> holdrpc.ListMailboxRequest
-	29, // 33: holdrpc.Hold.UnregisterMailbox:input_type -> holdrpc.UnregisterMailboxRequest
-	2,  // 34: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
-	5,  // 35: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
-	7,  // 36: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
-	9,  // 37: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
-	11, // 38: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
-	13, // 39: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
-	15, // 40: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
-	15, // 41: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
-	18, // 42: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
-	23, // 43: holdrpc.Hold.AddReceivePaths:output_type -> holdrpc.ReceivePathsResponse
-	23, // 44: holdrpc.Hold.ListReceivePaths:output_type -> holdrpc.ReceivePathsResponse
-	22, // 45: holdrpc.Hold.RevokeReceivePath:output_type -> holdrpc.ReceivePath
-	25, // 46: holdrpc.Hold.SubscribeReceiveEvents:output_type -> holdrpc.ReceiveEvent
-	28, // 47: holdrpc.Hold.ListMailbox:output_type -> holdrpc.ListMailboxResponse
-	30, // 48: holdrpc.Hold.UnregisterMailbox:output_type -> holdrpc.UnregisterMailboxResponse
-	34, // [34:49] is the sub-list for method output_type
-	19, // [19:34] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	32, // 19: holdrpc.GetOfferResponse.offers:type_name -> holdrpc.AsyncOffer
+	39, // 20: holdrpc.GetOfferResponse.counts:type_name -> holdrpc.GetOfferResponse.CountsEntry
+	1,  // 21: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
+	4,  // 22: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
+	6,  // 23: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
+	8,  // 24: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
+	10, // 25: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
+	12, // 26: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
+	14, // 27: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
+	16, // 28: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
+	17, // 29: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
+	19, // 30: holdrpc.Hold.AddReceivePaths:input_type -> holdrpc.AddReceivePathsRequest
+	20, // 31: holdrpc.Hold.ListReceivePaths:input_type -> holdrpc.ListReceivePathsRequest
+	21, // 32: holdrpc.Hold.RevokeReceivePath:input_type -> holdrpc.RevokeReceivePathRequest
+	24, // 33: holdrpc.Hold.SubscribeReceiveEvents:input_type -> holdrpc.SubscribeReceiveEventsRequest
+	26, // 34: holdrpc.Hold.ListMailbox:input_type -> holdrpc.ListMailboxRequest
+	29, // 35: holdrpc.Hold.UnregisterMailbox:input_type -> holdrpc.UnregisterMailboxRequest
+	31, // 36: holdrpc.Hold.GetOffer:input_type -> holdrpc.GetOfferRequest
+	2,  // 37: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
+	5,  // 38: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
+	7,  // 39: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
+	9,  // 40: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
+	11, // 41: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
+	13, // 42: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
+	15, // 43: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
+	15, // 44: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
+	18, // 45: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
+	23, // 46: holdrpc.Hold.AddReceivePaths:output_type -> holdrpc.ReceivePathsResponse
+	23, // 47: holdrpc.Hold.ListReceivePaths:output_type -> holdrpc.ReceivePathsResponse
+	22, // 48: holdrpc.Hold.RevokeReceivePath:output_type -> holdrpc.ReceivePath
+	25, // 49: holdrpc.Hold.SubscribeReceiveEvents:output_type -> holdrpc.ReceiveEvent
+	28, // 50: holdrpc.Hold.ListMailbox:output_type -> holdrpc.ListMailboxResponse
+	30, // 51: holdrpc.Hold.UnregisterMailbox:output_type -> holdrpc.UnregisterMailboxResponse
+	33, // 52: holdrpc.Hold.GetOffer:output_type -> holdrpc.GetOfferResponse
+	37, // [37:53] is the sub-list for method output_type
+	21, // [21:37] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_holdrpc_proto_init() }
@@ -2388,7 +2598,7 @@ func file_holdrpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdrpc_proto_rawDesc), len(file_holdrpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

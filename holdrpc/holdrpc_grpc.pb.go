@@ -34,6 +34,7 @@ const (
 	Hold_SubscribeReceiveEvents_FullMethodName = "/holdrpc.Hold/SubscribeReceiveEvents"
 	Hold_ListMailbox_FullMethodName            = "/holdrpc.Hold/ListMailbox"
 	Hold_UnregisterMailbox_FullMethodName      = "/holdrpc.Hold/UnregisterMailbox"
+	Hold_GetOffer_FullMethodName               = "/holdrpc.Hold/GetOffer"
 )
 
 // HoldClient is the client API for Hold service.
@@ -81,6 +82,11 @@ type HoldClient interface {
 	ListMailbox(ctx context.Context, in *ListMailboxRequest, opts ...grpc.CallOption) (*ListMailboxResponse, error)
 	// UnregisterMailbox drops a recipient and every message kept for it.
 	UnregisterMailbox(ctx context.Context, in *UnregisterMailboxRequest, opts ...grpc.CallOption) (*UnregisterMailboxResponse, error)
+	// --- async offer client (recipient role, recipient.server) ---
+	// GetOffer returns the async offers (lno1...) to publish, one per
+	// invoice slot, and where each is in the exchange with the static
+	// invoice server.
+	GetOffer(ctx context.Context, in *GetOfferRequest, opts ...grpc.CallOption) (*GetOfferResponse, error)
 }
 
 type holdClient struct {
@@ -259,6 +265,16 @@ func (c *holdClient) UnregisterMailbox(ctx context.Context, in *UnregisterMailbo
 	return out, nil
 }
 
+func (c *holdClient) GetOffer(ctx context.Context, in *GetOfferRequest, opts ...grpc.CallOption) (*GetOfferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetOfferResponse)
+	err := c.cc.Invoke(ctx, Hold_GetOffer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HoldServer is the server API for Hold service.
 // All implementations must embed UnimplementedHoldServer
 // for forward compatibility.
@@ -304,6 +320,11 @@ type HoldServer interface {
 	ListMailbox(context.Context, *ListMailboxRequest) (*ListMailboxResponse, error)
 	// UnregisterMailbox drops a recipient and every message kept for it.
 	UnregisterMailbox(context.Context, *UnregisterMailboxRequest) (*UnregisterMailboxResponse, error)
+	// --- async offer client (recipient role, recipient.server) ---
+	// GetOffer returns the async offers (lno1...) to publish, one per
+	// invoice slot, and where each is in the exchange with the static
+	// invoice server.
+	GetOffer(context.Context, *GetOfferRequest) (*GetOfferResponse, error)
 	mustEmbedUnimplementedHoldServer()
 }
 
@@ -358,6 +379,9 @@ func (UnimplementedHoldServer) ListMailbox(context.Context, *ListMailboxRequest)
 }
 func (UnimplementedHoldServer) UnregisterMailbox(context.Context, *UnregisterMailboxRequest) (*UnregisterMailboxResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method UnregisterMailbox not implemented")
+}
+func (UnimplementedHoldServer) GetOffer(context.Context, *GetOfferRequest) (*GetOfferResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetOffer not implemented")
 }
 func (UnimplementedHoldServer) mustEmbedUnimplementedHoldServer() {}
 func (UnimplementedHoldServer) testEmbeddedByValue()              {}
@@ -636,6 +660,24 @@ func _Hold_UnregisterMailbox_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Hold_GetOffer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOfferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).GetOffer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_GetOffer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).GetOffer(ctx, req.(*GetOfferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Hold_ServiceDesc is the grpc.ServiceDesc for Hold service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -694,6 +736,10 @@ var Hold_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UnregisterMailbox",
 			Handler:    _Hold_UnregisterMailbox_Handler,
+		},
+		{
+			MethodName: "GetOffer",
+			Handler:    _Hold_GetOffer_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

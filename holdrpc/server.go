@@ -88,6 +88,9 @@ type ServerConfig struct {
 	// Mailbox is nil unless holdd runs the mailbox role.
 	Mailbox Mailbox
 
+	// Offers is nil unless the recipient role has recipient.server.
+	Offers Offers
+
 	// ConfigPolicy is the policy from holdd.conf, restored by a reset.
 	ConfigPolicy plugin.Policy
 

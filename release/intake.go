@@ -50,6 +50,15 @@ type Forwarder interface {
 		msg *lnwire.OnionMessage) string
 }
 
+// FinalHopHandler takes final-hop messages that arrive over paths it
+// minted (e.g. the async offer client's reply paths), before the intake's
+// own checks: its message types (75542, 75546, 64) are even ones the intake
+// would drop. It verifies and counts on its own.
+type FinalHopHandler interface {
+	Match(pathID []byte) bool
+	Handle(ctx context.Context, p *onionmsg.Peeled) string
+}
+
 // Peeler peels one onion-message layer addressed to holdd.
 type Peeler interface {
 	Peel(msg *lnwire.OnionMessage) (*onionmsg.Peeled, error)
@@ -73,6 +82,7 @@ type Intake struct {
 
 	answerer  HeldHTLCAnswerer
 	forwarder Forwarder
+	finalHops []FinalHopHandler
 
 	mu     sync.Mutex
 	counts map[string]uint64
@@ -101,6 +111,12 @@ func NewIntake(peeler Peeler, auth *Authenticator, releaser Releaser,
 
 // SetAnswerer turns on the recipient role. Call it before messages flow.
 func (in *Intake) SetAnswerer(a HeldHTLCAnswerer) { in.answerer = a }
+
+// AddFinalHopHandler adds a handler for final-hop messages over its own
+// paths. Call it before messages flow.
+func (in *Intake) AddFinalHopHandler(h FinalHopHandler) {
+	in.finalHops = append(in.finalHops, h)
+}
 
 // SetForwarder turns on the mailbox role. Call it before messages flow.
 func (in *Intake) SetForwarder(f Forwarder) { in.forwarder = f }
@@ -145,6 +161,14 @@ func (in *Intake) handle(ctx context.Context,
 		in.log.Debugf("Dropping onion message with a next hop: holdd " +
 			"does not forward it")
 		return OutcomeNotForUs, false
+	}
+	if peeled.Data != nil {
+		pathID := peeled.Data.PathID.ValOpt().UnwrapOr(nil)
+		for _, h := range in.finalHops {
+			if h.Match(pathID) {
+				return h.Handle(ctx, peeled), true
+			}
+		}
 	}
 	// BOLT 1: an unknown even type means the sender requires something
 	// holdd does not understand, so the message must not be acted on,
