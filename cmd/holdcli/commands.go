@@ -38,6 +38,7 @@ func commands(e *env) []cli.Command {
 		subscribeReceiveEventsCommand(e),
 		listMailboxCommand(e),
 		unregisterMailboxCommand(e),
+		getOfferCommand(e),
 		payAsyncCommand(e),
 		decodeCommand(e),
 		generateManualCommand(e),

@@ -73,6 +73,7 @@ func TestManualCoversCommands(t *testing.T) {
 		"setpolicy", "subscribeevents", "addreceivepaths",
 		"listreceivepaths", "revokereceivepath",
 		"subscribereceiveevents", "listmailbox", "unregistermailbox",
+		"getoffer",
 		"payasync", "decode"}
 	var sections []string
 	for _, line := range strings.Split(doc, "\n") {
