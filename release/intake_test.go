@@ -245,3 +245,41 @@ func TestIntakeDispatch(t *testing.T) {
 		})
 	}
 }
+
+// matchHandler takes the final-hop messages whose path_id starts with 0x06.
+type matchHandler struct {
+	got []*onionmsg.Peeled
+}
+
+func (m *matchHandler) Match(pathID []byte) bool {
+	return len(pathID) > 0 && pathID[0] == 6
+}
+
+func (m *matchHandler) Handle(_ context.Context, p *onionmsg.Peeled) string {
+	m.got = append(m.got, p)
+	return "handled"
+}
+
+// TestIntakeFinalHopHandler: a matching handler gets its message before the
+// unknown-even-TLV drop; anything else is dropped as before.
+func TestIntakeFinalHopHandler(t *testing.T) {
+	auth, err := NewAuthenticator(make([]byte, SecretLen))
+	require.NoError(t, err)
+	tlvs := map[uint64][]byte{75546: {0}}
+
+	h := &matchHandler{}
+	ours := finalWith([]byte{6, 1}, tlvs)
+	in := NewIntake(stubPeeler{peeled: ours}, auth, nil, nil, nil)
+	in.AddFinalHopHandler(h)
+	in.HandleOnionMessage(context.Background(), &lnwire.OnionMessage{})
+	require.Equal(t, []*onionmsg.Peeled{ours}, h.got)
+	require.Equal(t, map[string]uint64{}, in.Counts(),
+		"the handler counts its own")
+
+	in = NewIntake(stubPeeler{peeled: finalWith([]byte{5, 1}, tlvs)},
+		auth, nil, nil, nil)
+	in.AddFinalHopHandler(h)
+	in.HandleOnionMessage(context.Background(), &lnwire.OnionMessage{})
+	require.Len(t, h.got, 1)
+	require.Equal(t, map[string]uint64{OutcomeUnknownEven: 1}, in.Counts())
+}
