@@ -63,6 +63,9 @@ const (
 	DefaultMaxCltvBlocks = 2016
 )
 
+// maxPaymentPaths bounds the payment paths in one static invoice.
+const maxPaymentPaths = 3
+
 // Outcomes the handler and the client count.
 const (
 	OutcomeOfferPaths     = "offer_paths"
@@ -535,6 +538,11 @@ func (c *Client) buildInvoice(ctx context.Context,
 	pathID := c.cfg.Auth.Mint(PathClaim{
 		Kind: KindPayment, Slot: row.Slot, ExpiresAt: expiresAt,
 	})
+	// A few paths give the payer a choice of channel; more only grow
+	// the invoice toward the server's 5 KiB limit.
+	if len(policies) > maxPaymentPaths {
+		policies = policies[:maxPaymentPaths]
+	}
 	var payPaths []bolt12.PaymentPath
 	for _, pol := range policies {
 		session, err := c.cfg.NewKey()
