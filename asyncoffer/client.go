@@ -256,9 +256,26 @@ func (c *Client) count(outcome string) {
 	c.mu.Unlock()
 }
 
-// Offers returns the stored slots.
+// Offers returns every configured slot, by slot number: the stored row,
+// or a requesting slot not stored yet.
 func (c *Client) Offers(ctx context.Context) ([]Slot, error) {
-	return c.cfg.Store.ListAsyncOfferSlots(ctx)
+	stored, err := c.cfg.Store.ListAsyncOfferSlots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bySlot := make(map[uint16]Slot, len(stored))
+	for _, s := range stored {
+		bySlot[s.Slot] = s
+	}
+	out := make([]Slot, c.cfg.Slots)
+	for i := range out {
+		s, ok := bySlot[uint16(i)]
+		if !ok {
+			s = Slot{Slot: uint16(i), Phase: PhaseRequesting}
+		}
+		out[i] = s
+	}
+	return out, nil
 }
 
 // run is the client's loop: every slot's state changes here, one at a

@@ -153,6 +153,9 @@ func TestServerSilentRetries(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	require.Equal(t, 1, h.net.countSent(onionmsg.OfferPathsRequestType))
 	require.Empty(t, h.store.slot(0).Phase)
+	offers, err := h.client.Offers(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []Slot{{Slot: 0, Phase: PhaseRequesting}}, offers)
 
 	require.Eventually(t, func() bool {
 		h.advance(DefaultRetryMin)
