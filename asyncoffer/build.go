@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/holdd/holdd/bolt12"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/lightningnetwork/lnd/lnwire"
@@ -38,6 +39,10 @@ type OfferParams struct {
 	// AbsoluteExpiry is the offer's expiry: the server's
 	// paths_absolute_expiry, or zero for none.
 	AbsoluteExpiry time.Time
+
+	// Chain is the genesis hash of the offer's chain; the zero hash or
+	// bolt12.BitcoinChain leave offer_chains out (mainnet implied).
+	Chain chainhash.Hash
 }
 
 // BuildOffer builds the offer published for one slot.
@@ -49,6 +54,9 @@ func BuildOffer(p OfferParams) (*bolt12.Offer, error) {
 	f := bolt12.OfferFields{
 		Paths:    p.Paths,
 		IssuerID: p.SigningKey.PubKey(),
+	}
+	if p.Chain != (chainhash.Hash{}) && p.Chain != bolt12.BitcoinChain {
+		f.Chains = []chainhash.Hash{p.Chain}
 	}
 	if p.AmountMsat != nil {
 		amt := *p.AmountMsat

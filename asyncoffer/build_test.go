@@ -3,6 +3,10 @@ package asyncoffer
 import (
 	"testing"
 
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/holdd/holdd/bolt12"
+
 	"github.com/stretchr/testify/require"
 )
 
@@ -42,4 +46,27 @@ func TestBuildOfferWithAmount(t *testing.T) {
 
 	_, err = BuildOffer(OfferParams{SigningKey: testKey(0x40)})
 	require.ErrorIs(t, err, ErrBuild)
+}
+
+// TestBuildOfferChain: off mainnet the offer names its chain, so that a
+// regtest server (and payer) accept it; on mainnet it names none.
+func TestBuildOfferChain(t *testing.T) {
+	h := newHarness(t, nil)
+	regtest := *chaincfg.RegressionNetParams.GenesisHash
+	offer, err := BuildOffer(OfferParams{
+		Paths:      h.client.cfg.ServerPaths,
+		SigningKey: testKey(0x40),
+		Chain:      regtest,
+	})
+	require.NoError(t, err)
+	require.Equal(t, []chainhash.Hash{regtest}, offer.Chains)
+	require.True(t, offer.SupportsChain(regtest))
+
+	offer, err = BuildOffer(OfferParams{
+		Paths:      h.client.cfg.ServerPaths,
+		SigningKey: testKey(0x40),
+		Chain:      bolt12.BitcoinChain,
+	})
+	require.NoError(t, err)
+	require.Nil(t, offer.Chains)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/holdd/holdd/bolt12"
 	"github.com/holdd/holdd/internal/backoff"
 	"github.com/holdd/holdd/release/onionmsg"
@@ -100,6 +101,10 @@ type Config struct {
 
 	// Self is this node's lnd key, P.
 	Self *btcec.PublicKey
+
+	// Chain is the genesis hash of the network (offer_chains unless
+	// mainnet).
+	Chain chainhash.Hash
 
 	Auth         *PathAuth
 	Store        Store
@@ -661,6 +666,7 @@ func (c *Client) onOfferPaths(ctx context.Context, s *slotRun, ev event) {
 		AmountMsat:     c.cfg.AmountMsat,
 		Description:    c.cfg.Description,
 		AbsoluteExpiry: pathsExp,
+		Chain:          c.cfg.Chain,
 	})
 	if err != nil {
 		c.count(OutcomeBuildFailed)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/holdd/holdd/asyncoffer"
 	"github.com/holdd/holdd/invoiceserver"
 	"github.com/holdd/holdd/recipient"
@@ -69,6 +71,10 @@ func newAsyncOfferClient(cfg *Config, lnd *rpcclient.Client, db *store.Store,
 	if err != nil {
 		return nil, err
 	}
+	chain, err := networkChain(cfg.Network)
+	if err != nil {
+		return nil, err
+	}
 	var amount *uint64
 	if cfg.Recipient.OfferAmount > 0 {
 		a := cfg.Recipient.OfferAmount
@@ -79,6 +85,7 @@ func newAsyncOfferClient(cfg *Config, lnd *rpcclient.Client, db *store.Store,
 		Slots:        cfg.Recipient.OfferSlots,
 		AmountMsat:   amount,
 		Self:         lnd.IdentityKey,
+		Chain:        chain,
 		Auth:         auth,
 		Store:        db,
 		Sender:       offerSender{sender},
@@ -207,4 +214,21 @@ func (g lndGraph) PoliciesFrom(ctx context.Context,
 		})
 	}
 	return out, nil
+}
+
+// networkChain is the BOLT 12 chain hash (genesis block) of a network.
+func networkChain(network string) (chainhash.Hash, error) {
+	params := map[string]*chaincfg.Params{
+		"mainnet":  &chaincfg.MainNetParams,
+		"testnet":  &chaincfg.TestNet3Params,
+		"testnet4": &chaincfg.TestNet4Params,
+		"signet":   &chaincfg.SigNetParams,
+		"regtest":  &chaincfg.RegressionNetParams,
+		"simnet":   &chaincfg.SimNetParams,
+	}[network]
+	if params == nil {
+		return chainhash.Hash{}, fmt.Errorf("%w: network %q has no "+
+			"chain hash", errConfig, network)
+	}
+	return *params.GenesisHash, nil
 }
