@@ -84,6 +84,9 @@ type recipientConfig struct {
 	ReplyBurst    int           `long:"replyburst" description:"release_held_htlc replies one receive path may send at once before the rate limit applies"`
 	ReplyInterval time.Duration `long:"replyinterval" description:"After the burst, one reply per receive path per this interval"`
 	Mailbox       string        `long:"mailbox" description:"Node key (hex) of the LSP whose holdd keeps onion messages for this node while it is offline (mailbox role); receive paths then run through it"`
+	Server        []string      `long:"server" description:"A blinded path (hex) to a static invoice server, as holdcli addasyncrecipient prints it on the LSP; repeat for several. Set, holdd keeps an async offer there (holdcli getoffer)"`
+	OfferSlots    int           `long:"offerslots" description:"How many async offers (invoice slots) to keep with the server"`
+	OfferAmount   uint64        `long:"offeramount" description:"Amount in msat the async offers ask for (0: none, as LDK's)"`
 }
 
 type mailboxConfig struct {
@@ -193,6 +196,7 @@ func defaultConfig() *Config {
 			PathExpiry:    30 * 24 * time.Hour,
 			ReplyBurst:    20,
 			ReplyInterval: 3 * time.Second,
+			OfferSlots:    1,
 		},
 		Mailbox: &mailboxConfig{
 			MaxPerRecipient:      mailbox.DefaultMaxPerRecipient,
@@ -351,6 +355,13 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: recipient.mailbox: %v", errConfig,
 				err)
 		}
+	}
+	if _, err := c.Recipient.serverPaths(); err != nil {
+		return err
+	}
+	if c.Recipient.OfferSlots < 1 || c.Recipient.OfferSlots > maxOfferSlots {
+		return fmt.Errorf("%w: recipient.offerslots must be 1..%d",
+			errConfig, maxOfferSlots)
 	}
 	if _, err := c.admission(); err != nil {
 		return err

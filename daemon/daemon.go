@@ -212,6 +212,16 @@ func New(ctx context.Context, cfg *Config) (_ *Daemon, err error) {
 		}
 		roles = append(roles, rcpt)
 		intake.SetAnswerer(rcpt.responder)
+		rcpt.offers, err = newAsyncOfferClient(cfg, lnd, db, secret,
+			finalHop, sender, rcpt.responder, clk, logs)
+		if err != nil {
+			return nil, err
+		}
+		if rcpt.offers != nil {
+			offers := rcpt.offers.Handler()
+			intake.AddFinalHopHandler(offers.Match, offers)
+			rpcConfig.Offers = rcpt.offers
+		}
 		rpcConfig.Receiver = rcpt.responder
 		rpcConfig.ReceiveEvents = rcpt.feed
 		onLinkUp = rcpt.linkUp

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/holdd/holdd/asyncoffer"
 	"github.com/holdd/holdd/eventfeed"
 	"github.com/holdd/holdd/recipient"
 	"github.com/holdd/holdd/release"
@@ -24,6 +25,9 @@ type recipientRole struct {
 
 	// registrar is nil without recipient.mailbox.
 	registrar *mailboxRegistrar
+
+	// offers is the async offer client; nil without recipient.server.
+	offers *asyncoffer.Client
 
 	goroutines *fn.GoroutineManager
 }
@@ -79,11 +83,21 @@ func (r *recipientRole) Start(ctx context.Context, _ func(error)) error {
 		r.responder.Stop()
 		return ctx.Err()
 	}
+	if r.offers != nil {
+		if err := r.offers.Start(ctx); err != nil {
+			r.goroutines.Stop()
+			r.responder.Stop()
+			return err
+		}
+	}
 	return nil
 }
 
 // Stop ends the registration, then the reply workers.
 func (r *recipientRole) Stop() error {
+	if r.offers != nil {
+		r.offers.Stop()
+	}
 	r.goroutines.Stop()
 	r.responder.Stop()
 	return nil
@@ -94,6 +108,9 @@ func (r *recipientRole) Stop() error {
 func (r *recipientRole) linkUp() {
 	if r.registrar != nil {
 		r.registrar.Trigger()
+	}
+	if r.offers != nil {
+		r.offers.Trigger()
 	}
 }
 

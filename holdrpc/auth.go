@@ -67,6 +67,7 @@ var RequiredPermissions = map[string][]bakery.Op{
 	"/holdrpc.Hold/AddAsyncRecipient":    {opServerWrite},
 	"/holdrpc.Hold/RemoveAsyncRecipient": {opServerWrite},
 	"/holdrpc.Hold/ListAsyncRecipients":  {opServerRead},
+	"/holdrpc.Hold/GetOffer":             {opReceiveRead},
 }
 
 // ReadOnlyPermissions and AdminPermissions are baked into the two default

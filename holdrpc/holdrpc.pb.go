@@ -2504,6 +2504,191 @@ func (x *ListAsyncRecipientsResponse) GetRecipients() []*AsyncRecipient {
 	return nil
 }
 
+type GetOfferRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOfferRequest) Reset() {
+	*x = GetOfferRequest{}
+	mi := &file_holdrpc_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOfferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOfferRequest) ProtoMessage() {}
+
+func (x *GetOfferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOfferRequest.ProtoReflect.Descriptor instead.
+func (*GetOfferRequest) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{39}
+}
+
+type AsyncOffer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Slot  uint32                 `protobuf:"varint,1,opt,name=slot,proto3" json:"slot,omitempty"`
+	// The offer to publish (lno1...); empty until the server sent paths.
+	Offer string `protobuf:"bytes,2,opt,name=offer,proto3" json:"offer,omitempty"`
+	// "requesting", "serving" or "live".
+	Phase string `protobuf:"bytes,3,opt,name=phase,proto3" json:"phase,omitempty"`
+	// Whether the server persisted a static invoice for this offer: only
+	// then can payers use it while this node is offline.
+	Live                 bool  `protobuf:"varint,4,opt,name=live,proto3" json:"live,omitempty"`
+	InvoiceExpiresAtUnix int64 `protobuf:"varint,5,opt,name=invoice_expires_at_unix,json=invoiceExpiresAtUnix,proto3" json:"invoice_expires_at_unix,omitempty"`
+	ServedAtUnix         int64 `protobuf:"varint,6,opt,name=served_at_unix,json=servedAtUnix,proto3" json:"served_at_unix,omitempty"`
+	OfferExpiresAtUnix   int64 `protobuf:"varint,7,opt,name=offer_expires_at_unix,json=offerExpiresAtUnix,proto3" json:"offer_expires_at_unix,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *AsyncOffer) Reset() {
+	*x = AsyncOffer{}
+	mi := &file_holdrpc_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AsyncOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AsyncOffer) ProtoMessage() {}
+
+func (x *AsyncOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AsyncOffer.ProtoReflect.Descriptor instead.
+func (*AsyncOffer) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *AsyncOffer) GetSlot() uint32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *AsyncOffer) GetOffer() string {
+	if x != nil {
+		return x.Offer
+	}
+	return ""
+}
+
+func (x *AsyncOffer) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *AsyncOffer) GetLive() bool {
+	if x != nil {
+		return x.Live
+	}
+	return false
+}
+
+func (x *AsyncOffer) GetInvoiceExpiresAtUnix() int64 {
+	if x != nil {
+		return x.InvoiceExpiresAtUnix
+	}
+	return 0
+}
+
+func (x *AsyncOffer) GetServedAtUnix() int64 {
+	if x != nil {
+		return x.ServedAtUnix
+	}
+	return 0
+}
+
+func (x *AsyncOffer) GetOfferExpiresAtUnix() int64 {
+	if x != nil {
+		return x.OfferExpiresAtUnix
+	}
+	return 0
+}
+
+type GetOfferResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Offers []*AsyncOffer          `protobuf:"bytes,1,rep,name=offers,proto3" json:"offers,omitempty"`
+	// The client's counters (messages sent, replies, drops).
+	Counts        map[string]uint64 `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOfferResponse) Reset() {
+	*x = GetOfferResponse{}
+	mi := &file_holdrpc_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOfferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOfferResponse) ProtoMessage() {}
+
+func (x *GetOfferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdrpc_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOfferResponse.ProtoReflect.Descriptor instead.
+func (*GetOfferResponse) Descriptor() ([]byte, []int) {
+	return file_holdrpc_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GetOfferResponse) GetOffers() []*AsyncOffer {
+	if x != nil {
+		return x.Offers
+	}
+	return nil
+}
+
+func (x *GetOfferResponse) GetCounts() map[string]uint64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
 var File_holdrpc_proto protoreflect.FileDescriptor
 
 const file_holdrpc_proto_rawDesc = "" +
@@ -2705,8 +2890,23 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x1bListAsyncRecipientsResponse\x127\n" +
 	"\n" +
 	"recipients\x18\x01 \x03(\v2\x17.holdrpc.AsyncRecipientR\n" +
-	"recipients2\xfb\n" +
+	"recipients\"\x11\n" +
+	"\x0fGetOfferRequest\"\xf0\x01\n" +
 	"\n" +
+	"AsyncOffer\x12\x12\n" +
+	"\x04slot\x18\x01 \x01(\rR\x04slot\x12\x14\n" +
+	"\x05offer\x18\x02 \x01(\tR\x05offer\x12\x14\n" +
+	"\x05phase\x18\x03 \x01(\tR\x05phase\x12\x12\n" +
+	"\x04live\x18\x04 \x01(\bR\x04live\x125\n" +
+	"\x17invoice_expires_at_unix\x18\x05 \x01(\x03R\x14invoiceExpiresAtUnix\x12$\n" +
+	"\x0eserved_at_unix\x18\x06 \x01(\x03R\fservedAtUnix\x121\n" +
+	"\x15offer_expires_at_unix\x18\a \x01(\x03R\x12offerExpiresAtUnix\"\xb9\x01\n" +
+	"\x10GetOfferResponse\x12+\n" +
+	"\x06offers\x18\x01 \x03(\v2\x13.holdrpc.AsyncOfferR\x06offers\x12=\n" +
+	"\x06counts\x18\x02 \x03(\v2%.holdrpc.GetOfferResponse.CountsEntryR\x06counts\x1a9\n" +
+	"\vCountsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012\xbc\v\n" +
 	"\x04Hold\x12<\n" +
 	"\aGetInfo\x12\x17.holdrpc.GetInfoRequest\x1a\x18.holdrpc.GetInfoResponse\x12?\n" +
 	"\bListHeld\x12\x18.holdrpc.ListHeldRequest\x1a\x19.holdrpc.ListHeldResponse\x125\n" +
@@ -2725,7 +2925,8 @@ const file_holdrpc_proto_rawDesc = "" +
 	"\x11UnregisterMailbox\x12!.holdrpc.UnregisterMailboxRequest\x1a\".holdrpc.UnregisterMailboxResponse\x12Z\n" +
 	"\x11AddAsyncRecipient\x12!.holdrpc.AddAsyncRecipientRequest\x1a\".holdrpc.AddAsyncRecipientResponse\x12c\n" +
 	"\x14RemoveAsyncRecipient\x12$.holdrpc.RemoveAsyncRecipientRequest\x1a%.holdrpc.RemoveAsyncRecipientResponse\x12`\n" +
-	"\x13ListAsyncRecipients\x12#.holdrpc.ListAsyncRecipientsRequest\x1a$.holdrpc.ListAsyncRecipientsResponseB Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
+	"\x13ListAsyncRecipients\x12#.holdrpc.ListAsyncRecipientsRequest\x1a$.holdrpc.ListAsyncRecipientsResponse\x12?\n" +
+	"\bGetOffer\x12\x18.holdrpc.GetOfferRequest\x1a\x19.holdrpc.GetOfferResponseB Z\x1egithub.com/holdd/holdd/holdrpcb\x06proto3"
 
 var (
 	file_holdrpc_proto_rawDescOnce sync.Once
@@ -2739,7 +2940,7 @@ func file_holdrpc_proto_rawDescGZIP() []byte {
 	return file_holdrpc_proto_rawDescData
 }
 
-var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_holdrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_holdrpc_proto_goTypes = []any{
 	(*CircuitKey)(nil),                    // 0: holdrpc.CircuitKey
 	(*GetInfoRequest)(nil),                // 1: holdrpc.GetInfoRequest
@@ -2780,19 +2981,23 @@ var file_holdrpc_proto_goTypes = []any{
 	(*RemoveAsyncRecipientResponse)(nil),  // 36: holdrpc.RemoveAsyncRecipientResponse
 	(*ListAsyncRecipientsRequest)(nil),    // 37: holdrpc.ListAsyncRecipientsRequest
 	(*ListAsyncRecipientsResponse)(nil),   // 38: holdrpc.ListAsyncRecipientsResponse
-	nil,                                   // 39: holdrpc.GetInfoResponse.ReleasesEntry
-	nil,                                   // 40: holdrpc.GetInfoResponse.DecisionsEntry
-	nil,                                   // 41: holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
-	nil,                                   // 42: holdrpc.MailboxStats.DroppedEntry
-	nil,                                   // 43: holdrpc.MailboxStats.RegistrationsEntry
+	(*GetOfferRequest)(nil),               // 39: holdrpc.GetOfferRequest
+	(*AsyncOffer)(nil),                    // 40: holdrpc.AsyncOffer
+	(*GetOfferResponse)(nil),              // 41: holdrpc.GetOfferResponse
+	nil,                                   // 42: holdrpc.GetInfoResponse.ReleasesEntry
+	nil,                                   // 43: holdrpc.GetInfoResponse.DecisionsEntry
+	nil,                                   // 44: holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
+	nil,                                   // 45: holdrpc.MailboxStats.DroppedEntry
+	nil,                                   // 46: holdrpc.MailboxStats.RegistrationsEntry
+	nil,                                   // 47: holdrpc.GetOfferResponse.CountsEntry
 }
 var file_holdrpc_proto_depIdxs = []int32{
-	39, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
-	40, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
-	41, // 2: holdrpc.GetInfoResponse.held_htlc_available:type_name -> holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
+	42, // 0: holdrpc.GetInfoResponse.releases:type_name -> holdrpc.GetInfoResponse.ReleasesEntry
+	43, // 1: holdrpc.GetInfoResponse.decisions:type_name -> holdrpc.GetInfoResponse.DecisionsEntry
+	44, // 2: holdrpc.GetInfoResponse.held_htlc_available:type_name -> holdrpc.GetInfoResponse.HeldHtlcAvailableEntry
 	3,  // 3: holdrpc.GetInfoResponse.mailbox:type_name -> holdrpc.MailboxStats
-	42, // 4: holdrpc.MailboxStats.dropped:type_name -> holdrpc.MailboxStats.DroppedEntry
-	43, // 5: holdrpc.MailboxStats.registrations:type_name -> holdrpc.MailboxStats.RegistrationsEntry
+	45, // 4: holdrpc.MailboxStats.dropped:type_name -> holdrpc.MailboxStats.DroppedEntry
+	46, // 5: holdrpc.MailboxStats.registrations:type_name -> holdrpc.MailboxStats.RegistrationsEntry
 	7,  // 6: holdrpc.ListHeldResponse.htlcs:type_name -> holdrpc.HeldHtlc
 	0,  // 7: holdrpc.GetHeldRequest.incoming:type_name -> holdrpc.CircuitKey
 	0,  // 8: holdrpc.HeldHtlc.incoming:type_name -> holdrpc.CircuitKey
@@ -2809,47 +3014,51 @@ var file_holdrpc_proto_depIdxs = []int32{
 	33, // 19: holdrpc.AsyncRecipient.invoices:type_name -> holdrpc.StaticInvoiceSlot
 	32, // 20: holdrpc.AddAsyncRecipientResponse.recipient:type_name -> holdrpc.AsyncRecipient
 	32, // 21: holdrpc.ListAsyncRecipientsResponse.recipients:type_name -> holdrpc.AsyncRecipient
-	1,  // 22: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
-	4,  // 23: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
-	6,  // 24: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
-	8,  // 25: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
-	10, // 26: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
-	12, // 27: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
-	14, // 28: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
-	16, // 29: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
-	17, // 30: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
-	19, // 31: holdrpc.Hold.AddReceivePaths:input_type -> holdrpc.AddReceivePathsRequest
-	20, // 32: holdrpc.Hold.ListReceivePaths:input_type -> holdrpc.ListReceivePathsRequest
-	21, // 33: holdrpc.Hold.RevokeReceivePath:input_type -> holdrpc.RevokeReceivePathRequest
-	24, // 34: holdrpc.Hold.SubscribeReceiveEvents:input_type -> holdrpc.SubscribeReceiveEventsRequest
-	26, // 35: holdrpc.Hold.ListMailbox:input_type -> holdrpc.ListMailboxRequest
-	29, // 36: holdrpc.Hold.UnregisterMailbox:input_type -> holdrpc.UnregisterMailboxRequest
-	31, // 37: holdrpc.Hold.AddAsyncRecipient:input_type -> holdrpc.AddAsyncRecipientRequest
-	35, // 38: holdrpc.Hold.RemoveAsyncRecipient:input_type -> holdrpc.RemoveAsyncRecipientRequest
-	37, // 39: holdrpc.Hold.ListAsyncRecipients:input_type -> holdrpc.ListAsyncRecipientsRequest
-	2,  // 40: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
-	5,  // 41: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
-	7,  // 42: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
-	9,  // 43: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
-	11, // 44: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
-	13, // 45: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
-	15, // 46: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
-	15, // 47: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
-	18, // 48: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
-	23, // 49: holdrpc.Hold.AddReceivePaths:output_type -> holdrpc.ReceivePathsResponse
-	23, // 50: holdrpc.Hold.ListReceivePaths:output_type -> holdrpc.ReceivePathsResponse
-	22, // 51: holdrpc.Hold.RevokeReceivePath:output_type -> holdrpc.ReceivePath
-	25, // 52: holdrpc.Hold.SubscribeReceiveEvents:output_type -> holdrpc.ReceiveEvent
-	28, // 53: holdrpc.Hold.ListMailbox:output_type -> holdrpc.ListMailboxResponse
-	30, // 54: holdrpc.Hold.UnregisterMailbox:output_type -> holdrpc.UnregisterMailboxResponse
-	34, // 55: holdrpc.Hold.AddAsyncRecipient:output_type -> holdrpc.AddAsyncRecipientResponse
-	36, // 56: holdrpc.Hold.RemoveAsyncRecipient:output_type -> holdrpc.RemoveAsyncRecipientResponse
-	38, // 57: holdrpc.Hold.ListAsyncRecipients:output_type -> holdrpc.ListAsyncRecipientsResponse
-	40, // [40:58] is the sub-list for method output_type
-	22, // [22:40] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	40, // 22: holdrpc.GetOfferResponse.offers:type_name -> holdrpc.AsyncOffer
+	47, // 23: holdrpc.GetOfferResponse.counts:type_name -> holdrpc.GetOfferResponse.CountsEntry
+	1,  // 24: holdrpc.Hold.GetInfo:input_type -> holdrpc.GetInfoRequest
+	4,  // 25: holdrpc.Hold.ListHeld:input_type -> holdrpc.ListHeldRequest
+	6,  // 26: holdrpc.Hold.GetHeld:input_type -> holdrpc.GetHeldRequest
+	8,  // 27: holdrpc.Hold.GetReleasePaths:input_type -> holdrpc.GetReleasePathsRequest
+	10, // 28: holdrpc.Hold.ReleaseHeld:input_type -> holdrpc.ReleaseHeldRequest
+	12, // 29: holdrpc.Hold.FailHeld:input_type -> holdrpc.FailHeldRequest
+	14, // 30: holdrpc.Hold.GetPolicy:input_type -> holdrpc.GetPolicyRequest
+	16, // 31: holdrpc.Hold.SetPolicy:input_type -> holdrpc.SetPolicyRequest
+	17, // 32: holdrpc.Hold.SubscribeHoldEvents:input_type -> holdrpc.SubscribeHoldEventsRequest
+	19, // 33: holdrpc.Hold.AddReceivePaths:input_type -> holdrpc.AddReceivePathsRequest
+	20, // 34: holdrpc.Hold.ListReceivePaths:input_type -> holdrpc.ListReceivePathsRequest
+	21, // 35: holdrpc.Hold.RevokeReceivePath:input_type -> holdrpc.RevokeReceivePathRequest
+	24, // 36: holdrpc.Hold.SubscribeReceiveEvents:input_type -> holdrpc.SubscribeReceiveEventsRequest
+	26, // 37: holdrpc.Hold.ListMailbox:input_type -> holdrpc.ListMailboxRequest
+	29, // 38: holdrpc.Hold.UnregisterMailbox:input_type -> holdrpc.UnregisterMailboxRequest
+	31, // 39: holdrpc.Hold.AddAsyncRecipient:input_type -> holdrpc.AddAsyncRecipientRequest
+	35, // 40: holdrpc.Hold.RemoveAsyncRecipient:input_type -> holdrpc.RemoveAsyncRecipientRequest
+	37, // 41: holdrpc.Hold.ListAsyncRecipients:input_type -> holdrpc.ListAsyncRecipientsRequest
+	39, // 42: holdrpc.Hold.GetOffer:input_type -> holdrpc.GetOfferRequest
+	2,  // 43: holdrpc.Hold.GetInfo:output_type -> holdrpc.GetInfoResponse
+	5,  // 44: holdrpc.Hold.ListHeld:output_type -> holdrpc.ListHeldResponse
+	7,  // 45: holdrpc.Hold.GetHeld:output_type -> holdrpc.HeldHtlc
+	9,  // 46: holdrpc.Hold.GetReleasePaths:output_type -> holdrpc.GetReleasePathsResponse
+	11, // 47: holdrpc.Hold.ReleaseHeld:output_type -> holdrpc.ReleaseHeldResponse
+	13, // 48: holdrpc.Hold.FailHeld:output_type -> holdrpc.FailHeldResponse
+	15, // 49: holdrpc.Hold.GetPolicy:output_type -> holdrpc.Policy
+	15, // 50: holdrpc.Hold.SetPolicy:output_type -> holdrpc.Policy
+	18, // 51: holdrpc.Hold.SubscribeHoldEvents:output_type -> holdrpc.HoldEvent
+	23, // 52: holdrpc.Hold.AddReceivePaths:output_type -> holdrpc.ReceivePathsResponse
+	23, // 53: holdrpc.Hold.ListReceivePaths:output_type -> holdrpc.ReceivePathsResponse
+	22, // 54: holdrpc.Hold.RevokeReceivePath:output_type -> holdrpc.ReceivePath
+	25, // 55: holdrpc.Hold.SubscribeReceiveEvents:output_type -> holdrpc.ReceiveEvent
+	28, // 56: holdrpc.Hold.ListMailbox:output_type -> holdrpc.ListMailboxResponse
+	30, // 57: holdrpc.Hold.UnregisterMailbox:output_type -> holdrpc.UnregisterMailboxResponse
+	34, // 58: holdrpc.Hold.AddAsyncRecipient:output_type -> holdrpc.AddAsyncRecipientResponse
+	36, // 59: holdrpc.Hold.RemoveAsyncRecipient:output_type -> holdrpc.RemoveAsyncRecipientResponse
+	38, // 60: holdrpc.Hold.ListAsyncRecipients:output_type -> holdrpc.ListAsyncRecipientsResponse
+	41, // 61: holdrpc.Hold.GetOffer:output_type -> holdrpc.GetOfferResponse
+	43, // [43:62] is the sub-list for method output_type
+	24, // [24:43] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_holdrpc_proto_init() }
@@ -2863,7 +3072,7 @@ func file_holdrpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdrpc_proto_rawDesc), len(file_holdrpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

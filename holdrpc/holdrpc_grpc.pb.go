@@ -37,6 +37,7 @@ const (
 	Hold_AddAsyncRecipient_FullMethodName      = "/holdrpc.Hold/AddAsyncRecipient"
 	Hold_RemoveAsyncRecipient_FullMethodName   = "/holdrpc.Hold/RemoveAsyncRecipient"
 	Hold_ListAsyncRecipients_FullMethodName    = "/holdrpc.Hold/ListAsyncRecipients"
+	Hold_GetOffer_FullMethodName               = "/holdrpc.Hold/GetOffer"
 )
 
 // HoldClient is the client API for Hold service.
@@ -94,6 +95,12 @@ type HoldClient interface {
 	// ListAsyncRecipients lists the registered recipients and the static
 	// invoices the server keeps for each.
 	ListAsyncRecipients(ctx context.Context, in *ListAsyncRecipientsRequest, opts ...grpc.CallOption) (*ListAsyncRecipientsResponse, error)
+	// --- end static invoice server ---
+	// --- async offer client (recipient role, recipient.server) ---
+	// GetOffer returns the async offers (lno1...) to publish, one per
+	// invoice slot, and where each is in the exchange with the static
+	// invoice server.
+	GetOffer(ctx context.Context, in *GetOfferRequest, opts ...grpc.CallOption) (*GetOfferResponse, error)
 }
 
 type holdClient struct {
@@ -302,6 +309,16 @@ func (c *holdClient) ListAsyncRecipients(ctx context.Context, in *ListAsyncRecip
 	return out, nil
 }
 
+func (c *holdClient) GetOffer(ctx context.Context, in *GetOfferRequest, opts ...grpc.CallOption) (*GetOfferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetOfferResponse)
+	err := c.cc.Invoke(ctx, Hold_GetOffer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HoldServer is the server API for Hold service.
 // All implementations must embed UnimplementedHoldServer
 // for forward compatibility.
@@ -357,6 +374,12 @@ type HoldServer interface {
 	// ListAsyncRecipients lists the registered recipients and the static
 	// invoices the server keeps for each.
 	ListAsyncRecipients(context.Context, *ListAsyncRecipientsRequest) (*ListAsyncRecipientsResponse, error)
+	// --- end static invoice server ---
+	// --- async offer client (recipient role, recipient.server) ---
+	// GetOffer returns the async offers (lno1...) to publish, one per
+	// invoice slot, and where each is in the exchange with the static
+	// invoice server.
+	GetOffer(context.Context, *GetOfferRequest) (*GetOfferResponse, error)
 	mustEmbedUnimplementedHoldServer()
 }
 
@@ -420,6 +443,9 @@ func (UnimplementedHoldServer) RemoveAsyncRecipient(context.Context, *RemoveAsyn
 }
 func (UnimplementedHoldServer) ListAsyncRecipients(context.Context, *ListAsyncRecipientsRequest) (*ListAsyncRecipientsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListAsyncRecipients not implemented")
+}
+func (UnimplementedHoldServer) GetOffer(context.Context, *GetOfferRequest) (*GetOfferResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetOffer not implemented")
 }
 func (UnimplementedHoldServer) mustEmbedUnimplementedHoldServer() {}
 func (UnimplementedHoldServer) testEmbeddedByValue()              {}
@@ -752,6 +778,24 @@ func _Hold_ListAsyncRecipients_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Hold_GetOffer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOfferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HoldServer).GetOffer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hold_GetOffer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HoldServer).GetOffer(ctx, req.(*GetOfferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Hold_ServiceDesc is the grpc.ServiceDesc for Hold service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -822,6 +866,10 @@ var Hold_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAsyncRecipients",
 			Handler:    _Hold_ListAsyncRecipients_Handler,
+		},
+		{
+			MethodName: "GetOffer",
+			Handler:    _Hold_GetOffer_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

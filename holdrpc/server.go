@@ -90,6 +90,8 @@ type ServerConfig struct {
 
 	// InvoiceServer is nil unless holdd runs the server role.
 	InvoiceServer InvoiceServer
+	// Offers is nil unless the recipient role has recipient.server.
+	Offers Offers
 
 	// ConfigPolicy is the policy from holdd.conf, restored by a reset.
 	ConfigPolicy plugin.Policy

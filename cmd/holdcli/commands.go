@@ -41,6 +41,7 @@ func commands(e *env) []cli.Command {
 		addAsyncRecipientCommand(e),
 		removeAsyncRecipientCommand(e),
 		listAsyncRecipientsCommand(e),
+		getOfferCommand(e),
 		payAsyncCommand(e),
 		decodeCommand(e),
 		generateManualCommand(e),

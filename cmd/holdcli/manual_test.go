@@ -74,7 +74,7 @@ func TestManualCoversCommands(t *testing.T) {
 		"listreceivepaths", "revokereceivepath",
 		"subscribereceiveevents", "listmailbox", "unregistermailbox",
 		"addasyncrecipient", "removeasyncrecipient",
-		"listasyncrecipients", "payasync", "decode"}
+		"listasyncrecipients", "getoffer", "payasync", "decode"}
 	var sections []string
 	for _, line := range strings.Split(doc, "\n") {
 		if name, ok := strings.CutPrefix(line, "### "); ok {
