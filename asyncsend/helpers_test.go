@@ -21,6 +21,7 @@ import (
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,8 +38,8 @@ func testKey(b byte) *btcec.PrivateKey {
 	return k
 }
 
-func key33(k *btcec.PrivateKey) [33]byte {
-	var b [33]byte
+func key33(k *btcec.PrivateKey) route.Vertex {
+	var b route.Vertex
 	copy(b[:], k.PubKey().SerializeCompressed())
 	return b
 }
@@ -225,7 +226,7 @@ func (f *fakeLnd) callLog() []string {
 
 // sent is one message the fake messenger was asked to send.
 type sent struct {
-	lsp       [33]byte
+	lsp       route.Vertex
 	path      []byte
 	replyPath []byte
 	finalTLVs map[uint64][]byte
@@ -240,7 +241,7 @@ type fakeMessenger struct {
 }
 
 func (f *fakeMessenger) factory(lsp *btcec.PublicKey) (Messenger, error) {
-	var k [33]byte
+	var k route.Vertex
 	copy(k[:], lsp.SerializeCompressed())
 	return &boundMessenger{f: f, lsp: k}, nil
 }
@@ -253,7 +254,7 @@ func (f *fakeMessenger) all() []sent {
 
 type boundMessenger struct {
 	f   *fakeMessenger
-	lsp [33]byte
+	lsp route.Vertex
 }
 
 func (m *boundMessenger) Send(_ context.Context, path,

@@ -322,7 +322,7 @@ const (
 // Held is an HTLC the LSP holds, from its path delivery.
 type Held struct {
 	// LSP is the peer that delivered the paths.
-	LSP [33]byte
+	LSP route.Vertex
 
 	// ChanID and HtlcID are the HTLC's incoming circuit key at the LSP.
 	ChanID, HtlcID uint64
@@ -457,7 +457,7 @@ func (p *Payer) Pay(ctx context.Context, req *Request,
 		cfg:       p.cfg,
 		req:       req,
 		report:    onProgress,
-		firstHops: make(map[[33]byte]struct{}),
+		firstHops: make(map[route.Vertex]struct{}),
 		handled:   make(map[plugin.CircuitKey]struct{}),
 		res:       &Result{},
 	}
@@ -622,7 +622,7 @@ func (p *Payer) readMessages(ctx context.Context,
 // pendingDelivery is a delivery waiting for the payment hash or for lnd to
 // report an HTLC through its peer.
 type pendingDelivery struct {
-	peer     [33]byte
+	peer     route.Vertex
 	peerKey  *btcec.PublicKey
 	delivery *release.PathDelivery
 }
@@ -638,7 +638,7 @@ type payment struct {
 
 	// firstHops are the first hops of our HTLC attempts: the only
 	// peers that can hold one of them.
-	firstHops map[[33]byte]struct{}
+	firstHops map[route.Vertex]struct{}
 	pending   []pendingDelivery
 	handled   map[plugin.CircuitKey]struct{}
 
@@ -721,8 +721,11 @@ func (r *payment) onMessage(ctx context.Context, m *lnrpc.CustomMessage) {
 		r.res.Ignored.Undecodable++
 		return
 	}
-	pd := pendingDelivery{peerKey: peerKey, delivery: d}
-	copy(pd.peer[:], peerKey.SerializeCompressed())
+	pd := pendingDelivery{
+		peer:     route.NewVertex(peerKey),
+		peerKey:  peerKey,
+		delivery: d,
+	}
 	// A full queue drops its oldest entry from the same peer, else its
 	// oldest: a peer flooding us cannot keep the LSP's delivery out.
 	if len(r.pending) >= maxPending || r.pendingFrom(pd.peer) >=
@@ -736,7 +739,7 @@ func (r *payment) onMessage(ctx context.Context, m *lnrpc.CustomMessage) {
 }
 
 // pendingFrom counts the waiting deliveries from peer.
-func (r *payment) pendingFrom(peer [33]byte) int {
+func (r *payment) pendingFrom(peer route.Vertex) int {
 	n := 0
 	for _, pd := range r.pending {
 		if pd.peer == peer {
@@ -748,7 +751,7 @@ func (r *payment) pendingFrom(peer [33]byte) int {
 
 // dropOldest drops peer's oldest waiting delivery, or the oldest of all
 // when peer has none waiting.
-func (r *payment) dropOldest(peer [33]byte) {
+func (r *payment) dropOldest(peer route.Vertex) {
 	i := slices.IndexFunc(r.pending, func(pd pendingDelivery) bool {
 		return pd.peer == peer
 	})
@@ -928,7 +931,7 @@ func (r *payment) finish() {
 
 // lspPeers are the peers to greet: the peer of the requested outgoing
 // channel, or every peer we have an active channel with.
-func (r *payment) lspPeers(ctx context.Context) (map[[33]byte]struct{},
+func (r *payment) lspPeers(ctx context.Context) (map[route.Vertex]struct{},
 	error) {
 
 	resp, err := r.cfg.LSP.ListChannels(ctx, &lnrpc.ListChannelsRequest{
@@ -937,7 +940,7 @@ func (r *payment) lspPeers(ctx context.Context) (map[[33]byte]struct{},
 	if err != nil {
 		return nil, fmt.Errorf("list channels: %w", err)
 	}
-	peers := make(map[[33]byte]struct{})
+	peers := make(map[route.Vertex]struct{})
 	for _, ch := range resp.GetChannels() {
 		if r.req.OutgoingChanID != 0 && ch.ChanId != r.req.OutgoingChanID {
 			continue
@@ -962,7 +965,7 @@ func (r *payment) hello(ctx context.Context,
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPayment, err)
 	}
-	waiting := make(map[[33]byte]struct{}, len(peers))
+	waiting := make(map[route.Vertex]struct{}, len(peers))
 	for peer := range peers {
 		_, err := r.cfg.LSP.SendCustomMessage(ctx,
 			&lnrpc.SendCustomMessageRequest{
@@ -986,8 +989,8 @@ func (r *payment) hello(ctx context.Context,
 				r.onMessage(ctx, m)
 				continue
 			}
-			if _, ok := waiting[[33]byte(m.Peer)]; ok {
-				delete(waiting, [33]byte(m.Peer))
+			if _, ok := waiting[route.Vertex(m.Peer)]; ok {
+				delete(waiting, route.Vertex(m.Peer))
 				r.res.Acked++
 			}
 		case <-timeout:

@@ -17,6 +17,7 @@ import (
 	"github.com/holdd/holdd/release/onionsend"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -609,7 +610,7 @@ func TestPayGreetsLSPFirst(t *testing.T) {
 		}})
 
 	hello := recvOrFail(t, h.lnd.custom, "hello")
-	require.Equal(t, key33(lspKey), [33]byte(hello.Peer))
+	require.Equal(t, key33(lspKey), route.Vertex(hello.Peer))
 	require.Equal(t, uint32(48007), hello.Type)
 	require.Empty(t, hello.Data)
 	// Nothing is paid before the ack.
@@ -716,7 +717,7 @@ func TestPayAsksForLostDelivery(t *testing.T) {
 					break
 				}
 				m := recvOrFail(t, h.lnd.custom, "request")
-				require.Equal(t, key33(lspKey), [33]byte(m.Peer))
+				require.Equal(t, key33(lspKey), route.Vertex(m.Peer))
 				require.Equal(t, uint32(48007), m.Type)
 				require.Equal(t, wantReq, m.Data)
 			}

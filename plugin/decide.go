@@ -262,7 +262,7 @@ func decideNew(in newHTLCInput) step {
 		s := passStep()
 		s.pass, s.stat = false, DecisionNotClient
 		s.why = fmt.Sprintf("HTLC %v asks for a hold but comes over "+
-			"public channel %d from %x, not a client: forwarding "+
+			"public channel %d from %v, not a client: forwarding "+
 			"it without a hold", h.Key, h.Key.ChanID, in.peer)
 		return s
 	}
@@ -279,7 +279,7 @@ func decideNew(in newHTLCInput) step {
 			unprovenHold = true
 		case UnprovenFail:
 			return failStep(FailSenderNotCapable, fmt.Sprintf("not "+
-				"holding HTLC %v: sender %x has not shown it "+
+				"holding HTLC %v: sender %v has not shown it "+
 				"reads path deliveries (no "+
 				"release_paths_request); failing it back",
 				h.Key, in.peer))
@@ -287,7 +287,7 @@ func decideNew(in newHTLCInput) step {
 			s := passStep()
 			s.pass = false
 			s.stat = "resume_" + string(FailSenderNotCapable)
-			s.why = fmt.Sprintf("not holding HTLC %v: sender %x "+
+			s.why = fmt.Sprintf("not holding HTLC %v: sender %v "+
 				"has not shown it reads path deliveries (no "+
 				"release_paths_request); forwarding it now",
 				h.Key, in.peer)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 )
 
@@ -64,7 +65,7 @@ type entry struct {
 	// change after the entry is created, so the deadline loops read them
 	// without a lock.
 	key            CircuitKey
-	peer           [33]byte
+	peer           route.Vertex
 	amt            uint64
 	failbackHeight int32
 	deadline       time.Time
@@ -129,7 +130,7 @@ type Engine struct {
 
 	byFailback *dueHeap
 	byDeadline *dueHeap
-	perPeer    map[[33]byte]usage
+	perPeer    map[route.Vertex]usage
 	total      usage
 
 	// byPathExpiry has the held (not released) entries whose release
@@ -198,7 +199,7 @@ func New(cfg Config) (*Engine, error) {
 		},
 		byFailback: newFailbackHeap(),
 		byDeadline: newDeadlineHeap(),
-		perPeer:    make(map[[33]byte]usage),
+		perPeer:    make(map[route.Vertex]usage),
 		stats:      newCounters(),
 		quit:       make(chan struct{}),
 	}
@@ -561,7 +562,7 @@ func (e *Engine) apply(ctx context.Context, key CircuitKey,
 		}
 		e.mu.Unlock()
 		if reason != "" {
-			e.log.Infof("HTLC %v (%d msat from %x) over cap %s: "+
+			e.log.Infof("HTLC %v (%d msat from %v) over cap %s: "+
 				"failing back", key, s.rec.IncomingAmtMsat,
 				s.rec.IncomingPeer, reason)
 			return e.apply(ctx, key, failStep(reason, ""))
@@ -590,7 +591,7 @@ func (e *Engine) apply(ctx context.Context, key CircuitKey,
 			s.rec.IncomingAmtMsat)
 		e.mu.Unlock()
 		if reason != "" {
-			e.log.Infof("HTLC %v (%d msat from %x) over cap %s: "+
+			e.log.Infof("HTLC %v (%d msat from %v) over cap %s: "+
 				"failing back", key, s.rec.IncomingAmtMsat,
 				s.rec.IncomingPeer, reason)
 			return e.apply(ctx, key, failStep(reason, ""))
@@ -783,7 +784,7 @@ func capitalize(s string) string {
 	return string(s[0]-'a'+'A') + s[1:]
 }
 
-func (e *Engine) addUsage(peer [33]byte, amt uint64) {
+func (e *Engine) addUsage(peer route.Vertex, amt uint64) {
 	pu := e.perPeer[peer]
 	pu.count++
 	pu.msat += amt
@@ -792,7 +793,7 @@ func (e *Engine) addUsage(peer [33]byte, amt uint64) {
 	e.total.msat += amt
 }
 
-func (e *Engine) subUsage(peer [33]byte, amt uint64) {
+func (e *Engine) subUsage(peer route.Vertex, amt uint64) {
 	pu := e.perPeer[peer]
 	pu.count--
 	pu.msat -= amt

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // ErrNotOffered is what a Resolver returns for a circuit key that lnd has not
@@ -146,7 +148,7 @@ type Store interface {
 
 // ChannelPeers maps an incoming channel to its peer's node key.
 type ChannelPeers interface {
-	PeerOf(ctx context.Context, chanID uint64) ([33]byte, error)
+	PeerOf(ctx context.Context, chanID uint64) (route.Vertex, error)
 }
 
 // BlockSource streams new best block heights. The stream starts with the

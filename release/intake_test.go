@@ -12,6 +12,7 @@ import (
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 )
@@ -165,11 +166,11 @@ func (r *recordingAnswerer) HandleHeldHTLCAvailable(_ context.Context,
 }
 
 type recordingForwarder struct {
-	next [][33]byte
+	next []route.Vertex
 	msgs []*lnwire.OnionMessage
 }
 
-func (r *recordingForwarder) HandleForward(_ context.Context, next [33]byte,
+func (r *recordingForwarder) HandleForward(_ context.Context, next route.Vertex,
 	msg *lnwire.OnionMessage) string {
 
 	r.next = append(r.next, next)
@@ -237,7 +238,7 @@ func TestIntakeDispatch(t *testing.T) {
 			}
 			require.Len(t, fwd.next, tc.wantForward)
 			if tc.wantForward > 0 {
-				var want [33]byte
+				var want route.Vertex
 				copy(want[:], nextKey.SerializeCompressed())
 				require.Equal(t, want, fwd.next[0])
 				require.Same(t, inner, fwd.msgs[0])

@@ -22,6 +22,7 @@ import (
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwallet"
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/urfave/cli"
 	"google.golang.org/grpc"
 )
@@ -429,10 +430,10 @@ func printPayProgress(w io.Writer, p asyncsend.Progress) error {
 		l.Message = payPtr(m.Index)
 		l.RecipientPath = payPtr(m.RecipientPath)
 		l.ReleasePath = payPtr(m.ReleasePath)
-		if m.Route.Intro != [33]byte{} {
+		if m.Route.Intro != (route.Vertex{}) {
 			l.Intro = hex.EncodeToString(m.Route.Intro[:])
 		}
-		if m.Route.Peer != [33]byte{} {
+		if m.Route.Peer != (route.Vertex{}) {
 			l.Peer = hex.EncodeToString(m.Route.Peer[:])
 			l.ViaLSP = payPtr(m.Route.Via)
 		}

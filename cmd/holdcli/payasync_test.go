@@ -20,6 +20,7 @@ import (
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli"
 	"google.golang.org/grpc"
@@ -246,8 +247,8 @@ func TestPayAsyncArgumentErrors(t *testing.T) {
 func TestPrintPayProgress(t *testing.T) {
 	at := time.Unix(1_700_000_123, 0)
 	hash := [32]byte(bytes.Repeat([]byte{0xab}, 32))
-	lsp := [33]byte(payTestKey(0x10).PubKey().SerializeCompressed())
-	intro := [33]byte(payTestKey(0x20).PubKey().SerializeCompressed())
+	lsp := route.Vertex(payTestKey(0x10).PubKey().SerializeCompressed())
+	intro := route.Vertex(payTestKey(0x20).PubKey().SerializeCompressed())
 	lspHex, introHex := hex.EncodeToString(lsp[:]),
 		hex.EncodeToString(intro[:])
 	hashHexStr := strings.Repeat("ab", 32)
@@ -330,7 +331,7 @@ func TestReportPayOutcome(t *testing.T) {
 		return &env{ctx: context.Background(), out: &out,
 			clock: clock.NewTestClock(now)}, &out
 	}
-	lsp := [33]byte(payTestKey(0x10).PubKey().SerializeCompressed())
+	lsp := route.Vertex(payTestKey(0x10).PubKey().SerializeCompressed())
 
 	t.Run("succeeded", func(t *testing.T) {
 		e, out := newEnv()
