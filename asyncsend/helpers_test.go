@@ -19,6 +19,7 @@ import (
 	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
 	"github.com/lightningnetwork/lnd/routing/route"
@@ -89,7 +90,7 @@ func pathBytes(t *testing.T, p *onionmsg.BlindedPath) []byte {
 }
 
 // deliveryBytes encodes a path delivery.
-func deliveryBytes(t *testing.T, key plugin.CircuitKey, hash [32]byte,
+func deliveryBytes(t *testing.T, key plugin.CircuitKey, hash lntypes.Hash,
 	expires time.Time, paths ...*onionmsg.BlindedPath) []byte {
 
 	t.Helper()
@@ -426,7 +427,7 @@ func (h *harness) noProgress() {
 
 // pmtUpdate builds an lnd payment update with one HTLC attempt through
 // firstHop (if set).
-func pmtUpdate(hash [32]byte, st lnrpc.Payment_PaymentStatus,
+func pmtUpdate(hash lntypes.Hash, st lnrpc.Payment_PaymentStatus,
 	firstHop *btcec.PrivateKey) *lnrpc.Payment {
 
 	p := &lnrpc.Payment{

@@ -21,6 +21,7 @@ import (
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
 	"github.com/lightningnetwork/lnd/routing/route"
@@ -361,7 +362,7 @@ type Progress struct {
 	Time  time.Time
 
 	// PaymentHash is zero until lnd names it.
-	PaymentHash [32]byte
+	PaymentHash lntypes.Hash
 
 	// Attempts is the number of HTLC attempts lnd reported
 	// (StagePaymentInFlight).
@@ -374,7 +375,7 @@ type Progress struct {
 	Message *MessageReport
 
 	// Preimage and FeeMsat are set for StageSucceeded.
-	Preimage [32]byte
+	Preimage lntypes.Preimage
 	FeeMsat  int64
 
 	// FailureReason is set for StageFailed.
@@ -406,12 +407,12 @@ type Ignored struct {
 // Result is how a payment ended.
 type Result struct {
 	// PaymentHash is zero if lnd never named it.
-	PaymentHash [32]byte
+	PaymentHash lntypes.Hash
 
 	// Status is lnd's last reported status.
 	Status lnrpc.Payment_PaymentStatus
 
-	Preimage      [32]byte
+	Preimage      lntypes.Preimage
 	ValueMsat     int64
 	FeeMsat       int64
 	FailureReason lnrpc.PaymentFailureReason
@@ -633,7 +634,7 @@ type payment struct {
 	req    *Request
 	report func(Progress)
 
-	hash      [32]byte
+	hash      lntypes.Hash
 	hashKnown bool
 
 	// firstHops are the first hops of our HTLC attempts: the only
@@ -680,7 +681,7 @@ func (r *payment) sendPaymentRequest() (*routerrpc.SendPaymentRequest,
 		sr.OutgoingChanIds = []uint64{r.req.OutgoingChanID}
 	}
 	if r.req.Dest != nil {
-		var preimage [32]byte
+		var preimage lntypes.Preimage
 		if _, err := io.ReadFull(r.cfg.Rand, preimage[:]); err != nil {
 			return nil, fmt.Errorf("keysend preimage: %w", err)
 		}
@@ -892,7 +893,7 @@ func (r *payment) onUpdate(ctx context.Context, pmt *lnrpc.Payment) bool {
 		if b, err := hex.DecodeString(pmt.PaymentPreimage); err == nil &&
 			len(b) == 32 {
 
-			r.res.Preimage = [32]byte(b)
+			r.res.Preimage = lntypes.Preimage(b)
 		}
 		r.finish()
 		r.emit(Progress{Stage: StageSucceeded,

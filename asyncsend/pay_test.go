@@ -17,6 +17,7 @@ import (
 	"github.com/holdd/holdd/release/onionsend"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -38,8 +39,8 @@ var (
 type fixture struct {
 	recipient []*onionmsg.BlindedPath
 	release   []*onionmsg.BlindedPath
-	preimage  [32]byte
-	hash      [32]byte
+	preimage  lntypes.Preimage
+	hash      lntypes.Hash
 	expires   time.Time
 }
 
@@ -56,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 		},
 		expires: testNow.Add(time.Hour),
 	}
-	f.preimage = [32]byte(bytes.Repeat([]byte{0x07}, 32))
+	f.preimage = lntypes.Preimage(bytes.Repeat([]byte{0x07}, 32))
 	f.hash = sha256.Sum256(f.preimage[:])
 	return f
 }

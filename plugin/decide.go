@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/routing/route"
 )
 
@@ -155,7 +156,7 @@ func decideReplay(v keyView, h HTLC, height int32, link linkState) step {
 		// A circuit key names one HTLC for the life of a channel, so
 		// this is not a replay; refuse rather than guess.
 		return failStep(FailStore, fmt.Sprintf("offer for %v has hash "+
-			"%x, stored hash %x; failing back", h.Key,
+			"%v, stored hash %v; failing back", h.Key,
 			h.PaymentHash, rec.PaymentHash))
 	}
 	if height >= rec.FailbackHeight {
@@ -349,7 +350,7 @@ func decideNew(in newHTLCInput) step {
 	if s.stat == "" {
 		s.stat = "hold"
 	}
-	s.why = fmt.Sprintf("holding HTLC %v hash=%x amt=%d msat fail-back "+
+	s.why = fmt.Sprintf("holding HTLC %v hash=%v amt=%d msat fail-back "+
 		"height %d (auto-fail %d, height %d)", h.Key, h.PaymentHash,
 		h.IncomingAmtMsat, failback, h.AutoFailHeight, in.height)
 	return s
@@ -376,7 +377,7 @@ func capExceeded(p *Policy, peerUsage, total usage, amt uint64) FailReason {
 // releaseInput is what decideRelease needs.
 type releaseInput struct {
 	key    CircuitKey
-	hash   [32]byte
+	hash   lntypes.Hash
 	source string
 	now    time.Time
 	ttl    time.Duration

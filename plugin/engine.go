@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 )
@@ -386,7 +387,7 @@ func (e *Engine) interceptOnChain(ctx context.Context, h HTLC) Decision {
 // Release resumes the HTLC an authenticated release names. source says what
 // released it ("onion", "manual").
 func (e *Engine) Release(ctx context.Context, key CircuitKey,
-	hash [32]byte, source string) (ReleaseOutcome, error) {
+	hash lntypes.Hash, source string) (ReleaseOutcome, error) {
 
 	unlock := e.keys.lock(key)
 	defer unlock()
@@ -483,7 +484,7 @@ func (e *Engine) linkBecameActive(ctx context.Context, chanID uint64) {
 // memory, else the stored record and any pending release for (key, hash)
 // from one store read. The caller holds the key's lock.
 func (e *Engine) read(ctx context.Context, key CircuitKey,
-	hash [32]byte) (keyView, error) {
+	hash lntypes.Hash) (keyView, error) {
 
 	if v := e.readActive(key); v.active {
 		return v, nil

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/routing/route"
 )
 
@@ -106,7 +107,7 @@ func (f *fakeStore) GetHeld(_ context.Context, key CircuitKey) (
 }
 
 func (f *fakeStore) LookupHTLC(_ context.Context, key CircuitKey,
-	hash [32]byte, now time.Time) (HTLCLookup, error) {
+	hash lntypes.Hash, now time.Time) (HTLCLookup, error) {
 
 	f.count("LookupHTLC")
 	f.mu.Lock()
@@ -223,7 +224,7 @@ func (f *fakeStore) PutPendingRelease(_ context.Context,
 }
 
 func (f *fakeStore) TakePendingRelease(_ context.Context,
-	key CircuitKey, hash [32]byte, now time.Time) (
+	key CircuitKey, hash lntypes.Hash, now time.Time) (
 	PendingRelease, bool, error) {
 
 	f.count("TakePendingRelease")

@@ -9,6 +9,7 @@ import (
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
@@ -58,7 +59,7 @@ type Peeler interface {
 
 // Releaser releases a held HTLC. The hold engine implements it.
 type Releaser interface {
-	Release(ctx context.Context, key plugin.CircuitKey, hash [32]byte,
+	Release(ctx context.Context, key plugin.CircuitKey, hash lntypes.Hash,
 		source string) (plugin.ReleaseOutcome, error)
 }
 

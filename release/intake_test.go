@@ -10,6 +10,7 @@ import (
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
 	"github.com/lightningnetwork/lnd/routing/route"
@@ -29,7 +30,7 @@ func (s stubPeeler) Peel(*lnwire.OnionMessage) (*onionmsg.Peeled, error) {
 
 type releaseCall struct {
 	key    plugin.CircuitKey
-	hash   [32]byte
+	hash   lntypes.Hash
 	source string
 }
 
@@ -40,7 +41,7 @@ type recordingReleaser struct {
 }
 
 func (r *recordingReleaser) Release(_ context.Context, key plugin.CircuitKey,
-	hash [32]byte, source string) (plugin.ReleaseOutcome, error) {
+	hash lntypes.Hash, source string) (plugin.ReleaseOutcome, error) {
 
 	r.calls = append(r.calls, releaseCall{key, hash, source})
 	return r.out, r.err

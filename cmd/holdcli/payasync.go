@@ -20,6 +20,7 @@ import (
 	"github.com/holdd/holdd/release/onionsend"
 	"github.com/holdd/holdd/rpcclient"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwallet"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/routing/route"
@@ -399,8 +400,8 @@ type payProgressLine struct {
 
 func payPtr[T any](v T) *T { return &v }
 
-func payHashHex(h [32]byte) string {
-	if h == [32]byte{} {
+func payHashHex(h lntypes.Hash) string {
+	if h == (lntypes.Hash{}) {
 		return ""
 	}
 	return hex.EncodeToString(h[:])
@@ -524,8 +525,8 @@ func summarizePay(res *asyncsend.Result) paySummary {
 }
 
 // payFollowHint says how to follow a payment holdcli stops watching.
-func payFollowHint(hash [32]byte) string {
-	if hash == [32]byte{} {
+func payFollowHint(hash lntypes.Hash) string {
+	if hash == (lntypes.Hash{}) {
 		return "lncli listpayments --include_incomplete"
 	}
 	return "lncli trackpayment " + hex.EncodeToString(hash[:])
@@ -567,7 +568,7 @@ func reportPayOutcome(e *env, res *asyncsend.Result, err error) error {
 		return err
 	}
 	if !res.Succeeded() {
-		return fmt.Errorf("payment %x failed: %v", res.PaymentHash,
+		return fmt.Errorf("payment %v failed: %v", res.PaymentHash,
 			res.FailureReason)
 	}
 	return nil
