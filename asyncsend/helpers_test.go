@@ -19,8 +19,10 @@ import (
 	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,8 +39,8 @@ func testKey(b byte) *btcec.PrivateKey {
 	return k
 }
 
-func key33(k *btcec.PrivateKey) [33]byte {
-	var b [33]byte
+func key33(k *btcec.PrivateKey) route.Vertex {
+	var b route.Vertex
 	copy(b[:], k.PubKey().SerializeCompressed())
 	return b
 }
@@ -88,7 +90,7 @@ func pathBytes(t *testing.T, p *onionmsg.BlindedPath) []byte {
 }
 
 // deliveryBytes encodes a path delivery.
-func deliveryBytes(t *testing.T, key plugin.CircuitKey, hash [32]byte,
+func deliveryBytes(t *testing.T, key plugin.CircuitKey, hash lntypes.Hash,
 	expires time.Time, paths ...*onionmsg.BlindedPath) []byte {
 
 	t.Helper()
@@ -225,7 +227,7 @@ func (f *fakeLnd) callLog() []string {
 
 // sent is one message the fake messenger was asked to send.
 type sent struct {
-	lsp       [33]byte
+	lsp       route.Vertex
 	path      []byte
 	replyPath []byte
 	finalTLVs map[uint64][]byte
@@ -240,7 +242,7 @@ type fakeMessenger struct {
 }
 
 func (f *fakeMessenger) factory(lsp *btcec.PublicKey) (Messenger, error) {
-	var k [33]byte
+	var k route.Vertex
 	copy(k[:], lsp.SerializeCompressed())
 	return &boundMessenger{f: f, lsp: k}, nil
 }
@@ -253,7 +255,7 @@ func (f *fakeMessenger) all() []sent {
 
 type boundMessenger struct {
 	f   *fakeMessenger
-	lsp [33]byte
+	lsp route.Vertex
 }
 
 func (m *boundMessenger) Send(_ context.Context, path,
@@ -425,7 +427,7 @@ func (h *harness) noProgress() {
 
 // pmtUpdate builds an lnd payment update with one HTLC attempt through
 // firstHop (if set).
-func pmtUpdate(hash [32]byte, st lnrpc.Payment_PaymentStatus,
+func pmtUpdate(hash lntypes.Hash, st lnrpc.Payment_PaymentStatus,
 	firstHop *btcec.PrivateKey) *lnrpc.Payment {
 
 	p := &lnrpc.Payment{

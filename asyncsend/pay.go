@@ -21,6 +21,7 @@ import (
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
 	"github.com/lightningnetwork/lnd/routing/route"
@@ -322,7 +323,7 @@ const (
 // Held is an HTLC the LSP holds, from its path delivery.
 type Held struct {
 	// LSP is the peer that delivered the paths.
-	LSP [33]byte
+	LSP route.Vertex
 
 	// ChanID and HtlcID are the HTLC's incoming circuit key at the LSP.
 	ChanID, HtlcID uint64
@@ -361,7 +362,7 @@ type Progress struct {
 	Time  time.Time
 
 	// PaymentHash is zero until lnd names it.
-	PaymentHash [32]byte
+	PaymentHash lntypes.Hash
 
 	// Attempts is the number of HTLC attempts lnd reported
 	// (StagePaymentInFlight).
@@ -374,7 +375,7 @@ type Progress struct {
 	Message *MessageReport
 
 	// Preimage and FeeMsat are set for StageSucceeded.
-	Preimage [32]byte
+	Preimage lntypes.Preimage
 	FeeMsat  int64
 
 	// FailureReason is set for StageFailed.
@@ -406,12 +407,12 @@ type Ignored struct {
 // Result is how a payment ended.
 type Result struct {
 	// PaymentHash is zero if lnd never named it.
-	PaymentHash [32]byte
+	PaymentHash lntypes.Hash
 
 	// Status is lnd's last reported status.
 	Status lnrpc.Payment_PaymentStatus
 
-	Preimage      [32]byte
+	Preimage      lntypes.Preimage
 	ValueMsat     int64
 	FeeMsat       int64
 	FailureReason lnrpc.PaymentFailureReason
@@ -457,7 +458,7 @@ func (p *Payer) Pay(ctx context.Context, req *Request,
 		cfg:       p.cfg,
 		req:       req,
 		report:    onProgress,
-		firstHops: make(map[[33]byte]struct{}),
+		firstHops: make(map[route.Vertex]struct{}),
 		handled:   make(map[plugin.CircuitKey]struct{}),
 		res:       &Result{},
 	}
@@ -622,7 +623,7 @@ func (p *Payer) readMessages(ctx context.Context,
 // pendingDelivery is a delivery waiting for the payment hash or for lnd to
 // report an HTLC through its peer.
 type pendingDelivery struct {
-	peer     [33]byte
+	peer     route.Vertex
 	peerKey  *btcec.PublicKey
 	delivery *release.PathDelivery
 }
@@ -633,12 +634,12 @@ type payment struct {
 	req    *Request
 	report func(Progress)
 
-	hash      [32]byte
+	hash      lntypes.Hash
 	hashKnown bool
 
 	// firstHops are the first hops of our HTLC attempts: the only
 	// peers that can hold one of them.
-	firstHops map[[33]byte]struct{}
+	firstHops map[route.Vertex]struct{}
 	pending   []pendingDelivery
 	handled   map[plugin.CircuitKey]struct{}
 
@@ -680,7 +681,7 @@ func (r *payment) sendPaymentRequest() (*routerrpc.SendPaymentRequest,
 		sr.OutgoingChanIds = []uint64{r.req.OutgoingChanID}
 	}
 	if r.req.Dest != nil {
-		var preimage [32]byte
+		var preimage lntypes.Preimage
 		if _, err := io.ReadFull(r.cfg.Rand, preimage[:]); err != nil {
 			return nil, fmt.Errorf("keysend preimage: %w", err)
 		}
@@ -721,8 +722,11 @@ func (r *payment) onMessage(ctx context.Context, m *lnrpc.CustomMessage) {
 		r.res.Ignored.Undecodable++
 		return
 	}
-	pd := pendingDelivery{peerKey: peerKey, delivery: d}
-	copy(pd.peer[:], peerKey.SerializeCompressed())
+	pd := pendingDelivery{
+		peer:     route.NewVertex(peerKey),
+		peerKey:  peerKey,
+		delivery: d,
+	}
 	// A full queue drops its oldest entry from the same peer, else its
 	// oldest: a peer flooding us cannot keep the LSP's delivery out.
 	if len(r.pending) >= maxPending || r.pendingFrom(pd.peer) >=
@@ -736,7 +740,7 @@ func (r *payment) onMessage(ctx context.Context, m *lnrpc.CustomMessage) {
 }
 
 // pendingFrom counts the waiting deliveries from peer.
-func (r *payment) pendingFrom(peer [33]byte) int {
+func (r *payment) pendingFrom(peer route.Vertex) int {
 	n := 0
 	for _, pd := range r.pending {
 		if pd.peer == peer {
@@ -748,7 +752,7 @@ func (r *payment) pendingFrom(peer [33]byte) int {
 
 // dropOldest drops peer's oldest waiting delivery, or the oldest of all
 // when peer has none waiting.
-func (r *payment) dropOldest(peer [33]byte) {
+func (r *payment) dropOldest(peer route.Vertex) {
 	i := slices.IndexFunc(r.pending, func(pd pendingDelivery) bool {
 		return pd.peer == peer
 	})
@@ -889,7 +893,7 @@ func (r *payment) onUpdate(ctx context.Context, pmt *lnrpc.Payment) bool {
 		if b, err := hex.DecodeString(pmt.PaymentPreimage); err == nil &&
 			len(b) == 32 {
 
-			r.res.Preimage = [32]byte(b)
+			r.res.Preimage = lntypes.Preimage(b)
 		}
 		r.finish()
 		r.emit(Progress{Stage: StageSucceeded,
@@ -928,7 +932,7 @@ func (r *payment) finish() {
 
 // lspPeers are the peers to greet: the peer of the requested outgoing
 // channel, or every peer we have an active channel with.
-func (r *payment) lspPeers(ctx context.Context) (map[[33]byte]struct{},
+func (r *payment) lspPeers(ctx context.Context) (map[route.Vertex]struct{},
 	error) {
 
 	resp, err := r.cfg.LSP.ListChannels(ctx, &lnrpc.ListChannelsRequest{
@@ -937,7 +941,7 @@ func (r *payment) lspPeers(ctx context.Context) (map[[33]byte]struct{},
 	if err != nil {
 		return nil, fmt.Errorf("list channels: %w", err)
 	}
-	peers := make(map[[33]byte]struct{})
+	peers := make(map[route.Vertex]struct{})
 	for _, ch := range resp.GetChannels() {
 		if r.req.OutgoingChanID != 0 && ch.ChanId != r.req.OutgoingChanID {
 			continue
@@ -962,7 +966,7 @@ func (r *payment) hello(ctx context.Context,
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPayment, err)
 	}
-	waiting := make(map[[33]byte]struct{}, len(peers))
+	waiting := make(map[route.Vertex]struct{}, len(peers))
 	for peer := range peers {
 		_, err := r.cfg.LSP.SendCustomMessage(ctx,
 			&lnrpc.SendCustomMessageRequest{
@@ -986,8 +990,8 @@ func (r *payment) hello(ctx context.Context,
 				r.onMessage(ctx, m)
 				continue
 			}
-			if _, ok := waiting[[33]byte(m.Peer)]; ok {
-				delete(waiting, [33]byte(m.Peer))
+			if _, ok := waiting[route.Vertex(m.Peer)]; ok {
+				delete(waiting, route.Vertex(m.Peer))
 				r.res.Acked++
 			}
 		case <-timeout:

@@ -17,6 +17,8 @@ import (
 	"github.com/holdd/holdd/release/onionsend"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -37,8 +39,8 @@ var (
 type fixture struct {
 	recipient []*onionmsg.BlindedPath
 	release   []*onionmsg.BlindedPath
-	preimage  [32]byte
-	hash      [32]byte
+	preimage  lntypes.Preimage
+	hash      lntypes.Hash
 	expires   time.Time
 }
 
@@ -55,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 		},
 		expires: testNow.Add(time.Hour),
 	}
-	f.preimage = [32]byte(bytes.Repeat([]byte{0x07}, 32))
+	f.preimage = lntypes.Preimage(bytes.Repeat([]byte{0x07}, 32))
 	f.hash = sha256.Sum256(f.preimage[:])
 	return f
 }
@@ -609,7 +611,7 @@ func TestPayGreetsLSPFirst(t *testing.T) {
 		}})
 
 	hello := recvOrFail(t, h.lnd.custom, "hello")
-	require.Equal(t, key33(lspKey), [33]byte(hello.Peer))
+	require.Equal(t, key33(lspKey), route.Vertex(hello.Peer))
 	require.Equal(t, uint32(48007), hello.Type)
 	require.Empty(t, hello.Data)
 	// Nothing is paid before the ack.
@@ -716,7 +718,7 @@ func TestPayAsksForLostDelivery(t *testing.T) {
 					break
 				}
 				m := recvOrFail(t, h.lnd.custom, "request")
-				require.Equal(t, key33(lspKey), [33]byte(m.Peer))
+				require.Equal(t, key33(lspKey), route.Vertex(m.Peer))
 				require.Equal(t, uint32(48007), m.Type)
 				require.Equal(t, wantReq, m.Data)
 			}

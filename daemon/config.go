@@ -502,7 +502,7 @@ func (c *Config) admission() (plugin.Admission, error) {
 				err)
 		}
 		if a.AllowPeers == nil {
-			a.AllowPeers = make(map[[33]byte]bool)
+			a.AllowPeers = make(map[route.Vertex]bool)
 		}
 		a.AllowPeers[key] = true
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
@@ -214,7 +215,7 @@ func TestLoadConfigAdmission(t *testing.T) {
 	key2, err := parseNodeKey(k2)
 	require.NoError(t, err)
 	require.Equal(t, plugin.Admission{AllowPublic: true,
-		AllowPeers: map[[33]byte]bool{key1: true, key2: true}}, a)
+		AllowPeers: map[route.Vertex]bool{key1: true, key2: true}}, a)
 	p, err = cfg.policy()
 	require.NoError(t, err)
 	require.Zero(t, p.MaxHeldMsatPerPeer)

@@ -13,6 +13,7 @@ import (
 	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/fn/v2"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 )
 
@@ -90,7 +91,7 @@ func newLSPRole(ctx context.Context, cfg *Config, lnd *rpcclient.Client,
 	if err != nil {
 		return nil, err
 	}
-	allow := make([][33]byte, 0, len(cfg.Hold.DeliveryPeers))
+	allow := make([]route.Vertex, 0, len(cfg.Hold.DeliveryPeers))
 	for _, k := range cfg.Hold.DeliveryPeers {
 		key, err := parseNodeKey(k)
 		if err != nil {

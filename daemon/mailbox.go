@@ -17,6 +17,7 @@ import (
 	"github.com/holdd/holdd/store"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 )
@@ -48,7 +49,7 @@ func newMailboxRole(cfg *Config, lnd *rpcclient.Client, db *store.Store,
 	mailboxKey *btcec.PublicKey, sender *onionsend.Sender, clk clock.Clock,
 	logs *loggers) (*mailboxRole, error) {
 
-	allow := make([][33]byte, 0, len(cfg.Mailbox.Allow))
+	allow := make([]route.Vertex, 0, len(cfg.Mailbox.Allow))
 	for _, k := range cfg.Mailbox.Allow {
 		key, err := parseNodeKey(k)
 		if err != nil {
@@ -114,7 +115,7 @@ func (r *mailboxRole) Stop() error {
 // reconnects to the LSP, plus every refreshInterval.
 type mailboxRegistrar struct {
 	client    *mailbox.Client
-	lsp       [33]byte
+	lsp       route.Vertex
 	lspKey    *btcec.PublicKey
 	responder *recipient.Responder
 	peers     peerEventSource
@@ -221,7 +222,7 @@ func (r *mailboxRegistrar) run(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			r.log.Warnf("Mailbox registration with %x: %v; retrying "+
+			r.log.Warnf("Mailbox registration with %v: %v; retrying "+
 				"in %v", r.lsp, err, retry)
 			wait, retry = retry, backoff.Next(retry, mailboxRetryMax)
 		default:

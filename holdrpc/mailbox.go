@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/holdd/holdd/mailbox"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -12,7 +13,7 @@ import (
 type Mailbox interface {
 	Stats() mailbox.Stats
 	Recipients(ctx context.Context) ([]mailbox.RecipientInfo, error)
-	Unregister(ctx context.Context, peer [33]byte) (bool, error)
+	Unregister(ctx context.Context, peer route.Vertex) (bool, error)
 }
 
 // ListMailbox lists registered recipients.
@@ -48,7 +49,7 @@ func (s *Server) UnregisterMailbox(ctx context.Context,
 	if s.cfg.Mailbox == nil {
 		return nil, errRoleOff("mailbox")
 	}
-	var peer [33]byte
+	var peer route.Vertex
 	if len(req.Peer) != len(peer) {
 		return nil, status.Errorf(codes.InvalidArgument, "peer must be "+
 			"a %d-byte node key, got %d bytes", len(peer),
@@ -59,7 +60,7 @@ func (s *Server) UnregisterMailbox(ctx context.Context,
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "unregister: %v", err)
 	}
-	s.cfg.Logger.Infof("Mailbox recipient %x unregistered through the "+
+	s.cfg.Logger.Infof("Mailbox recipient %v unregistered through the "+
 		"API (was registered: %v)", peer, was)
 	return &UnregisterMailboxResponse{WasRegistered: was}, nil
 }

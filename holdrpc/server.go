@@ -9,6 +9,7 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
@@ -19,7 +20,7 @@ import (
 type Engine interface {
 	Stats() plugin.Stats
 	Height() int32
-	Release(ctx context.Context, key plugin.CircuitKey, hash [32]byte,
+	Release(ctx context.Context, key plugin.CircuitKey, hash lntypes.Hash,
 		source string) (plugin.ReleaseOutcome, error)
 	Fail(ctx context.Context, key plugin.CircuitKey) error
 	Policy() plugin.Policy

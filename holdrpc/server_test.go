@@ -8,6 +8,7 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/recipient"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -52,7 +53,7 @@ type fakeEngine struct {
 
 func (e *fakeEngine) Stats() plugin.Stats { return plugin.Stats{} }
 func (e *fakeEngine) Height() int32       { return 1000 }
-func (e *fakeEngine) Release(context.Context, plugin.CircuitKey, [32]byte,
+func (e *fakeEngine) Release(context.Context, plugin.CircuitKey, lntypes.Hash,
 	string) (plugin.ReleaseOutcome, error) {
 
 	return "", nil

@@ -11,6 +11,7 @@ import (
 	"github.com/holdd/holdd/plugin"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -236,7 +237,7 @@ func TestToHTLC(t *testing.T) {
 	}
 	h, err := toHTLC(req)
 	require.NoError(t, err)
-	var hash [32]byte
+	var hash lntypes.Hash
 	hash[31] = 0xaa
 	require.Equal(t, plugin.HTLC{
 		Key:             plugin.CircuitKey{ChanID: 11, HtlcID: 12},

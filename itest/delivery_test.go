@@ -13,6 +13,7 @@ import (
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -168,7 +169,7 @@ func TestRequestForForeignHTLCIsIgnored(t *testing.T) {
 	h := held.htlc
 	key := plugin.CircuitKey{ChanID: h.Incoming.ChanId,
 		HtlcID: h.Incoming.HtlcId}
-	hash := [32]byte(h.PaymentHash)
+	hash := lntypes.Hash(h.PaymentHash)
 
 	pSub, err := net.P.SubscribeCustomMessages(ctx,
 		release.PathDeliveryMsgType)

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // DefaultAsyncDepth is how many messages may wait in front of the mailbox.
@@ -57,7 +58,7 @@ func (a *AsyncForwarder) Stop() {
 // HandleForward hands a message to its recipient's queue. It implements the
 // release intake's Forwarder. Messages the mailbox drops at once (bad
 // input, unregistered recipient) are answered with that outcome.
-func (a *AsyncForwarder) HandleForward(_ context.Context, next [33]byte,
+func (a *AsyncForwarder) HandleForward(_ context.Context, next route.Vertex,
 	msg *lnwire.OnionMessage) string {
 
 	if a.stopped.Load() {

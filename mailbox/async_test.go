@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,11 +21,11 @@ func (a *AsyncForwarder) waitingCount() int {
 type peerGate struct {
 	next    Forwarder
 	mu      sync.Mutex
-	gates   map[[33]byte]chan struct{}
-	entered chan [33]byte
+	gates   map[route.Vertex]chan struct{}
+	entered chan route.Vertex
 }
 
-func (g *peerGate) SendToPeer(ctx context.Context, peer [33]byte,
+func (g *peerGate) SendToPeer(ctx context.Context, peer route.Vertex,
 	msg *lnwire.OnionMessage) error {
 
 	g.mu.Lock()
@@ -86,8 +87,8 @@ func TestAsyncForwarderNeverBlocks(t *testing.T) {
 func TestAsyncForwarderSlowRecipient(t *testing.T) {
 	ctx := context.Background()
 	gate := &peerGate{
-		gates:   make(map[[33]byte]chan struct{}),
-		entered: make(chan [33]byte, 8),
+		gates:   make(map[route.Vertex]chan struct{}),
+		entered: make(chan route.Vertex, 8),
 	}
 	h := newHarness(t, func(cfg *Config) {
 		gate.next = cfg.Forwarder
@@ -127,8 +128,8 @@ func TestAsyncForwarderSlowRecipient(t *testing.T) {
 func TestAsyncForwarderBounds(t *testing.T) {
 	ctx := context.Background()
 	gate := &peerGate{
-		gates:   make(map[[33]byte]chan struct{}),
-		entered: make(chan [33]byte, 64),
+		gates:   make(map[route.Vertex]chan struct{}),
+		entered: make(chan route.Vertex, 64),
 	}
 	h := newHarness(t, func(cfg *Config) {
 		gate.next = cfg.Forwarder
@@ -136,7 +137,7 @@ func TestAsyncForwarderBounds(t *testing.T) {
 		cfg.Limits.MaxDrains = 2
 	})
 	release := make(chan struct{})
-	var peers [][33]byte
+	var peers []route.Vertex
 	for i := range 5 {
 		p := nodeID(t, byte(10+i))
 		peers = append(peers, p)
@@ -207,7 +208,7 @@ func TestAsyncForwarderBounds(t *testing.T) {
 	require.Empty(t, h.mb.slots)
 
 	// Each recipient's messages went out in arrival order.
-	byPeer := make(map[[33]byte][]sentMsg)
+	byPeer := make(map[route.Vertex][]sentMsg)
 	for _, s := range h.fwd.sent() {
 		byPeer[s.peer] = append(byPeer[s.peer], s)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 )
 
@@ -44,7 +45,7 @@ var (
 // Registration is an LSP's acceptance of our registration.
 type Registration struct {
 	// LSP is the LSP lnd's node key: the first hop of our paths.
-	LSP [33]byte
+	LSP route.Vertex
 
 	// MailboxKey is the LSP holdd's node key: the hop after the LSP's
 	// lnd, which stores our messages.
@@ -111,7 +112,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 // custom messages before sending, resends while no answer came, and takes
 // only an answer from lsp that echoes this call's request id. Calling it
 // again refreshes the registration.
-func (c *Client) Register(ctx context.Context, lsp [33]byte) (*Registration,
+func (c *Client) Register(ctx context.Context, lsp route.Vertex) (*Registration,
 	error) {
 
 	if _, err := btcec.ParsePubKey(lsp[:]); err != nil {
@@ -155,7 +156,7 @@ func (c *Client) Register(ctx context.Context, lsp [33]byte) (*Registration,
 			})
 		if err != nil {
 			// Not fatal: lnd may be reconnecting to the LSP.
-			c.log.Debugf("Sending mailbox_register to %x "+
+			c.log.Debugf("Sending mailbox_register to %v "+
 				"(attempt %d): %v", lsp, attempt, err)
 		}
 
@@ -165,13 +166,13 @@ func (c *Client) Register(ctx context.Context, lsp [33]byte) (*Registration,
 
 		case err := <-failed:
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("%w from %x: %w",
+				return nil, fmt.Errorf("%w from %v: %w",
 					ErrNoAnswer, lsp, ctx.Err())
 			}
 			return nil, fmt.Errorf("%w: %w", ErrSubscription, err)
 
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w from %x after %d attempt(s): "+
+			return nil, fmt.Errorf("%w from %v after %d attempt(s): "+
 				"%w", ErrNoAnswer, lsp, attempt, ctx.Err())
 
 		case <-c.cfg.Clock.TickAfter(c.cfg.ResendInterval):
@@ -183,7 +184,7 @@ func (c *Client) Register(ctx context.Context, lsp [33]byte) (*Registration,
 // including undecodable answers, are skipped: anyone connected to our lnd
 // can send us custom messages.
 func (c *Client) await(stream lnrpc.Lightning_SubscribeCustomMessagesClient,
-	lsp [33]byte, id uint64) (*RegisteredMsg, error) {
+	lsp route.Vertex, id uint64) (*RegisteredMsg, error) {
 
 	for {
 		msg, err := stream.Recv()
@@ -197,7 +198,7 @@ func (c *Client) await(stream lnrpc.Lightning_SubscribeCustomMessagesClient,
 		}
 		ans, err := DecodeRegistered(msg.GetData())
 		if err != nil {
-			c.log.Warnf("Ignoring answer from %x: %v", lsp, err)
+			c.log.Warnf("Ignoring answer from %v: %v", lsp, err)
 			continue
 		}
 		if ans.RequestID != id {
@@ -208,11 +209,11 @@ func (c *Client) await(stream lnrpc.Lightning_SubscribeCustomMessagesClient,
 	}
 }
 
-func (c *Client) accepted(lsp [33]byte, ans *RegisteredMsg) (*Registration,
+func (c *Client) accepted(lsp route.Vertex, ans *RegisteredMsg) (*Registration,
 	error) {
 
 	if ans.Refused() {
-		return nil, fmt.Errorf("%w by %x: %q", ErrRefused, lsp,
+		return nil, fmt.Errorf("%w by %v: %q", ErrRefused, lsp,
 			ans.Error)
 	}
 	r := &Registration{
@@ -223,7 +224,7 @@ func (c *Client) accepted(lsp [33]byte, ans *RegisteredMsg) (*Registration,
 		MaxBytes:     ans.MaxBytes,
 		RegisteredAt: c.cfg.Clock.Now(),
 	}
-	c.log.Infof("Registered with the mailbox of %x (mailbox key %x, "+
+	c.log.Infof("Registered with the mailbox of %v (mailbox key %x, "+
 		"messages kept %v)", lsp, ans.MailboxKey.SerializeCompressed(),
 		ans.MaxAge)
 

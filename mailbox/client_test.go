@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 )
@@ -36,14 +37,14 @@ func newClient(t *testing.T, cfg ClientConfig) (*Client, *fakeLnd) {
 
 // link connects the recipient's lnd (p) and the LSP's lnd (l): a custom
 // message one sends to the other arrives on the other's subscriptions.
-func link(pLnd *fakeLnd, p [33]byte, lLnd *fakeLnd, l [33]byte) {
+func link(pLnd *fakeLnd, p route.Vertex, lLnd *fakeLnd, l route.Vertex) {
 	pLnd.onSend = func(req *lnrpc.SendCustomMessageRequest) {
-		if [33]byte(req.Peer) == l {
+		if route.Vertex(req.Peer) == l {
 			lLnd.deliver(p, req.Type, req.Data)
 		}
 	}
 	lLnd.onSend = func(req *lnrpc.SendCustomMessageRequest) {
-		if [33]byte(req.Peer) == p {
+		if route.Vertex(req.Peer) == p {
 			pLnd.deliver(l, req.Type, req.Data)
 		}
 	}
@@ -228,7 +229,7 @@ func TestClientFailures(t *testing.T) {
 
 	t.Run("bad LSP key", func(t *testing.T) {
 		client, pLnd := newClient(t, ClientConfig{})
-		_, err := client.Register(ctx, [33]byte{0x05})
+		_, err := client.Register(ctx, route.Vertex{0x05})
 		require.ErrorIs(t, err, ErrInvalidConfig)
 		require.Empty(t, pLnd.sentCustom())
 	})

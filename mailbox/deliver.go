@@ -7,6 +7,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -19,7 +20,7 @@ const storeWriteTimeout = 10 * time.Second
 
 // kick asks peer's queue to look at the store: peer became ready, or a
 // sweep found messages waiting for it. It starts the queue if none runs.
-func (m *Mailbox) kick(peer [33]byte) {
+func (m *Mailbox) kick(peer route.Vertex) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
@@ -36,7 +37,7 @@ func (m *Mailbox) kick(peer [33]byte) {
 
 // isOnline reports whether peer is a registered recipient ready for
 // delivery.
-func (m *Mailbox) isOnline(peer [33]byte) bool {
+func (m *Mailbox) isOnline(peer route.Vertex) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
@@ -69,7 +70,7 @@ func (m *Mailbox) deliverClaimed(msg StoredMessage) sendResult {
 	pathKey, err := btcec.ParsePubKey(msg.PathKey[:])
 	if err != nil {
 		// Only a corrupted row gets here: Handle stored a valid key.
-		m.log.Errorf("Dropping message %d for %x: bad path key: %v",
+		m.log.Errorf("Dropping message %d for %v: bad path key: %v",
 			msg.ID, msg.Recipient, err)
 		m.deleteAfterSend(msg, DropInvalid)
 		return unsendable
@@ -85,12 +86,12 @@ func (m *Mailbox) deliverClaimed(msg StoredMessage) sendResult {
 	switch {
 	case err == nil:
 		m.deleteAfterSend(msg, "")
-		m.log.Debugf("Delivered message %d to %x", msg.ID,
+		m.log.Debugf("Delivered message %d to %v", msg.ID,
 			msg.Recipient)
 		return sent
 
 	case isUncertain(err):
-		m.log.Warnf("Dropping message %d for %x: send outcome "+
+		m.log.Warnf("Dropping message %d for %v: send outcome "+
 			"unknown: %v", msg.ID, msg.Recipient, err)
 		m.deleteAfterSend(msg, DropSendUncertain)
 		return uncertain
@@ -99,7 +100,7 @@ func (m *Mailbox) deliverClaimed(msg StoredMessage) sendResult {
 	m.mu.Lock()
 	m.stats.SendFailures++
 	m.mu.Unlock()
-	m.log.Infof("Keeping message %d for %x: lnd did not send it: %v",
+	m.log.Infof("Keeping message %d for %v: lnd did not send it: %v",
 		msg.ID, msg.Recipient, err)
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx),

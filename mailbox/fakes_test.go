@@ -14,6 +14,7 @@ import (
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -36,10 +37,10 @@ func testKey(t *testing.T, seed byte) *btcec.PrivateKey {
 	return priv
 }
 
-func nodeID(t *testing.T, seed byte) [33]byte {
+func nodeID(t *testing.T, seed byte) route.Vertex {
 	t.Helper()
 
-	var id [33]byte
+	var id route.Vertex
 	copy(id[:], testKey(t, seed).PubKey().SerializeCompressed())
 
 	return id
@@ -60,12 +61,12 @@ func testMsg(t *testing.T, tag byte, n int) *lnwire.OnionMessage {
 
 // sentMsg is one message the fake forwarder was asked to send.
 type sentMsg struct {
-	peer    [33]byte
+	peer    route.Vertex
 	pathKey [33]byte
 	onion   []byte
 }
 
-func sentOf(t *testing.T, peer [33]byte, msg *lnwire.OnionMessage) sentMsg {
+func sentOf(t *testing.T, peer route.Vertex, msg *lnwire.OnionMessage) sentMsg {
 	t.Helper()
 
 	s := sentMsg{peer: peer, onion: msg.OnionBlob}
@@ -84,7 +85,7 @@ type fakeForwarder struct {
 	calls int
 }
 
-func (f *fakeForwarder) SendToPeer(ctx context.Context, peer [33]byte,
+func (f *fakeForwarder) SendToPeer(ctx context.Context, peer route.Vertex,
 	msg *lnwire.OnionMessage) error {
 
 	f.mu.Lock()
@@ -217,7 +218,7 @@ func (s *customStream) Recv() (*lnrpc.CustomMessage, error) {
 type fakeLnd struct {
 	mu sync.Mutex
 
-	peers      map[[33]byte]struct{}
+	peers      map[route.Vertex]struct{}
 	peerSubs   []*peerStream
 	listErr    error
 	subscribed int
@@ -228,14 +229,14 @@ type fakeLnd struct {
 	onSend       func(*lnrpc.SendCustomMessageRequest)
 	sendErr      error
 
-	channels    map[[33]byte]int
+	channels    map[route.Vertex]int
 	channelsErr error
 }
 
 func newFakeLnd() *fakeLnd {
 	return &fakeLnd{
-		peers:    make(map[[33]byte]struct{}),
-		channels: make(map[[33]byte]int),
+		peers:    make(map[route.Vertex]struct{}),
+		channels: make(map[route.Vertex]int),
 	}
 }
 
@@ -279,7 +280,7 @@ func (l *fakeLnd) SubscribePeerEvents(ctx context.Context,
 }
 
 // setOnline changes a peer's state and tells every subscription.
-func (l *fakeLnd) setOnline(peer [33]byte, online bool) {
+func (l *fakeLnd) setOnline(peer route.Vertex, online bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
@@ -320,7 +321,7 @@ func (l *fakeLnd) settled() bool {
 }
 
 // setChannels sets how many channels lnd has with peer.
-func (l *fakeLnd) setChannels(peer [33]byte, n int) {
+func (l *fakeLnd) setChannels(peer route.Vertex, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
@@ -376,7 +377,7 @@ func (l *fakeLnd) customSubscriptions() int {
 }
 
 // deliver hands a custom message from peer to every open subscription.
-func (l *fakeLnd) deliver(peer [33]byte, typ uint32, data []byte) {
+func (l *fakeLnd) deliver(peer route.Vertex, typ uint32, data []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
@@ -426,7 +427,7 @@ func (l *fakeLnd) ListChannels(_ context.Context,
 	if l.channelsErr != nil {
 		return nil, l.channelsErr
 	}
-	var peer [33]byte
+	var peer route.Vertex
 	copy(peer[:], in.GetPeer())
 	resp := &lnrpc.ListChannelsResponse{}
 	for i := 0; i < l.channels[peer]; i++ {
@@ -504,7 +505,7 @@ func (s *failingStore) PutMailboxMessage(ctx context.Context,
 }
 
 func (s *failingStore) RegisterMailboxRecipient(ctx context.Context,
-	peer [33]byte, now time.Time) (Recipient, bool, error) {
+	peer route.Vertex, now time.Time) (Recipient, bool, error) {
 
 	if s.failing("register") {
 		return Recipient{}, false, errStoreDown
@@ -611,7 +612,7 @@ func (h *harness) start() {
 }
 
 // register stores a registration directly, before start.
-func (h *harness) register(peers ...[33]byte) {
+func (h *harness) register(peers ...route.Vertex) {
 	h.t.Helper()
 
 	for _, p := range peers {
@@ -632,7 +633,7 @@ func (h *harness) settle() {
 // peerEvent has lnd report peer connected or gone, and waits until the
 // mailbox has handled the event. Going offline makes it not ready at once;
 // coming online does not make it ready.
-func (h *harness) peerEvent(peer [33]byte, online bool) {
+func (h *harness) peerEvent(peer route.Vertex, online bool) {
 	h.t.Helper()
 
 	h.lnd.setOnline(peer, online)
@@ -646,7 +647,7 @@ func (h *harness) peerEvent(peer [33]byte, online bool) {
 // is connected to its own lnd, and waits until the mailbox accepted it and
 // counts peer ready. It gives peer a channel so the policy admits it, and
 // moves the clock past the rate limit.
-func (h *harness) registerFrom(peer [33]byte) {
+func (h *harness) registerFrom(peer route.Vertex) {
 	h.t.Helper()
 
 	h.lnd.setChannels(peer, 1)
@@ -661,7 +662,7 @@ func (h *harness) registerFrom(peer [33]byte) {
 
 // connect brings peer back as it comes in production: lnd reports it
 // online, then its holdd registers.
-func (h *harness) connect(peer [33]byte) {
+func (h *harness) connect(peer route.Vertex) {
 	h.t.Helper()
 
 	h.peerEvent(peer, true)
@@ -670,7 +671,7 @@ func (h *harness) connect(peer [33]byte) {
 }
 
 // waiting returns the first byte of each of peer's waiting messages.
-func (h *harness) waiting(peer [33]byte) []byte {
+func (h *harness) waiting(peer route.Vertex) []byte {
 	h.t.Helper()
 
 	msgs, err := h.st.NextMailboxMessages(context.Background(), peer, 1000)
@@ -715,7 +716,7 @@ type partialUnregisterStore struct {
 }
 
 func (s *partialUnregisterStore) UnregisterMailboxRecipient(
-	ctx context.Context, peer [33]byte) ([]RemovedMessage, bool,
+	ctx context.Context, peer route.Vertex) ([]RemovedMessage, bool,
 	error) {
 
 	msgs, err := s.st.NextMailboxMessages(ctx, peer, 1)

@@ -12,6 +12,7 @@ import (
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 )
@@ -138,7 +139,7 @@ const (
 // Sender implements it. An error means lnd did not send the message, unless
 // it is a timeout or cancellation, after which nobody knows.
 type Forwarder interface {
-	SendToPeer(ctx context.Context, peer [33]byte,
+	SendToPeer(ctx context.Context, peer route.Vertex,
 		msg *lnwire.OnionMessage) error
 }
 
@@ -176,15 +177,15 @@ type ChannelLister interface {
 
 // MessageStore is the mailbox's durable state; *store.Store implements it.
 type MessageStore interface {
-	RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
+	RegisterMailboxRecipient(ctx context.Context, peer route.Vertex,
 		now time.Time) (Recipient, bool, error)
-	UnregisterMailboxRecipient(ctx context.Context, peer [33]byte) (
+	UnregisterMailboxRecipient(ctx context.Context, peer route.Vertex) (
 		[]RemovedMessage, bool, error)
 	ListMailboxRecipients(ctx context.Context) ([]Recipient,
 		error)
 	PutMailboxMessage(ctx context.Context, m StoredMessage,
 		claim bool, lim StoreLimits) (PutResult, error)
-	NextMailboxMessages(ctx context.Context, recipient [33]byte,
+	NextMailboxMessages(ctx context.Context, recipient route.Vertex,
 		limit int) ([]StoredMessage, error)
 	ClaimMailboxMessage(ctx context.Context, id int64,
 		now time.Time) (bool, error)
@@ -194,7 +195,7 @@ type MessageStore interface {
 		[]RemovedMessage, error)
 	DropClaimedMailboxMessages(ctx context.Context) (
 		[]RemovedMessage, error)
-	MailboxRecipientsWithMessages(ctx context.Context) ([][33]byte, error)
+	MailboxRecipientsWithMessages(ctx context.Context) ([]route.Vertex, error)
 	MailboxUsage(ctx context.Context) (int64, int64, error)
 }
 
@@ -300,7 +301,7 @@ type Config struct {
 	// Open lets any peer register. Otherwise a peer may register if it
 	// has a channel with lnd or is listed in Allow.
 	Open  bool
-	Allow [][33]byte
+	Allow []route.Vertex
 
 	Limits Limits
 
@@ -426,11 +427,11 @@ type Mailbox struct {
 	slots       chan struct{}
 	slotWaiters atomic.Int32
 
-	allow map[[33]byte]struct{}
+	allow map[route.Vertex]struct{}
 
 	// lastReg is when each peer's last registration was acted on. Only
 	// the registration goroutine touches it.
-	lastReg map[[33]byte]time.Time
+	lastReg map[route.Vertex]time.Time
 
 	// peersSynced is set once the first ListPeers was applied. Only the
 	// peer goroutine touches it.
@@ -441,11 +442,11 @@ type Mailbox struct {
 	stopped bool
 
 	// recipients holds the registered recipients and their readiness.
-	recipients map[[33]byte]*recipientState
+	recipients map[route.Vertex]*recipientState
 
 	// queues holds the running queue owners, at most one per
 	// recipient; inboxSize is the capacity each one starts with.
-	queues    map[[33]byte]*queue
+	queues    map[route.Vertex]*queue
 	inboxSize int
 
 	peersUp bool
@@ -458,7 +459,7 @@ func New(cfg Config) (*Mailbox, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	allow := make(map[[33]byte]struct{}, len(cfg.Allow))
+	allow := make(map[route.Vertex]struct{}, len(cfg.Allow))
 	for _, p := range cfg.Allow {
 		allow[p] = struct{}{}
 	}
@@ -471,9 +472,9 @@ func New(cfg Config) (*Mailbox, error) {
 		cancel:     cancel,
 		slots:      make(chan struct{}, cfg.Limits.MaxDrains),
 		allow:      allow,
-		lastReg:    make(map[[33]byte]time.Time),
-		recipients: make(map[[33]byte]*recipientState),
-		queues:     make(map[[33]byte]*queue),
+		lastReg:    make(map[route.Vertex]time.Time),
+		recipients: make(map[route.Vertex]*recipientState),
+		queues:     make(map[route.Vertex]*queue),
 		inboxSize:  asyncPerRecipient,
 		stats: Stats{
 			Dropped:       make(map[string]uint64),
@@ -572,7 +573,7 @@ func (m *Mailbox) running() bool {
 
 // HandleForward is Handle with a plain string outcome, the form the intake
 // takes.
-func (m *Mailbox) HandleForward(ctx context.Context, next [33]byte,
+func (m *Mailbox) HandleForward(ctx context.Context, next route.Vertex,
 	msg *lnwire.OnionMessage) string {
 
 	return string(m.Handle(ctx, next, msg))
@@ -584,7 +585,7 @@ func (m *Mailbox) HandleForward(ctx context.Context, next [33]byte,
 // at once if the recipient is ready and has nothing older waiting. Bad input
 // changes nothing but a counter. The store write does not follow ctx: once
 // the queue took the message, its outcome is counted whoever waits for it.
-func (m *Mailbox) Handle(_ context.Context, next [33]byte,
+func (m *Mailbox) Handle(_ context.Context, next route.Vertex,
 	msg *lnwire.OnionMessage) Outcome {
 
 	if outcome, ok := m.admit(next, msg); !ok {
@@ -635,7 +636,7 @@ func (m *Mailbox) Handle(_ context.Context, next [33]byte,
 // enqueue hands a message to its recipient's queue without waiting: the
 // AsyncForwarder's way in. taken is called once the queue took it. A full
 // inbox drops the message (DropBusy).
-func (m *Mailbox) enqueue(next [33]byte, msg *lnwire.OnionMessage,
+func (m *Mailbox) enqueue(next route.Vertex, msg *lnwire.OnionMessage,
 	taken func()) Outcome {
 
 	if outcome, ok := m.admit(next, msg); !ok {
@@ -672,7 +673,7 @@ func (m *Mailbox) enqueue(next [33]byte, msg *lnwire.OnionMessage,
 
 // admit drops what no queue needs to see: bad input, a message while the
 // mailbox is not running, or one for a peer that is not registered.
-func (m *Mailbox) admit(next [33]byte, msg *lnwire.OnionMessage) (Outcome,
+func (m *Mailbox) admit(next route.Vertex, msg *lnwire.OnionMessage) (Outcome,
 	bool) {
 
 	switch {
@@ -682,7 +683,7 @@ func (m *Mailbox) admit(next [33]byte, msg *lnwire.OnionMessage) (Outcome,
 
 	case int64(len(msg.OnionBlob)) > m.lim.MaxMessageBytes:
 		m.drop(DropTooLarge, 1)
-		m.log.Debugf("Dropping %d-byte message for %x: too large",
+		m.log.Debugf("Dropping %d-byte message for %v: too large",
 			len(msg.OnionBlob), next)
 		return OutcomeTooLarge, false
 	}
@@ -696,7 +697,7 @@ func (m *Mailbox) admit(next [33]byte, msg *lnwire.OnionMessage) (Outcome,
 	}
 	if m.recipients[next] == nil {
 		m.stats.Dropped[DropUnregistered]++
-		m.log.Debugf("Dropping message for %x: not registered", next)
+		m.log.Debugf("Dropping message for %v: not registered", next)
 		return OutcomeUnregistered, false
 	}
 
@@ -726,7 +727,7 @@ func (m *Mailbox) noteStored(put PutResult, size int64) {
 	if len(put.Evicted) > 0 {
 		first := put.Evicted[0]
 		m.log.Infof("Evicted %d older message(s) to make room, the "+
-			"first for %x (%s)", len(put.Evicted), first.Recipient,
+			"first for %v (%s)", len(put.Evicted), first.Recipient,
 			first.Reason)
 	}
 }
@@ -803,7 +804,7 @@ func (m *Mailbox) Recipients(ctx context.Context) ([]RecipientInfo, error) {
 
 // Unregister removes peer's registration and drops its stored messages.
 // found is false if peer was not registered.
-func (m *Mailbox) Unregister(ctx context.Context, peer [33]byte) (bool,
+func (m *Mailbox) Unregister(ctx context.Context, peer route.Vertex) (bool,
 	error) {
 
 	removed, found, err := m.cfg.Store.UnregisterMailboxRecipient(ctx,
@@ -820,7 +821,7 @@ func (m *Mailbox) Unregister(ctx context.Context, peer [33]byte) (bool,
 	delete(m.recipients, peer)
 	m.mu.Unlock()
 	if found {
-		m.log.Infof("Unregistered %x, dropped %d stored message(s)",
+		m.log.Infof("Unregistered %v, dropped %d stored message(s)",
 			peer, len(removed))
 	}
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -146,7 +147,7 @@ func TestHandleDropsBadInput(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		next    [33]byte
+		next    route.Vertex
 		msg     *lnwire.OnionMessage
 		outcome Outcome
 		reason  string
@@ -189,7 +190,7 @@ func TestEvictionDropsOldestAndCounts(t *testing.T) {
 	a, b := nodeID(t, 1), nodeID(t, 2)
 
 	type in struct {
-		to   [33]byte
+		to   route.Vertex
 		tag  byte
 		size int
 	}

@@ -70,7 +70,7 @@ func (m *Mailbox) followPeers() (bool, error) {
 		return false, fmt.Errorf("list peers: %w", err)
 	}
 
-	online := make(map[[33]byte]struct{}, len(resp.GetPeers()))
+	online := make(map[route.Vertex]struct{}, len(resp.GetPeers()))
 	for _, p := range resp.GetPeers() {
 		key, err := parseKeyHex(p.GetPubKey())
 		if err != nil {
@@ -145,14 +145,14 @@ func (m *Mailbox) peerEvent(ev *lnrpc.PeerEvent) {
 	m.mu.Unlock()
 
 	if registered && ev.GetType() == lnrpc.PeerEvent_PEER_ONLINE {
-		m.log.Debugf("Recipient %x is online; delivering once its "+
+		m.log.Debugf("Recipient %v is online; delivering once its "+
 			"holdd registers again", key)
 	}
 }
 
 // parseKeyHex parses a hex node key as lnd reports it and checks that it is
 // a point on the curve.
-func parseKeyHex(s string) ([33]byte, error) {
+func parseKeyHex(s string) (route.Vertex, error) {
 	key, err := route.NewVertexFromStr(s)
 	if err != nil {
 		return key, err

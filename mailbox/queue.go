@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // asyncPerRecipient bounds how many of a recipient's messages may wait in
@@ -48,7 +49,7 @@ type sendDone struct {
 // in flight and nothing it could deliver now.
 type queue struct {
 	m    *Mailbox
-	peer [33]byte
+	peer route.Vertex
 
 	// inbox carries the recipient's messages in arrival order.
 	inbox chan *putRequest
@@ -86,7 +87,7 @@ type queue struct {
 
 // queueLocked returns peer's running queue, starting one if none runs, or
 // nil if the mailbox is not running. m.mu must be held.
-func (m *Mailbox) queueLocked(peer [33]byte) *queue {
+func (m *Mailbox) queueLocked(peer route.Vertex) *queue {
 	if !m.running() {
 		return nil
 	}
@@ -200,7 +201,7 @@ func (q *queue) put(req *putRequest) {
 
 	case err != nil:
 		m.drop(DropStoreError, 1)
-		m.log.Errorf("Dropping message for %x: %v", q.peer, err)
+		m.log.Errorf("Dropping message for %v: %v", q.peer, err)
 		req.answer(OutcomeStoreError)
 		return
 	}
@@ -233,7 +234,7 @@ func (q *queue) sendNext() {
 			drainBatch)
 		if err != nil {
 			if m.ctx.Err() == nil {
-				m.log.Errorf("Reading messages for %x: %v",
+				m.log.Errorf("Reading messages for %v: %v",
 					q.peer, err)
 			}
 			// The next kick or sweep retries.
@@ -268,7 +269,7 @@ func (q *queue) sendNext() {
 
 	ok, err := m.cfg.Store.ClaimMailboxMessage(m.ctx, msg.ID, now)
 	if err != nil {
-		m.log.Errorf("Claiming message %d for %x: %v", msg.ID,
+		m.log.Errorf("Claiming message %d for %v: %v", msg.ID,
 			msg.Recipient, err)
 		q.backlog, q.batch = false, nil
 		return

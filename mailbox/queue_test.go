@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
@@ -25,7 +26,7 @@ func TestQueuesUnderConcurrency(t *testing.T) {
 		cfg.Limits.MaxPerRecipient = 10_000
 		cfg.Limits.MaxDrains = 2
 	})
-	var peers [][33]byte
+	var peers []route.Vertex
 	for i := range recipients {
 		p := nodeID(t, byte(20+i))
 		peers = append(peers, p)
@@ -110,7 +111,7 @@ func TestQueuesUnderConcurrency(t *testing.T) {
 	sent := h.fwd.sent()
 	require.Len(t, sent, total)
 	type key struct {
-		peer     [33]byte
+		peer     route.Vertex
 		producer byte
 	}
 	next := make(map[key]byte)

@@ -3,6 +3,8 @@ package mailbox
 import (
 	"errors"
 	"time"
+
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // The mailbox owns the records it persists; package store implements
@@ -15,7 +17,7 @@ var ErrNotRegistered = errors.New("mailbox recipient not registered")
 // Recipient is a recipient registered with the mailbox.
 type Recipient struct {
 	// Peer is the recipient's node key, as lnd authenticated it.
-	Peer [33]byte
+	Peer route.Vertex
 
 	RegisteredAt time.Time
 	RefreshedAt  time.Time
@@ -32,7 +34,7 @@ type StoredMessage struct {
 	// lowest IDs are evicted first.
 	ID int64
 
-	Recipient [33]byte
+	Recipient route.Vertex
 	PathKey   [33]byte
 	Onion     []byte
 
@@ -77,7 +79,7 @@ const (
 // RemovedMessage describes a message that a call deleted.
 type RemovedMessage struct {
 	ID        int64
-	Recipient [33]byte
+	Recipient route.Vertex
 	Size      int64
 
 	// Reason is set for evictions only.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // Outcomes of registration messages, the keys of Stats.Registrations.
@@ -72,18 +73,17 @@ func (m *Mailbox) serveRegistrations() (bool, error) {
 		if msg.GetType() != RegisterMsgType {
 			continue
 		}
-		var peer [33]byte
-		if len(msg.GetPeer()) != len(peer) {
+		peer, err := route.NewVertexFromBytes(msg.GetPeer())
+		if err != nil {
 			continue
 		}
-		copy(peer[:], msg.GetPeer())
 		m.handleRegister(ctx, peer, msg.GetData())
 	}
 }
 
 // handleRegister answers one mailbox_register from peer, the sender lnd
 // authenticated. A refused or failed registration changes nothing stored.
-func (m *Mailbox) handleRegister(ctx context.Context, peer [33]byte,
+func (m *Mailbox) handleRegister(ctx context.Context, peer route.Vertex,
 	data []byte) string {
 
 	now := m.cfg.Clock.Now()
@@ -102,7 +102,7 @@ func (m *Mailbox) handleRegister(ctx context.Context, peer [33]byte,
 
 	req, err := DecodeRegister(data)
 	if err != nil {
-		m.log.Debugf("Ignoring registration from %x: %v", peer, err)
+		m.log.Debugf("Ignoring registration from %v: %v", peer, err)
 		return m.countReg(RegMalformed)
 	}
 
@@ -139,18 +139,18 @@ func (m *Mailbox) handleRegister(ctx context.Context, peer [33]byte,
 
 // decide applies the policy to a registration and persists an accepted
 // one. It returns the answer and the outcome.
-func (m *Mailbox) decide(ctx context.Context, peer [33]byte, id uint64,
+func (m *Mailbox) decide(ctx context.Context, peer route.Vertex, id uint64,
 	now time.Time) (*RegisteredMsg, string) {
 
 	ok, err := m.eligible(ctx, peer)
 	switch {
 	case err != nil:
-		m.log.Errorf("Registration of %x: policy check: %v", peer, err)
+		m.log.Errorf("Registration of %v: policy check: %v", peer, err)
 		return &RegisteredMsg{RequestID: id, Error: ReasonRetry},
 			RegFailed
 
 	case !ok:
-		m.log.Infof("Refusing mailbox registration of %x: no channel",
+		m.log.Infof("Refusing mailbox registration of %v: no channel",
 			peer)
 		return &RegisteredMsg{RequestID: id, Error: ReasonNotEligible},
 			RegRefused
@@ -158,7 +158,7 @@ func (m *Mailbox) decide(ctx context.Context, peer [33]byte, id uint64,
 
 	_, created, err := m.cfg.Store.RegisterMailboxRecipient(ctx, peer, now)
 	if err != nil {
-		m.log.Errorf("Registration of %x: %v", peer, err)
+		m.log.Errorf("Registration of %v: %v", peer, err)
 		return &RegisteredMsg{RequestID: id, Error: ReasonRetry},
 			RegFailed
 	}
@@ -168,9 +168,9 @@ func (m *Mailbox) decide(ctx context.Context, peer [33]byte, id uint64,
 	}
 	m.mu.Unlock()
 	if created {
-		m.log.Infof("Registered mailbox recipient %x", peer)
+		m.log.Infof("Registered mailbox recipient %v", peer)
 	} else {
-		m.log.Debugf("Refreshed mailbox registration of %x", peer)
+		m.log.Debugf("Refreshed mailbox registration of %v", peer)
 	}
 
 	return &RegisteredMsg{
@@ -192,7 +192,7 @@ func (m *Mailbox) countReg(outcome string) string {
 
 // eligible applies the registration policy: open, allowlisted, or a peer
 // with at least one channel to lnd.
-func (m *Mailbox) eligible(ctx context.Context, peer [33]byte) (bool,
+func (m *Mailbox) eligible(ctx context.Context, peer route.Vertex) (bool,
 	error) {
 
 	if m.cfg.Open {
@@ -227,7 +227,7 @@ const (
 // our channel with the recipient is still being re-established. If the
 // channel stays inactive for about 30 s the peer is not marked ready: its
 // holdd registers again later.
-func (m *Mailbox) readyWhenChannelActive(peer [33]byte, r *recipientState,
+func (m *Mailbox) readyWhenChannelActive(peer route.Vertex, r *recipientState,
 	gen uint64) {
 
 	defer m.wg.Done()
@@ -247,7 +247,7 @@ func (m *Mailbox) readyWhenChannelActive(peer [33]byte, r *recipientState,
 
 // waitChannelActive reports whether lnd lists a channel with peer as
 // active, or peer has no channel with lnd, within about 30 s.
-func (m *Mailbox) waitChannelActive(peer [33]byte) bool {
+func (m *Mailbox) waitChannelActive(peer route.Vertex) bool {
 	if m.cfg.Channels == nil {
 		return true
 	}
@@ -263,7 +263,7 @@ func (m *Mailbox) waitChannelActive(peer [33]byte) bool {
 		case <-m.cfg.Clock.TickAfter(channelPoll):
 		}
 	}
-	m.log.Warnf("Channel with recipient %x still inactive; not "+
+	m.log.Warnf("Channel with recipient %v still inactive; not "+
 		"delivering until it registers again", peer)
 	return false
 }
@@ -271,7 +271,7 @@ func (m *Mailbox) waitChannelActive(peer [33]byte) bool {
 // ChannelReady reports whether lnd forwards to peer now: it has an active
 // channel with peer, or no channel with it at all.
 func ChannelReady(ctx context.Context, lister ChannelLister,
-	peer [33]byte) (bool, error) {
+	peer route.Vertex) (bool, error) {
 
 	resp, err := lister.ListChannels(ctx,
 		&lnrpc.ListChannelsRequest{Peer: peer[:]})
@@ -290,7 +290,7 @@ func ChannelReady(ctx context.Context, lister ChannelLister,
 }
 
 // reply sends mailbox_registered to peer.
-func (m *Mailbox) reply(ctx context.Context, peer [33]byte,
+func (m *Mailbox) reply(ctx context.Context, peer route.Vertex,
 	msg *RegisteredMsg) {
 
 	data, err := msg.Encode()
@@ -304,6 +304,6 @@ func (m *Mailbox) reply(ctx context.Context, peer [33]byte,
 	}
 	if err != nil {
 		m.countReg(RegReplyFailed)
-		m.log.Warnf("Answering the registration of %x: %v", peer, err)
+		m.log.Warnf("Answering the registration of %v: %v", peer, err)
 	}
 }

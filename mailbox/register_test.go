@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,7 +22,7 @@ func registerData(t *testing.T, id uint64) []byte {
 
 // answerTo waits for the n-th custom message the mailbox sent and decodes
 // it as an answer to peer.
-func (h *harness) answerTo(peer [33]byte, n int) *RegisteredMsg {
+func (h *harness) answerTo(peer route.Vertex, n int) *RegisteredMsg {
 	h.t.Helper()
 
 	require.Eventually(h.t, func() bool {
@@ -64,7 +65,7 @@ func TestRegistrationPolicy(t *testing.T) {
 		reason:  ReasonNotEligible,
 	}, {
 		name:    "allowlisted peer",
-		mutate:  func(c *Config) { c.Allow = [][33]byte{p} },
+		mutate:  func(c *Config) { c.Allow = []route.Vertex{p} },
 		outcome: RegAccepted,
 	}, {
 		name:    "open mailbox",

@@ -1,12 +1,16 @@
 package plugin
 
-import "context"
+import (
+	"context"
+
+	"github.com/lightningnetwork/lnd/routing/route"
+)
 
 // ChannelInfoSource describes lnd's channels: the peer on an incoming
 // channel (real or alias short channel id) and whether the channel is
 // private, i.e. not announced to the network.
 type ChannelInfoSource interface {
-	ChannelInfo(ctx context.Context, chanID uint64) (peer [33]byte,
+	ChannelInfo(ctx context.Context, chanID uint64) (peer route.Vertex,
 		private bool, err error)
 }
 
@@ -17,7 +21,7 @@ type ChannelInfoSource interface {
 type Admission struct {
 	// AllowPeers are incoming peers whose HTLCs may be held whatever
 	// their channel (hold.allowpeer).
-	AllowPeers map[[33]byte]bool
+	AllowPeers map[route.Vertex]bool
 
 	// AllowPublic admits HTLCs that arrive over public (announced)
 	// channels from any peer (hold.allowpublic).
@@ -27,7 +31,7 @@ type Admission struct {
 // Eligible reports whether an HTLC that arrived over a channel with peer,
 // private or not, may be held: wallet clients of an LSP have private
 // channels; anything else needs the operator's say.
-func (a Admission) Eligible(peer [33]byte, private bool) bool {
+func (a Admission) Eligible(peer route.Vertex, private bool) bool {
 	return private || a.AllowPublic || a.AllowPeers[peer]
 }
 

@@ -10,8 +10,8 @@ import (
 )
 
 // peerKey is a node key whose second byte is b.
-func peerKey(b byte) [33]byte {
-	var p [33]byte
+func peerKey(b byte) route.Vertex {
+	var p route.Vertex
 	p[0] = 0x03
 	p[1] = b
 	return p
@@ -42,34 +42,34 @@ func TestAdmission(t *testing.T) {
 		chanID    uint64
 		want      Decision
 		counted   string
-		peer      [33]byte
+		peer      route.Vertex
 	}{
 		{"private channel", Admission{}, nil, privateChan,
 			Decision{Action: ActionHold}, "hold", client},
 		{"public channel", Admission{}, nil, publicChan,
 			Decision{Action: ActionResume}, DecisionNotClient, router},
 		{"public channel, peer allow-listed",
-			Admission{AllowPeers: map[[33]byte]bool{router: true}},
+			Admission{AllowPeers: map[route.Vertex]bool{router: true}},
 			nil, publicChan, Decision{Action: ActionHold}, "hold",
 			router},
 		{"public channel, another peer allow-listed",
-			Admission{AllowPeers: map[[33]byte]bool{friend: true}},
+			Admission{AllowPeers: map[route.Vertex]bool{friend: true}},
 			nil, publicChan, Decision{Action: ActionResume},
 			DecisionNotClient, router},
 		{"public channel, allowpublic", Admission{AllowPublic: true},
 			nil, publicChan, Decision{Action: ActionHold}, "hold",
 			router},
 		{"private channel, allow-list of others",
-			Admission{AllowPeers: map[[33]byte]bool{friend: true}},
+			Admission{AllowPeers: map[route.Vertex]bool{friend: true}},
 			nil, privateChan, Decision{Action: ActionHold}, "hold",
 			client},
 		{"unknown channel", Admission{AllowPublic: true}, nil, 999,
 			Decision{Action: ActionResume}, DecisionChannelUnknown,
-			[33]byte{}},
+			route.Vertex{}},
 		{"lnd cannot list channels", Admission{AllowPublic: true},
 			errors.New("lnd unavailable"), privateChan,
 			Decision{Action: ActionResume}, DecisionChannelUnknown,
-			[33]byte{}},
+			route.Vertex{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/sirupsen/logrus"
 )
 
@@ -25,7 +26,7 @@ func (nullStore) InsertHeld(_ context.Context, h HeldHTLC) (
 	return h, true, nil
 }
 
-func (nullStore) LookupHTLC(context.Context, CircuitKey, [32]byte,
+func (nullStore) LookupHTLC(context.Context, CircuitKey, lntypes.Hash,
 	time.Time) (HTLCLookup, error) {
 
 	return HTLCLookup{}, nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/routing/route"
 )
 
@@ -155,7 +156,7 @@ func decideReplay(v keyView, h HTLC, height int32, link linkState) step {
 		// A circuit key names one HTLC for the life of a channel, so
 		// this is not a replay; refuse rather than guess.
 		return failStep(FailStore, fmt.Sprintf("offer for %v has hash "+
-			"%x, stored hash %x; failing back", h.Key,
+			"%v, stored hash %v; failing back", h.Key,
 			h.PaymentHash, rec.PaymentHash))
 	}
 	if height >= rec.FailbackHeight {
@@ -262,7 +263,7 @@ func decideNew(in newHTLCInput) step {
 		s := passStep()
 		s.pass, s.stat = false, DecisionNotClient
 		s.why = fmt.Sprintf("HTLC %v asks for a hold but comes over "+
-			"public channel %d from %x, not a client: forwarding "+
+			"public channel %d from %v, not a client: forwarding "+
 			"it without a hold", h.Key, h.Key.ChanID, in.peer)
 		return s
 	}
@@ -279,7 +280,7 @@ func decideNew(in newHTLCInput) step {
 			unprovenHold = true
 		case UnprovenFail:
 			return failStep(FailSenderNotCapable, fmt.Sprintf("not "+
-				"holding HTLC %v: sender %x has not shown it "+
+				"holding HTLC %v: sender %v has not shown it "+
 				"reads path deliveries (no "+
 				"release_paths_request); failing it back",
 				h.Key, in.peer))
@@ -287,7 +288,7 @@ func decideNew(in newHTLCInput) step {
 			s := passStep()
 			s.pass = false
 			s.stat = "resume_" + string(FailSenderNotCapable)
-			s.why = fmt.Sprintf("not holding HTLC %v: sender %x "+
+			s.why = fmt.Sprintf("not holding HTLC %v: sender %v "+
 				"has not shown it reads path deliveries (no "+
 				"release_paths_request); forwarding it now",
 				h.Key, in.peer)
@@ -349,7 +350,7 @@ func decideNew(in newHTLCInput) step {
 	if s.stat == "" {
 		s.stat = "hold"
 	}
-	s.why = fmt.Sprintf("holding HTLC %v hash=%x amt=%d msat fail-back "+
+	s.why = fmt.Sprintf("holding HTLC %v hash=%v amt=%d msat fail-back "+
 		"height %d (auto-fail %d, height %d)", h.Key, h.PaymentHash,
 		h.IncomingAmtMsat, failback, h.AutoFailHeight, in.height)
 	return s
@@ -376,7 +377,7 @@ func capExceeded(p *Policy, peerUsage, total usage, amt uint64) FailReason {
 // releaseInput is what decideRelease needs.
 type releaseInput struct {
 	key    CircuitKey
-	hash   [32]byte
+	hash   lntypes.Hash
 	source string
 	now    time.Time
 	ttl    time.Duration

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -34,7 +35,7 @@ func TestDecideReplay(t *testing.T) {
 	tests := []struct {
 		name      string
 		v         keyView
-		hash      [32]byte
+		hash      lntypes.Hash
 		height    int32
 		link      linkState
 		answer    Decision
@@ -98,7 +99,7 @@ func TestDecideReplay(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := h
-			if tc.hash != ([32]byte{}) {
+			if tc.hash != (lntypes.Hash{}) {
 				in.PaymentHash = tc.hash
 			}
 			s := decideReplay(tc.v, in, tc.height, tc.link)
@@ -123,7 +124,7 @@ func TestDecideRelease(t *testing.T) {
 	tests := []struct {
 		name    string
 		v       keyView
-		hash    [32]byte
+		hash    lntypes.Hash
 		link    linkState
 		outcome ReleaseOutcome
 		write   writeKind

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lntypes"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 )
 
@@ -64,7 +66,7 @@ type entry struct {
 	// change after the entry is created, so the deadline loops read them
 	// without a lock.
 	key            CircuitKey
-	peer           [33]byte
+	peer           route.Vertex
 	amt            uint64
 	failbackHeight int32
 	deadline       time.Time
@@ -129,7 +131,7 @@ type Engine struct {
 
 	byFailback *dueHeap
 	byDeadline *dueHeap
-	perPeer    map[[33]byte]usage
+	perPeer    map[route.Vertex]usage
 	total      usage
 
 	// byPathExpiry has the held (not released) entries whose release
@@ -202,7 +204,7 @@ func New(cfg Config) (*Engine, error) {
 		},
 		byFailback: newFailbackHeap(),
 		byDeadline: newDeadlineHeap(),
-		perPeer:    make(map[[33]byte]usage),
+		perPeer:    make(map[route.Vertex]usage),
 		stats:      newCounters(),
 		quit:       make(chan struct{}),
 	}
@@ -390,7 +392,7 @@ func (e *Engine) interceptOnChain(ctx context.Context, h HTLC) Decision {
 // Release resumes the HTLC an authenticated release names. source says what
 // released it ("onion", "manual").
 func (e *Engine) Release(ctx context.Context, key CircuitKey,
-	hash [32]byte, source string) (ReleaseOutcome, error) {
+	hash lntypes.Hash, source string) (ReleaseOutcome, error) {
 
 	unlock := e.keys.lock(key)
 	defer unlock()
@@ -486,7 +488,7 @@ func (e *Engine) linkBecameActive(ctx context.Context, chanID uint64) {
 // memory, else the stored record and any pending release for (key, hash)
 // from one store read. The caller holds the key's lock.
 func (e *Engine) read(ctx context.Context, key CircuitKey,
-	hash [32]byte) (keyView, error) {
+	hash lntypes.Hash) (keyView, error) {
 
 	if v := e.readActive(key); v.active {
 		return v, nil
@@ -565,7 +567,7 @@ func (e *Engine) apply(ctx context.Context, key CircuitKey,
 		}
 		e.mu.Unlock()
 		if reason != "" {
-			e.log.Infof("HTLC %v (%d msat from %x) over cap %s: "+
+			e.log.Infof("HTLC %v (%d msat from %v) over cap %s: "+
 				"failing back", key, s.rec.IncomingAmtMsat,
 				s.rec.IncomingPeer, reason)
 			return e.apply(ctx, key, failStep(reason, ""))
@@ -594,7 +596,7 @@ func (e *Engine) apply(ctx context.Context, key CircuitKey,
 			s.rec.IncomingAmtMsat)
 		e.mu.Unlock()
 		if reason != "" {
-			e.log.Infof("HTLC %v (%d msat from %x) over cap %s: "+
+			e.log.Infof("HTLC %v (%d msat from %v) over cap %s: "+
 				"failing back", key, s.rec.IncomingAmtMsat,
 				s.rec.IncomingPeer, reason)
 			return e.apply(ctx, key, failStep(reason, ""))
@@ -799,7 +801,7 @@ func capitalize(s string) string {
 	return string(s[0]-'a'+'A') + s[1:]
 }
 
-func (e *Engine) addUsage(peer [33]byte, amt uint64) {
+func (e *Engine) addUsage(peer route.Vertex, amt uint64) {
 	pu := e.perPeer[peer]
 	pu.count++
 	pu.msat += amt
@@ -808,7 +810,7 @@ func (e *Engine) addUsage(peer [33]byte, amt uint64) {
 	e.total.msat += amt
 }
 
-func (e *Engine) subUsage(peer [33]byte, amt uint64) {
+func (e *Engine) subUsage(peer route.Vertex, amt uint64) {
 	pu := e.perPeer[peer]
 	pu.count--
 	pu.msat -= amt

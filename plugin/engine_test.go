@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 )
@@ -75,8 +76,8 @@ func key(chanID, htlcID uint64) CircuitKey {
 	return CircuitKey{ChanID: chanID, HtlcID: htlcID}
 }
 
-func hashOf(b byte) [32]byte {
-	var h [32]byte
+func hashOf(b byte) lntypes.Hash {
+	var h lntypes.Hash
 	for i := range h {
 		h[i] = b
 	}
@@ -85,7 +86,7 @@ func hashOf(b byte) [32]byte {
 
 // flagged is an HTLC that asks for a hold, with lnd's auto-fail height 100
 // blocks above the start height.
-func flagged(k CircuitKey, hash [32]byte, amt uint64) HTLC {
+func flagged(k CircuitKey, hash lntypes.Hash, amt uint64) HTLC {
 	return HTLC{
 		Key:             k,
 		PaymentHash:     hash,

@@ -7,6 +7,9 @@ import (
 	"maps"
 	"sync"
 	"time"
+
+	"github.com/lightningnetwork/lnd/lntypes"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // fakeStore is an in-memory Store that enforces the store's state machine
@@ -91,7 +94,7 @@ func (f *fakeStore) InsertHeld(_ context.Context, h HeldHTLC) (
 }
 
 func (f *fakeStore) LookupHTLC(_ context.Context, key CircuitKey,
-	hash [32]byte, now time.Time) (HTLCLookup, error) {
+	hash lntypes.Hash, now time.Time) (HTLCLookup, error) {
 
 	f.count("LookupHTLC")
 	f.mu.Lock()
@@ -324,11 +327,11 @@ func (b *fakeBlocks) SubscribeBlocks(context.Context) (<-chan int32, error) {
 // fakePeers maps every channel to peer byte chanID%256.
 type fakePeers struct{}
 
-func (fakePeers) PeerOf(_ context.Context, chanID uint64) ([33]byte, error) {
+func (fakePeers) PeerOf(_ context.Context, chanID uint64) (route.Vertex, error) {
 	if chanID == 0 {
-		return [33]byte{}, errors.New("unknown channel")
+		return route.Vertex{}, errors.New("unknown channel")
 	}
-	var p [33]byte
+	var p route.Vertex
 	p[0] = 0x02
 	p[1] = byte(chanID)
 	return p, nil
@@ -336,7 +339,7 @@ func (fakePeers) PeerOf(_ context.Context, chanID uint64) ([33]byte, error) {
 
 // ChannelInfo says every channel is private, with PeerOf's peer: the
 // LSP's own clients, whose HTLCs may be held.
-func (f fakePeers) ChannelInfo(ctx context.Context, chanID uint64) ([33]byte,
+func (f fakePeers) ChannelInfo(ctx context.Context, chanID uint64) (route.Vertex,
 	bool, error) {
 
 	p, err := f.PeerOf(ctx, chanID)
@@ -345,7 +348,7 @@ func (f fakePeers) ChannelInfo(ctx context.Context, chanID uint64) ([33]byte,
 
 // fakeChannel is one channel fakeChannels knows.
 type fakeChannel struct {
-	peer    [33]byte
+	peer    route.Vertex
 	private bool
 }
 
@@ -359,17 +362,17 @@ type fakeChannels struct {
 }
 
 func (f *fakeChannels) ChannelInfo(_ context.Context, chanID uint64) (
-	[33]byte, bool, error) {
+	route.Vertex, bool, error) {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if f.err != nil {
-		return [33]byte{}, false, f.err
+		return route.Vertex{}, false, f.err
 	}
 	ch, ok := f.channels[chanID]
 	if !ok {
-		return [33]byte{}, false, fmt.Errorf("channel %d not found",
+		return route.Vertex{}, false, fmt.Errorf("channel %d not found",
 			chanID)
 	}
 	return ch.peer, ch.private, nil

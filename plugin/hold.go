@@ -39,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/routing/route"
 )
 
@@ -174,7 +175,7 @@ func (e *TransitionError) Unwrap() error {
 // HeldHTLC is one intercepted HTLC that holdd held, with its current state.
 type HeldHTLC struct {
 	Key             CircuitKey
-	PaymentHash     [32]byte
+	PaymentHash     lntypes.Hash
 	IncomingPeer    route.Vertex // compressed pubkey, zero if unknown
 	IncomingAmtMsat uint64
 	OutgoingAmtMsat uint64
@@ -214,7 +215,7 @@ type HeldHTLC struct {
 // known or offered.
 type PendingRelease struct {
 	Key         CircuitKey
-	PaymentHash [32]byte
+	PaymentHash lntypes.Hash
 	Source      string
 	ReceivedAt  time.Time
 	ExpiresAt   time.Time

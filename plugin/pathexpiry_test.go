@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -60,7 +61,7 @@ func TestPathExpiryFormula(t *testing.T) {
 
 // longHold is a flagged HTLC whose fail-back height is 2016 blocks (two
 // weeks of 10-minute blocks) above the start height.
-func longHold(k CircuitKey, hash [32]byte) HTLC {
+func longHold(k CircuitKey, hash lntypes.Hash) HTLC {
 	h := flagged(k, hash, 20_000)
 	h.AutoFailHeight = startHeight + 2016 + DefaultPolicy().FailbackMargin
 	h.IncomingExpiry = uint32(h.AutoFailHeight) + 19

@@ -1,13 +1,17 @@
 package plugin
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/lightningnetwork/lnd/routing/route"
+)
 
 // SenderCapability tells whether an incoming peer has shown that it reads
 // holdd's path deliveries (custom message 48001). A sender that does not
 // can never learn its release paths, so holding its HTLC only traps it
 // until the fail-back height.
 type SenderCapability interface {
-	ReadsDeliveries(peer [33]byte) bool
+	ReadsDeliveries(peer route.Vertex) bool
 }
 
 // UnprovenSenderMode is what the engine does with a hold_htlc HTLC from a

@@ -6,14 +6,15 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 )
 
 // provenPeers is a SenderCapability over a fixed set.
-type provenPeers map[[33]byte]bool
+type provenPeers map[route.Vertex]bool
 
-func (p provenPeers) ReadsDeliveries(peer [33]byte) bool { return p[peer] }
+func (p provenPeers) ReadsDeliveries(peer route.Vertex) bool { return p[peer] }
 
 func newSenderTestEngine(t *testing.T, senders SenderCapability,
 	mode UnprovenSenderMode) *testEngine {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/lightningnetwork/lnd/lntypes"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // ErrNotOffered is what a Resolver returns for a circuit key that lnd has not
@@ -75,7 +78,7 @@ type Decision struct {
 // HTLC is an intercepted forward, as the engine needs it.
 type HTLC struct {
 	Key             CircuitKey
-	PaymentHash     [32]byte
+	PaymentHash     lntypes.Hash
 	IncomingAmtMsat uint64
 	OutgoingAmtMsat uint64
 	IncomingExpiry  uint32
@@ -125,7 +128,7 @@ type Store interface {
 		bool, error)
 	// LookupHTLC returns the record stored under key, if any, and the
 	// unexpired pending release for (key, hash), if any, in one read.
-	LookupHTLC(ctx context.Context, key CircuitKey, hash [32]byte,
+	LookupHTLC(ctx context.Context, key CircuitKey, hash lntypes.Hash,
 		now time.Time) (HTLCLookup, error)
 
 	// InsertReleased stores a new HTLC that an early release (p)
@@ -146,7 +149,7 @@ type Store interface {
 
 // ChannelPeers maps an incoming channel to its peer's node key.
 type ChannelPeers interface {
-	PeerOf(ctx context.Context, chanID uint64) ([33]byte, error)
+	PeerOf(ctx context.Context, chanID uint64) (route.Vertex, error)
 }
 
 // BlockSource streams new best block heights. The stream starts with the

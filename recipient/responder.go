@@ -14,6 +14,7 @@ import (
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 )
 
@@ -53,7 +54,7 @@ var ReleaseHeldHTLCValue = []byte{0x00}
 // ReplyRoute says how a reply left.
 type ReplyRoute struct {
 	// Peer is the peer of our lnd the reply was handed to.
-	Peer [33]byte
+	Peer route.Vertex
 
 	// Via is true when that peer is not the reply path's introduction
 	// node but an LSP that forwards to it.
@@ -364,7 +365,7 @@ func (r *Responder) reply(ctx context.Context, rp reply, ev *Event) {
 		return
 	}
 	ev.Outcome, ev.Route = OutcomeReplied, route
-	r.cfg.Logger.Infof("release_held_htlc sent to peer %x (via LSP: %v) "+
+	r.cfg.Logger.Infof("release_held_htlc sent to peer %v (via LSP: %v) "+
 		"for receive path %x", route.Peer, route.Via, rp.pathID)
 	if err := r.cfg.Store.RecordReceiveReply(ctx, rp.pathID,
 		rp.at); err != nil {
@@ -386,7 +387,7 @@ func (r *Responder) Counts() map[string]uint64 {
 // String names the route for logs and the API.
 func (rr ReplyRoute) String() string {
 	if rr.Via {
-		return fmt.Sprintf("via LSP %x", rr.Peer)
+		return fmt.Sprintf("via LSP %v", rr.Peer)
 	}
-	return fmt.Sprintf("direct to %x", rr.Peer)
+	return fmt.Sprintf("direct to %v", rr.Peer)
 }

@@ -16,6 +16,7 @@ import (
 	sphinx "github.com/lightningnetwork/lightning-onion"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 )
@@ -61,7 +62,7 @@ func (f *fakeSender) SendRelease(ctx context.Context,
 	f.mu.Lock()
 	f.sent = append(f.sent, replyPath)
 	f.mu.Unlock()
-	return ReplyRoute{Peer: [33]byte{0x02, 0x99}}, nil
+	return ReplyRoute{Peer: route.Vertex{0x02, 0x99}}, nil
 }
 
 func (f *fakeSender) sentPaths() []*onionmsg.BlindedPath {
@@ -374,7 +375,7 @@ func TestHandleHeldHTLCAvailable(t *testing.T) {
 	events := h.events.list()
 	require.Len(t, events, 11)
 	require.Equal(t, paths[0].ID, events[0].PathID)
-	require.Equal(t, [33]byte{0x02, 0x99}, events[0].Route.Peer)
+	require.Equal(t, route.Vertex{0x02, 0x99}, events[0].Route.Peer)
 
 	stored, err := h.db.GetReceivePath(ctx, paths[0].ID)
 	require.NoError(t, err)

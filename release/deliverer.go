@@ -7,12 +7,13 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 )
 
 // CustomMessageSender sends a peer custom message through lnd.
 type CustomMessageSender interface {
-	SendCustomMessage(ctx context.Context, peer [33]byte, msgType uint32,
+	SendCustomMessage(ctx context.Context, peer route.Vertex, msgType uint32,
 		data []byte) error
 }
 
@@ -215,14 +216,14 @@ func (d *Deliverer) deliver(rec plugin.HeldHTLC) {
 	ctx, cancel := context.WithTimeout(context.Background(),
 		d.cfg.SendTimeout)
 	defer cancel()
-	if rec.IncomingPeer == ([33]byte{}) && d.cfg.Peers != nil {
+	if rec.IncomingPeer == (route.Vertex{}) && d.cfg.Peers != nil {
 		// The engine could not tell the peer; the channel may be
 		// known by now.
 		if p, err := d.cfg.Peers.PeerOf(ctx, rec.Key.ChanID); err == nil {
 			rec.IncomingPeer = p
 		}
 	}
-	if rec.IncomingPeer == ([33]byte{}) || d.cfg.Sender == nil {
+	if rec.IncomingPeer == (route.Vertex{}) || d.cfg.Sender == nil {
 		log.Warnf("No peer to deliver release paths for %v to; they "+
 			"are available through the API", rec.Key)
 		return

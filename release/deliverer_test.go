@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
 type sentMessage struct {
-	peer    [33]byte
+	peer    route.Vertex
 	msgType uint32
 	data    []byte
 }
@@ -21,7 +22,7 @@ type recordingSender struct {
 	sent []sentMessage
 }
 
-func (r *recordingSender) SendCustomMessage(_ context.Context, peer [33]byte,
+func (r *recordingSender) SendCustomMessage(_ context.Context, peer route.Vertex,
 	msgType uint32, data []byte) error {
 
 	r.mu.Lock()
@@ -41,7 +42,7 @@ func testDeliverer(t *testing.T, sender CustomMessageSender) *Deliverer {
 }
 
 func heldRecord(id uint64) plugin.HeldHTLC {
-	var peer [33]byte
+	var peer route.Vertex
 	peer[0] = 0x02
 	return plugin.HeldHTLC{
 		Key:             plugin.CircuitKey{ChanID: 5, HtlcID: id},
@@ -62,7 +63,7 @@ func TestDelivererSendsThePathsTheAPIReturns(t *testing.T) {
 
 	require.Len(t, sender.sent, 1)
 	msg := sender.sent[0]
-	require.Equal(t, [33]byte(rec.IncomingPeer), msg.peer)
+	require.Equal(t, route.Vertex(rec.IncomingPeer), msg.peer)
 	require.Equal(t, PathDeliveryMsgType, msg.msgType)
 	pd, err := DecodePathDelivery(msg.data)
 	require.NoError(t, err)

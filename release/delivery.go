@@ -8,6 +8,7 @@ import (
 
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/tlv"
 )
 
@@ -43,7 +44,7 @@ type PathDelivery struct {
 	// Key is the HTLC's incoming circuit key at the LSP, which is the
 	// sender's outgoing channel and HTLC index.
 	Key         plugin.CircuitKey
-	PaymentHash [32]byte
+	PaymentHash lntypes.Hash
 	AmountMsat  uint64
 
 	// ExpiresAt is when the paths stop working.

@@ -10,6 +10,7 @@ import (
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
 	sphinx "github.com/lightningnetwork/lightning-onion"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -51,7 +52,7 @@ func testPath(seed byte) (*onionmsg.BlindedPath, []byte) {
 func TestPathDeliveryBytes(t *testing.T) {
 	p1, p1Bytes := testPath(10)
 	p2, p2Bytes := testPath(20)
-	var hash [32]byte
+	var hash lntypes.Hash
 	for i := range hash {
 		hash[i] = 0xab
 	}

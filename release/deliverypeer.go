@@ -1,7 +1,10 @@
 package release
 
-import "time"
-import "github.com/lightningnetwork/lnd/routing/route"
+import (
+	"time"
+
+	"github.com/lightningnetwork/lnd/routing/route"
+)
 
 // DeliveryPeer is a peer that has shown it reads holdd's path deliveries.
 type DeliveryPeer struct {

@@ -9,7 +9,9 @@ import (
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 )
 
@@ -46,7 +48,7 @@ type HeldHTLCAnswerer interface {
 // Forwarder takes messages whose next hop is another node (the mailbox
 // role). It counts its own outcomes.
 type Forwarder interface {
-	HandleForward(ctx context.Context, next [33]byte,
+	HandleForward(ctx context.Context, next route.Vertex,
 		msg *lnwire.OnionMessage) string
 }
 
@@ -71,7 +73,7 @@ type Peeler interface {
 
 // Releaser releases a held HTLC. The hold engine implements it.
 type Releaser interface {
-	Release(ctx context.Context, key plugin.CircuitKey, hash [32]byte,
+	Release(ctx context.Context, key plugin.CircuitKey, hash lntypes.Hash,
 		source string) (plugin.ReleaseOutcome, error)
 }
 
@@ -166,7 +168,7 @@ func (in *Intake) handle(ctx context.Context,
 		// Only the mailbox relays, and only by node id: the paths
 		// through it name the recipient's node.
 		if in.forwarder != nil && peeled.NextNodeID != nil {
-			var next [33]byte
+			var next route.Vertex
 			copy(next[:], peeled.NextNodeID.SerializeCompressed())
 			return in.forwarder.HandleForward(ctx, next,
 				peeled.NextMessage), true

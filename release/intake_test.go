@@ -10,8 +10,10 @@ import (
 	"github.com/holdd/holdd/plugin"
 	"github.com/holdd/holdd/release/onionmsg"
 	"github.com/lightningnetwork/lnd/clock"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 )
@@ -28,7 +30,7 @@ func (s stubPeeler) Peel(*lnwire.OnionMessage) (*onionmsg.Peeled, error) {
 
 type releaseCall struct {
 	key    plugin.CircuitKey
-	hash   [32]byte
+	hash   lntypes.Hash
 	source string
 }
 
@@ -39,7 +41,7 @@ type recordingReleaser struct {
 }
 
 func (r *recordingReleaser) Release(_ context.Context, key plugin.CircuitKey,
-	hash [32]byte, source string) (plugin.ReleaseOutcome, error) {
+	hash lntypes.Hash, source string) (plugin.ReleaseOutcome, error) {
 
 	r.calls = append(r.calls, releaseCall{key, hash, source})
 	return r.out, r.err
@@ -165,11 +167,11 @@ func (r *recordingAnswerer) HandleHeldHTLCAvailable(_ context.Context,
 }
 
 type recordingForwarder struct {
-	next [][33]byte
+	next []route.Vertex
 	msgs []*lnwire.OnionMessage
 }
 
-func (r *recordingForwarder) HandleForward(_ context.Context, next [33]byte,
+func (r *recordingForwarder) HandleForward(_ context.Context, next route.Vertex,
 	msg *lnwire.OnionMessage) string {
 
 	r.next = append(r.next, next)
@@ -237,7 +239,7 @@ func TestIntakeDispatch(t *testing.T) {
 			}
 			require.Len(t, fwd.next, tc.wantForward)
 			if tc.wantForward > 0 {
-				var want [33]byte
+				var want route.Vertex
 				copy(want[:], nextKey.SerializeCompressed())
 				require.Equal(t, want, fwd.next[0])
 				require.Same(t, inner, fwd.msgs[0])

@@ -10,6 +10,7 @@ import (
 
 	"github.com/holdd/holdd/internal/pathmac"
 	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/lntypes"
 )
 
 const (
@@ -57,7 +58,7 @@ var (
 // until when.
 type Claim struct {
 	Key         plugin.CircuitKey
-	PaymentHash [32]byte
+	PaymentHash lntypes.Hash
 	ExpiresAt   time.Time
 }
 

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/stretchr/testify/require"
 )
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
 func testClaim() Claim {
-	var hash [32]byte
+	var hash lntypes.Hash
 	for i := range hash {
 		hash[i] = byte(i)
 	}

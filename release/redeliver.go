@@ -52,7 +52,7 @@ type HeldLister interface {
 
 // PeerResolver maps an incoming channel to its peer's node key.
 type PeerResolver interface {
-	PeerOf(ctx context.Context, chanID uint64) ([33]byte, error)
+	PeerOf(ctx context.Context, chanID uint64) (route.Vertex, error)
 }
 
 // whyReconnect marks redeliveries for a sender that reconnected.
@@ -62,7 +62,7 @@ const whyReconnect = "reconnect"
 // peer (all held HTLCs if all is set), or only those recs.
 type redeliverJob struct {
 	all  bool
-	peer [33]byte
+	peer route.Vertex
 	recs []plugin.HeldHTLC
 	why  string
 }
@@ -92,7 +92,7 @@ func (d *Deliverer) RedeliverAll() {
 
 // RedeliverPeer queues the paths of every HTLC held for peer, e.g.
 // because it came back online.
-func (d *Deliverer) RedeliverPeer(peer [33]byte, why string) {
+func (d *Deliverer) RedeliverPeer(peer route.Vertex, why string) {
 	d.enqueue(redeliverJob{peer: peer, why: why})
 }
 
@@ -134,7 +134,7 @@ func (d *Deliverer) enqueue(job redeliverJob) bool {
 // HeldFor returns the HTLCs held for peer that req names (all of them for
 // a hello). An HTLC whose incoming peer was unknown when it was held is
 // matched by its channel's peer now.
-func (d *Deliverer) HeldFor(ctx context.Context, peer [33]byte,
+func (d *Deliverer) HeldFor(ctx context.Context, peer route.Vertex,
 	req *PathsRequest) ([]plugin.HeldHTLC, error) {
 
 	recs, err := d.heldOf(ctx, &peer)
@@ -162,7 +162,7 @@ func (d *Deliverer) Redeliver(recs []plugin.HeldHTLC, why string) bool {
 // heldOf lists the held HTLCs of peer (nil: of every peer), filling in
 // the peer of HTLCs held while it was unknown.
 func (d *Deliverer) heldOf(ctx context.Context,
-	peer *[33]byte) ([]plugin.HeldHTLC, error) {
+	peer *route.Vertex) ([]plugin.HeldHTLC, error) {
 
 	if d.cfg.Held == nil {
 		return nil, fmt.Errorf("no store to list held HTLCs")
@@ -175,7 +175,7 @@ func (d *Deliverer) heldOf(ctx context.Context,
 	if err != nil {
 		return nil, err
 	}
-	if peer != nil && *peer != ([33]byte{}) {
+	if peer != nil && *peer != (route.Vertex{}) {
 		var unknown route.Vertex
 		f.Peer = &unknown
 		more, err := d.cfg.Held.ListHTLCs(ctx, f)
@@ -186,7 +186,7 @@ func (d *Deliverer) heldOf(ctx context.Context,
 	}
 	out := recs[:0]
 	for _, rec := range recs {
-		if rec.IncomingPeer == ([33]byte{}) && d.cfg.Peers != nil {
+		if rec.IncomingPeer == (route.Vertex{}) && d.cfg.Peers != nil {
 			p, err := d.cfg.Peers.PeerOf(ctx, rec.Key.ChanID)
 			if err == nil {
 				rec.IncomingPeer = p
@@ -203,7 +203,7 @@ func (d *Deliverer) heldOf(ctx context.Context,
 func (d *Deliverer) runJob(ctx context.Context, job redeliverJob) {
 	recs := job.recs
 	if recs == nil {
-		var peer *[33]byte
+		var peer *route.Vertex
 		if !job.all {
 			peer = &job.peer
 		}
@@ -222,7 +222,7 @@ func (d *Deliverer) runJob(ctx context.Context, job redeliverJob) {
 	// not tried again in this job: its remaining HTLCs would each wait
 	// out the same timeout while every other peer's redelivery queues
 	// behind them. Its next reconnect or request brings a new job.
-	unreachable := make(map[[33]byte]struct{})
+	unreachable := make(map[route.Vertex]struct{})
 	for _, rec := range recs {
 		if ctx.Err() != nil {
 			return
@@ -247,7 +247,7 @@ func (d *Deliverer) redeliver(ctx context.Context, rec plugin.HeldHTLC,
 	why string) bool {
 
 	log := d.cfg.Logger
-	if rec.IncomingPeer == ([33]byte{}) || d.cfg.Sender == nil {
+	if rec.IncomingPeer == (route.Vertex{}) || d.cfg.Sender == nil {
 		d.count(RedeliverNoPeer)
 		log.Warnf("No peer to redeliver release paths for %v to",
 			rec.Key)
@@ -291,7 +291,7 @@ func (d *Deliverer) redeliver(ctx context.Context, rec plugin.HeldHTLC,
 
 // send sends pd to peer and notes when it went out, for the redelivery
 // interval; a failed send is not noted, so the next trigger tries again.
-func (d *Deliverer) send(ctx context.Context, peer [33]byte,
+func (d *Deliverer) send(ctx context.Context, peer route.Vertex,
 	pd *PathDelivery) error {
 
 	data, err := pd.Encode()

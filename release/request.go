@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/tlv"
 )
 
@@ -48,7 +49,7 @@ type PathsRequest struct {
 	Key *plugin.CircuitKey
 
 	// PaymentHash names the sender's held HTLCs with this hash.
-	PaymentHash *[32]byte
+	PaymentHash *lntypes.Hash
 }
 
 // Hello reports whether the request names no HTLC.
@@ -66,7 +67,7 @@ func (r *PathsRequest) Encode() ([]byte, error) {
 			tlv.MakePrimitiveRecord(requestHtlcIDType, &htlcID))
 	}
 	if r.PaymentHash != nil {
-		hash := *r.PaymentHash
+		hash := [32]byte(*r.PaymentHash)
 		recs = append(recs,
 			tlv.MakePrimitiveRecord(requestHashType, &hash))
 	}
@@ -117,7 +118,8 @@ func DecodePathsRequest(data []byte) (*PathsRequest, error) {
 		r.Key = &plugin.CircuitKey{ChanID: chanID, HtlcID: htlcID}
 	}
 	if hasHash {
-		r.PaymentHash = &hash
+		paymentHash := lntypes.Hash(hash)
+		r.PaymentHash = &paymentHash
 	}
 	return r, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/holdd/holdd/plugin"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 )
@@ -58,7 +59,7 @@ const (
 
 // DeliveryPeerStore persists the peers that read path deliveries.
 type DeliveryPeerStore interface {
-	PutDeliveryPeer(ctx context.Context, peer [33]byte,
+	PutDeliveryPeer(ctx context.Context, peer route.Vertex,
 		now time.Time) (DeliveryPeer, error)
 	ListDeliveryPeers(ctx context.Context) ([]DeliveryPeer, error)
 }
@@ -71,14 +72,14 @@ type DeliveryPeers struct {
 	clock clock.Clock
 
 	mu     sync.RWMutex
-	proven map[[33]byte]struct{}
-	allow  map[[33]byte]struct{}
+	proven map[route.Vertex]struct{}
+	allow  map[route.Vertex]struct{}
 }
 
 // NewDeliveryPeers creates a DeliveryPeers; allow are peers treated as
 // proven without a request.
 func NewDeliveryPeers(st DeliveryPeerStore, clk clock.Clock,
-	allow [][33]byte) *DeliveryPeers {
+	allow []route.Vertex) *DeliveryPeers {
 
 	if clk == nil {
 		clk = clock.NewDefaultClock()
@@ -86,8 +87,8 @@ func NewDeliveryPeers(st DeliveryPeerStore, clk clock.Clock,
 	d := &DeliveryPeers{
 		store:  st,
 		clock:  clk,
-		proven: make(map[[33]byte]struct{}),
-		allow:  make(map[[33]byte]struct{}, len(allow)),
+		proven: make(map[route.Vertex]struct{}),
+		allow:  make(map[route.Vertex]struct{}, len(allow)),
 	}
 	for _, p := range allow {
 		d.allow[p] = struct{}{}
@@ -111,7 +112,7 @@ func (d *DeliveryPeers) Load(ctx context.Context) (int, error) {
 
 // Prove records, persisted first, that peer reads deliveries. It reports
 // whether the peer was new.
-func (d *DeliveryPeers) Prove(ctx context.Context, peer [33]byte) (bool,
+func (d *DeliveryPeers) Prove(ctx context.Context, peer route.Vertex) (bool,
 	error) {
 
 	if _, err := d.store.PutDeliveryPeer(ctx, peer,
@@ -127,7 +128,7 @@ func (d *DeliveryPeers) Prove(ctx context.Context, peer [33]byte) (bool,
 
 // ReadsDeliveries reports whether peer has shown it reads holdd's path
 // deliveries, or the operator listed it.
-func (d *DeliveryPeers) ReadsDeliveries(peer [33]byte) bool {
+func (d *DeliveryPeers) ReadsDeliveries(peer route.Vertex) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if _, ok := d.allow[peer]; ok {
@@ -152,7 +153,7 @@ type CustomMessages interface {
 
 // Redeliverer finds and queues a peer's held HTLCs; *Deliverer is one.
 type Redeliverer interface {
-	HeldFor(ctx context.Context, peer [33]byte,
+	HeldFor(ctx context.Context, peer route.Vertex,
 		req *PathsRequest) ([]plugin.HeldHTLC, error)
 	Redeliver(recs []plugin.HeldHTLC, why string) bool
 }
@@ -183,7 +184,7 @@ type PathRequestsConfig struct {
 type PathRequests struct {
 	cfg PathRequestsConfig
 
-	limit *keyedlimit.Limiter[[33]byte]
+	limit *keyedlimit.Limiter[route.Vertex]
 
 	mu     sync.Mutex
 	counts map[string]uint64
@@ -217,7 +218,7 @@ func NewPathRequests(cfg PathRequestsConfig) (*PathRequests, error) {
 	}
 	return &PathRequests{
 		cfg: cfg,
-		limit: keyedlimit.New[[33]byte](cfg.Burst, cfg.Interval,
+		limit: keyedlimit.New[route.Vertex](cfg.Burst, cfg.Interval,
 			maxRequestPeers),
 		counts: make(map[string]uint64),
 	}, nil
@@ -262,14 +263,14 @@ func (r *PathRequests) serve(ctx context.Context) error {
 
 			continue
 		}
-		r.Handle(ctx, [33]byte(msg.GetPeer()), msg.GetData())
+		r.Handle(ctx, route.Vertex(msg.GetPeer()), msg.GetData())
 	}
 }
 
 // Handle answers one release_paths_request from peer and returns its
 // outcome. Only a hello or a request that names the peer's own held HTLC
 // changes anything: both record the peer as reading deliveries.
-func (r *PathRequests) Handle(ctx context.Context, peer [33]byte,
+func (r *PathRequests) Handle(ctx context.Context, peer route.Vertex,
 	data []byte) string {
 
 	log := r.cfg.Logger
@@ -278,7 +279,7 @@ func (r *PathRequests) Handle(ctx context.Context, peer [33]byte,
 	}
 	req, err := DecodePathsRequest(data)
 	if err != nil {
-		log.Debugf("Ignoring release_paths_request from %x: %v", peer,
+		log.Debugf("Ignoring release_paths_request from %v: %v", peer,
 			err)
 		return r.count(ReqMalformed)
 	}
@@ -287,10 +288,10 @@ func (r *PathRequests) Handle(ctx context.Context, peer [33]byte,
 		ok, err := r.hasChannel(ctx, peer)
 		switch {
 		case err != nil:
-			log.Errorf("Hello from %x: channel check: %v", peer, err)
+			log.Errorf("Hello from %v: channel check: %v", peer, err)
 			return r.count(ReqFailed)
 		case !ok:
-			log.Debugf("Ignoring hello from %x: no channel", peer)
+			log.Debugf("Ignoring hello from %v: no channel", peer)
 			return r.count(ReqNoChannel)
 		}
 		if !r.prove(ctx, peer) {
@@ -305,18 +306,18 @@ func (r *PathRequests) Handle(ctx context.Context, peer [33]byte,
 				Data: PathsAck,
 			})
 		if err != nil {
-			log.Warnf("Answering the hello of %x: %v", peer, err)
+			log.Warnf("Answering the hello of %v: %v", peer, err)
 		}
 		return ReqHello
 	}
 
 	recs, err := r.cfg.Deliverer.HeldFor(ctx, peer, req)
 	if err != nil {
-		log.Errorf("Path request from %x: %v", peer, err)
+		log.Errorf("Path request from %v: %v", peer, err)
 		return r.count(ReqFailed)
 	}
 	if len(recs) == 0 {
-		log.Debugf("Path request from %x names no HTLC it has held "+
+		log.Debugf("Path request from %v names no HTLC it has held "+
 			"here", peer)
 		return r.count(ReqUnknown)
 	}
@@ -328,15 +329,15 @@ func (r *PathRequests) Handle(ctx context.Context, peer [33]byte,
 }
 
 // prove persists that peer reads deliveries.
-func (r *PathRequests) prove(ctx context.Context, peer [33]byte) bool {
+func (r *PathRequests) prove(ctx context.Context, peer route.Vertex) bool {
 	added, err := r.cfg.Peers.Prove(ctx, peer)
 	if err != nil {
-		r.cfg.Logger.Errorf("Recording %x as reading path deliveries: "+
+		r.cfg.Logger.Errorf("Recording %v as reading path deliveries: "+
 			"%v", peer, err)
 		return false
 	}
 	if added {
-		r.cfg.Logger.Infof("Peer %x reads path deliveries: its "+
+		r.cfg.Logger.Infof("Peer %v reads path deliveries: its "+
 			"hold_htlc HTLCs are held from now on", peer)
 	}
 	return true
@@ -345,7 +346,7 @@ func (r *PathRequests) prove(ctx context.Context, peer [33]byte) bool {
 // hasChannel reports whether lnd has a channel with peer: only such a
 // peer can send us an HTLC, which keeps the table of proven peers bounded
 // by lnd's channels.
-func (r *PathRequests) hasChannel(ctx context.Context, peer [33]byte) (bool,
+func (r *PathRequests) hasChannel(ctx context.Context, peer route.Vertex) (bool,
 	error) {
 
 	resp, err := r.cfg.Lnd.ListChannels(ctx,

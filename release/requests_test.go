@@ -12,12 +12,13 @@ import (
 	"github.com/holdd/holdd/plugin"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 )
 
-func peerKey(b byte) [33]byte {
-	var p [33]byte
+func peerKey(b byte) route.Vertex {
+	var p route.Vertex
 	p[0] = 0x02
 	p[32] = b
 	return p
@@ -106,11 +107,11 @@ func (f *fakeHeld) ListHTLCs(_ context.Context, flt plugin.ListFilter) (
 // fakeDeliveryStore keeps delivery peers in memory.
 type fakeDeliveryStore struct {
 	mu    sync.Mutex
-	peers map[[33]byte]DeliveryPeer
+	peers map[route.Vertex]DeliveryPeer
 	err   error
 }
 
-func (f *fakeDeliveryStore) PutDeliveryPeer(_ context.Context, peer [33]byte,
+func (f *fakeDeliveryStore) PutDeliveryPeer(_ context.Context, peer route.Vertex,
 	now time.Time) (DeliveryPeer, error) {
 
 	f.mu.Lock()
@@ -143,7 +144,7 @@ func (f *fakeDeliveryStore) ListDeliveryPeers(context.Context) (
 // records custom messages sent.
 type fakeLnd struct {
 	recordingSender
-	channels map[[33]byte]bool
+	channels map[route.Vertex]bool
 }
 
 func (f *fakeLnd) SubscribeCustomMessages(context.Context,
@@ -157,7 +158,7 @@ func (f *fakeLnd) SendCustomMessage(ctx context.Context,
 	in *lnrpc.SendCustomMessageRequest, _ ...grpc.CallOption) (
 	*lnrpc.SendCustomMessageResponse, error) {
 
-	err := f.recordingSender.SendCustomMessage(ctx, [33]byte(in.Peer),
+	err := f.recordingSender.SendCustomMessage(ctx, route.Vertex(in.Peer),
 		in.Type, in.Data)
 	return &lnrpc.SendCustomMessageResponse{}, err
 }
@@ -167,7 +168,7 @@ func (f *fakeLnd) ListChannels(_ context.Context,
 	*lnrpc.ListChannelsResponse, error) {
 
 	resp := &lnrpc.ListChannelsResponse{}
-	if f.channels[[33]byte(in.Peer)] {
+	if f.channels[route.Vertex(in.Peer)] {
 		resp.Channels = []*lnrpc.Channel{{ChanId: 5}}
 	}
 	return resp, nil
@@ -192,9 +193,9 @@ type requestsHarness struct {
 func newRequestsHarness(t *testing.T, recs ...plugin.HeldHTLC) *requestsHarness {
 	t.Helper()
 	h := &requestsHarness{
-		lnd:    &fakeLnd{channels: map[[33]byte]bool{}},
+		lnd:    &fakeLnd{channels: map[route.Vertex]bool{}},
 		held:   &fakeHeld{recs: recs},
-		proofs: &fakeDeliveryStore{peers: map[[33]byte]DeliveryPeer{}},
+		proofs: &fakeDeliveryStore{peers: map[route.Vertex]DeliveryPeer{}},
 		clock:  clock.NewTestClock(time.Unix(1_800_000_100, 0)),
 	}
 	for _, r := range recs {
@@ -268,7 +269,7 @@ func TestHelloIsAckedAndProves(t *testing.T) {
 
 	// Proven peers survive a restart; allowlisted ones need no hello.
 	h.proofs.err = nil
-	again := NewDeliveryPeers(h.proofs, h.clock, [][33]byte{b})
+	again := NewDeliveryPeers(h.proofs, h.clock, []route.Vertex{b})
 	n, err := again.Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
@@ -361,7 +362,7 @@ func TestRedeliverAfterRestart(t *testing.T) {
 	live := heldRecord(1)
 	live.IncomingPeer = peerKey(1)
 	noPeer := heldRecord(2)
-	noPeer.IncomingPeer = [33]byte{}
+	noPeer.IncomingPeer = route.Vertex{}
 	old := heldRecord(3)
 	old.IncomingPeer = peerKey(1)
 	old.HeldAt = old.HeldAt.Add(-2 * time.Hour)
@@ -378,7 +379,7 @@ func TestRedeliverAfterRestart(t *testing.T) {
 	}, 5*time.Second, time.Millisecond)
 	require.Len(t, h.lnd.messages(), 2)
 
-	byPeer := map[[33]byte]*PathDelivery{}
+	byPeer := map[route.Vertex]*PathDelivery{}
 	for _, m := range msgs {
 		require.Equal(t, PathDeliveryMsgType, m.msgType)
 		pd, err := DecodePathDelivery(m.data)
@@ -416,9 +417,9 @@ func TestRedeliveryQueueBounded(t *testing.T) {
 }
 
 // chanPeers maps channels to peers.
-type chanPeers map[uint64][33]byte
+type chanPeers map[uint64]route.Vertex
 
-func (c chanPeers) PeerOf(_ context.Context, id uint64) ([33]byte, error) {
+func (c chanPeers) PeerOf(_ context.Context, id uint64) (route.Vertex, error) {
 	p, ok := c[id]
 	if !ok {
 		return p, errors.New("unknown channel")
@@ -454,11 +455,11 @@ func FuzzDecodePathsRequest(f *testing.F) {
 // failingSender fails every send to one peer and records the others.
 type failingSender struct {
 	recordingSender
-	down  [33]byte
+	down  route.Vertex
 	tries atomic.Int32
 }
 
-func (f *failingSender) SendCustomMessage(ctx context.Context, peer [33]byte,
+func (f *failingSender) SendCustomMessage(ctx context.Context, peer route.Vertex,
 	msgType uint32, data []byte) error {
 
 	if peer == f.down {

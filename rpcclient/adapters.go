@@ -34,7 +34,7 @@ type ChannelPeers struct {
 
 // channelPeer is what ChannelPeers keeps of one channel.
 type channelPeer struct {
-	peer    [33]byte
+	peer    route.Vertex
 	private bool
 }
 
@@ -45,7 +45,7 @@ func NewChannelPeers(lister ChannelLister) *ChannelPeers {
 }
 
 // PeerOf returns the node key of the peer on channel chanID.
-func (c *ChannelPeers) PeerOf(ctx context.Context, chanID uint64) ([33]byte,
+func (c *ChannelPeers) PeerOf(ctx context.Context, chanID uint64) (route.Vertex,
 	error) {
 
 	ch, err := c.lookup(ctx, chanID)
@@ -55,7 +55,7 @@ func (c *ChannelPeers) PeerOf(ctx context.Context, chanID uint64) ([33]byte,
 // ChannelInfo returns the node key of the peer on channel chanID and
 // whether the channel is private (not announced to the network).
 func (c *ChannelPeers) ChannelInfo(ctx context.Context, chanID uint64) (
-	[33]byte, bool, error) {
+	route.Vertex, bool, error) {
 
 	ch, err := c.lookup(ctx, chanID)
 	return ch.peer, ch.private, err
@@ -84,9 +84,10 @@ func (c *ChannelPeers) lookup(ctx context.Context, chanID uint64) (
 		if err != nil {
 			continue
 		}
-		var info channelPeer
-		copy(info.peer[:], key.SerializeCompressed())
-		info.private = lc.Private
+		info := channelPeer{
+			peer:    route.NewVertex(key),
+			private: lc.Private,
+		}
 		c.channels[lc.ChanId] = info
 		for _, alias := range lc.AliasScids {
 			c.channels[alias] = info
@@ -219,7 +220,7 @@ func NewCustomMessenger(c *Client) *CustomMessenger {
 
 // SendCustomMessage sends one custom message to a connected peer.
 func (m *CustomMessenger) SendCustomMessage(ctx context.Context,
-	peer [33]byte, msgType uint32, data []byte) error {
+	peer route.Vertex, msgType uint32, data []byte) error {
 
 	_, err := m.client.SendCustomMessage(ctx,
 		&lnrpc.SendCustomMessageRequest{

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -181,8 +182,8 @@ func TestChannelInfo(t *testing.T) {
 	}}
 	peers := NewChannelPeers(fake)
 	ctx := context.Background()
-	hexKey := func(s string) [33]byte {
-		var k [33]byte
+	hexKey := func(s string) route.Vertex {
+		var k route.Vertex
 		b, err := hex.DecodeString(s)
 		require.NoError(t, err)
 		copy(k[:], b)

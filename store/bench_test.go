@@ -12,6 +12,7 @@ import (
 
 	"github.com/holdd/holdd/mailbox"
 	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
@@ -138,7 +139,7 @@ func BenchmarkHoldLatencyMailboxFlood(b *testing.B) {
 func benchHoldLatency(b *testing.B, mode floodMode) {
 	ctx := context.Background()
 	s := newTestStore(b)
-	rcpts := make([][33]byte, 64)
+	rcpts := make([]route.Vertex, 64)
 	for i := range rcpts {
 		rcpts[i] = mbPeer(byte(i))
 		_, _, err := s.RegisterMailboxRecipient(ctx, rcpts[i], t0)
@@ -236,7 +237,7 @@ func BenchmarkMailboxFlood(b *testing.B) {
 		b.Run(mode.name, func(b *testing.B) {
 			ctx := context.Background()
 			s := newTestStore(b)
-			rcpts := make([][33]byte, 64)
+			rcpts := make([]route.Vertex, 64)
 			for i := range rcpts {
 				rcpts[i] = mbPeer(byte(i))
 				_, _, err := s.RegisterMailboxRecipient(ctx,

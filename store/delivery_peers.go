@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/release"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // MaxDeliveryPeers bounds the delivery_peers table. Only peers with a
@@ -17,7 +18,7 @@ const MaxDeliveryPeers = 100_000
 // PutDeliveryPeer records that peer reads path deliveries, or refreshes the
 // record. A new peer beyond MaxDeliveryPeers is refused with
 // ErrInvalidArgument and nothing is written.
-func (s *Store) PutDeliveryPeer(ctx context.Context, peer [33]byte,
+func (s *Store) PutDeliveryPeer(ctx context.Context, peer route.Vertex,
 	now time.Time) (release.DeliveryPeer, error) {
 
 	if now.IsZero() {
@@ -93,13 +94,12 @@ func (s *Store) ListDeliveryPeers(ctx context.Context) ([]release.DeliveryPeer,
 		if err := rows.Scan(&raw, &proven, &refresh); err != nil {
 			return nil, err
 		}
-		if len(raw) != 33 {
-			return nil, fmt.Errorf("delivery peer of %d bytes",
-				len(raw))
+		peer, err := route.NewVertexFromBytes(raw)
+		if err != nil {
+			return nil, fmt.Errorf("delivery peer: %w", err)
 		}
-		p := release.DeliveryPeer{ProvenAt: nanosTime(proven),
-			RefreshedAt: nanosTime(refresh)}
-		copy(p.Peer[:], raw)
+		p := release.DeliveryPeer{Peer: peer,
+			ProvenAt: nanosTime(proven), RefreshedAt: nanosTime(refresh)}
 		out = append(out, p)
 	}
 	return out, rows.Err()

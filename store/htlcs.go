@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/lntypes"
 )
 
 type rowScanner interface {
@@ -226,7 +227,7 @@ func (s *Store) GetHeld(ctx context.Context, key plugin.CircuitKey) (plugin.Held
 // pending release for (key, hash) unexpired at now, if any. Neither is an
 // error when absent.
 func (s *Store) LookupHTLC(ctx context.Context, key plugin.CircuitKey,
-	hash [32]byte, now time.Time) (plugin.HTLCLookup, error) {
+	hash lntypes.Hash, now time.Time) (plugin.HTLCLookup, error) {
 
 	var l plugin.HTLCLookup
 	rec, err := s.getHTLC(ctx, nil, key)

@@ -406,7 +406,7 @@ func TestListHTLCs(t *testing.T) {
 	peerB := route.Vertex{0x03, 0xbb}
 	type spec struct {
 		key   plugin.CircuitKey
-		peer  [33]byte
+		peer  route.Vertex
 		held  time.Duration
 		state plugin.HoldState
 	}

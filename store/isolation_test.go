@@ -13,6 +13,7 @@ import (
 
 	"github.com/holdd/holdd/mailbox"
 	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
@@ -356,7 +357,7 @@ func TestMailboxBatchRunsDuringHoldLoad(t *testing.T) {
 }
 
 // putMessages stores n messages of size 10 for rcpt and returns their ids.
-func putMessages(t *testing.T, s *Store, rcpt [33]byte, n int) []int64 {
+func putMessages(t *testing.T, s *Store, rcpt route.Vertex, n int) []int64 {
 	t.Helper()
 
 	ids := make([]int64, n)

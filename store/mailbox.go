@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/mailbox"
+	"github.com/lightningnetwork/lnd/routing/route"
 )
 
 // RegisterMailboxRecipient registers peer, or refreshes its registration.
 // created reports a new registration; a refresh keeps RegisteredAt.
-func (s *Store) RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
+func (s *Store) RegisterMailboxRecipient(ctx context.Context, peer route.Vertex,
 	now time.Time) (mailbox.Recipient, bool, error) {
 
 	if now.IsZero() {
@@ -58,7 +59,7 @@ func (s *Store) RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
 	})
 	if err != nil {
 		return mailbox.Recipient{}, false, fmt.Errorf("register mailbox "+
-			"recipient %x: %w", peer, err)
+			"recipient %v: %w", peer, err)
 	}
 
 	return r, created, nil
@@ -73,7 +74,7 @@ func (s *Store) RegisterMailboxRecipient(ctx context.Context, peer [33]byte,
 // without a recipient. On an error it returns the messages it deleted
 // before it.
 func (s *Store) UnregisterMailboxRecipient(ctx context.Context,
-	peer [33]byte) ([]mailbox.RemovedMessage, bool, error) {
+	peer route.Vertex) ([]mailbox.RemovedMessage, bool, error) {
 
 	var removed []mailbox.RemovedMessage
 	for {
@@ -109,7 +110,7 @@ func (s *Store) UnregisterMailboxRecipient(ctx context.Context,
 		})
 		if err != nil {
 			return removed, false, fmt.Errorf("unregister mailbox "+
-				"recipient %x: %w", peer, err)
+				"recipient %v: %w", peer, err)
 		}
 		removed = append(removed, chunk...)
 		if last {
@@ -205,7 +206,7 @@ func (s *Store) PutMailboxMessage(ctx context.Context, m mailbox.StoredMessage,
 		return err
 	})
 	if err != nil {
-		return mailbox.PutResult{}, fmt.Errorf("store mailbox message for %x: "+
+		return mailbox.PutResult{}, fmt.Errorf("store mailbox message for %v: "+
 			"%w", m.Recipient, err)
 	}
 
@@ -296,7 +297,7 @@ func (u *usage) over(size int64) mailbox.EvictReason {
 
 // evictRecipient drops recipient's oldest unclaimed messages until one
 // more of size bytes fits its bounds.
-func evictRecipient(ctx context.Context, tx *sql.Tx, recipient [33]byte,
+func evictRecipient(ctx context.Context, tx *sql.Tx, recipient route.Vertex,
 	size int64, lim mailbox.StoreLimits) ([]mailbox.RemovedMessage, error) {
 
 	u := usage{
@@ -389,7 +390,7 @@ func evictOldest(ctx context.Context, tx *sql.Tx, u *usage, size int64,
 
 // NextMailboxMessages returns up to limit of recipient's unclaimed
 // messages, oldest first.
-func (s *Store) NextMailboxMessages(ctx context.Context, recipient [33]byte,
+func (s *Store) NextMailboxMessages(ctx context.Context, recipient route.Vertex,
 	limit int) ([]mailbox.StoredMessage, error) {
 
 	if limit <= 0 {
@@ -561,7 +562,7 @@ func (s *Store) deleteMailboxInChunks(ctx context.Context, what,
 // MailboxRecipientsWithMessages returns the recipients that have unclaimed
 // messages, ordered by key.
 func (s *Store) MailboxRecipientsWithMessages(ctx context.Context) (
-	[][33]byte, error) {
+	[]route.Vertex, error) {
 
 	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT recipient FROM
 		mailbox_messages WHERE claimed_at = 0 ORDER BY recipient`)
@@ -571,11 +572,11 @@ func (s *Store) MailboxRecipientsWithMessages(ctx context.Context) (
 	}
 	defer rows.Close()
 
-	var out [][33]byte
+	var out []route.Vertex
 	for rows.Next() {
 		var (
 			b    []byte
-			peer [33]byte
+			peer route.Vertex
 		)
 		if err := rows.Scan(&b); err != nil {
 			return nil, fmt.Errorf("list mailbox recipients with "+

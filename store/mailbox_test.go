@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/mailbox"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
-func mbPeer(b byte) [33]byte {
-	var p [33]byte
+func mbPeer(b byte) route.Vertex {
+	var p route.Vertex
 	p[0] = 0x02
 	p[32] = b
 
@@ -20,7 +21,7 @@ func mbPeer(b byte) [33]byte {
 }
 
 // mbMsg returns a message for rcpt whose onion is size bytes of tag.
-func mbMsg(rcpt [33]byte, tag byte, size int, at time.Time) mailbox.StoredMessage {
+func mbMsg(rcpt route.Vertex, tag byte, size int, at time.Time) mailbox.StoredMessage {
 	m := mailbox.StoredMessage{
 		Recipient:  rcpt,
 		Onion:      bytes.Repeat([]byte{tag}, size),
@@ -46,7 +47,7 @@ func checkUsage(t *testing.T, s *Store) {
 	require.Equal(t, size, gotSize, "bytes")
 }
 
-func registerTest(t *testing.T, s *Store, peers ...[33]byte) {
+func registerTest(t *testing.T, s *Store, peers ...route.Vertex) {
 	t.Helper()
 
 	for _, p := range peers {
@@ -58,7 +59,7 @@ func registerTest(t *testing.T, s *Store, peers ...[33]byte) {
 
 // onions returns the first onion byte (the tag) of each of rcpt's waiting
 // messages, in delivery order.
-func waitingTags(t *testing.T, s *Store, rcpt [33]byte) []byte {
+func waitingTags(t *testing.T, s *Store, rcpt route.Vertex) []byte {
 	t.Helper()
 
 	msgs, err := s.NextMailboxMessages(context.Background(), rcpt, 1000)
@@ -256,7 +257,7 @@ func TestMailboxEviction(t *testing.T) {
 	a, b := mbPeer(1), mbPeer(2)
 
 	type put struct {
-		rcpt  [33]byte
+		rcpt  route.Vertex
 		tag   byte
 		size  int
 		claim bool
@@ -461,7 +462,7 @@ func TestMailboxUnregisterDropsMessages(t *testing.T) {
 
 	withMsgs, err := s.MailboxRecipientsWithMessages(ctx)
 	require.NoError(t, err)
-	require.Equal(t, [][33]byte{a, b}, withMsgs)
+	require.Equal(t, []route.Vertex{a, b}, withMsgs)
 
 	removed, found, err := s.UnregisterMailboxRecipient(ctx, a)
 	require.NoError(t, err)
@@ -478,7 +479,7 @@ func TestMailboxUnregisterDropsMessages(t *testing.T) {
 
 	withMsgs, err = s.MailboxRecipientsWithMessages(ctx)
 	require.NoError(t, err)
-	require.Equal(t, [][33]byte{b}, withMsgs)
+	require.Equal(t, []route.Vertex{b}, withMsgs)
 
 	list, err := s.ListMailboxRecipients(ctx)
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/holdd/holdd/plugin"
+	"github.com/lightningnetwork/lnd/lntypes"
 )
 
 // PutPendingRelease stores a release that arrived before its HTLC was
@@ -48,7 +49,7 @@ func (s *Store) PutPendingRelease(ctx context.Context, r plugin.PendingRelease) 
 // (key, hash). found is false if there is none; an expired one is left for
 // PrunePendingReleases and not returned.
 func (s *Store) TakePendingRelease(ctx context.Context, key plugin.CircuitKey,
-	hash [32]byte, now time.Time) (plugin.PendingRelease, bool, error) {
+	hash lntypes.Hash, now time.Time) (plugin.PendingRelease, bool, error) {
 
 	nowNs, err := timeNanos(now, "now")
 	if err != nil {

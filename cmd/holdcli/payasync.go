@@ -20,8 +20,10 @@ import (
 	"github.com/holdd/holdd/release/onionsend"
 	"github.com/holdd/holdd/rpcclient"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwallet"
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/urfave/cli"
 	"google.golang.org/grpc"
 )
@@ -398,8 +400,8 @@ type payProgressLine struct {
 
 func payPtr[T any](v T) *T { return &v }
 
-func payHashHex(h [32]byte) string {
-	if h == [32]byte{} {
+func payHashHex(h lntypes.Hash) string {
+	if h == (lntypes.Hash{}) {
 		return ""
 	}
 	return hex.EncodeToString(h[:])
@@ -429,10 +431,10 @@ func printPayProgress(w io.Writer, p asyncsend.Progress) error {
 		l.Message = payPtr(m.Index)
 		l.RecipientPath = payPtr(m.RecipientPath)
 		l.ReleasePath = payPtr(m.ReleasePath)
-		if m.Route.Intro != [33]byte{} {
+		if m.Route.Intro != (route.Vertex{}) {
 			l.Intro = hex.EncodeToString(m.Route.Intro[:])
 		}
-		if m.Route.Peer != [33]byte{} {
+		if m.Route.Peer != (route.Vertex{}) {
 			l.Peer = hex.EncodeToString(m.Route.Peer[:])
 			l.ViaLSP = payPtr(m.Route.Via)
 		}
@@ -523,8 +525,8 @@ func summarizePay(res *asyncsend.Result) paySummary {
 }
 
 // payFollowHint says how to follow a payment holdcli stops watching.
-func payFollowHint(hash [32]byte) string {
-	if hash == [32]byte{} {
+func payFollowHint(hash lntypes.Hash) string {
+	if hash == (lntypes.Hash{}) {
 		return "lncli listpayments --include_incomplete"
 	}
 	return "lncli trackpayment " + hex.EncodeToString(hash[:])
@@ -566,7 +568,7 @@ func reportPayOutcome(e *env, res *asyncsend.Result, err error) error {
 		return err
 	}
 	if !res.Succeeded() {
-		return fmt.Errorf("payment %x failed: %v", res.PaymentHash,
+		return fmt.Errorf("payment %v failed: %v", res.PaymentHash,
 			res.FailureReason)
 	}
 	return nil

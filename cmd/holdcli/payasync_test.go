@@ -19,7 +19,9 @@ import (
 	"github.com/holdd/holdd/rpcclient"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli"
 	"google.golang.org/grpc"
@@ -245,9 +247,9 @@ func TestPayAsyncArgumentErrors(t *testing.T) {
 
 func TestPrintPayProgress(t *testing.T) {
 	at := time.Unix(1_700_000_123, 0)
-	hash := [32]byte(bytes.Repeat([]byte{0xab}, 32))
-	lsp := [33]byte(payTestKey(0x10).PubKey().SerializeCompressed())
-	intro := [33]byte(payTestKey(0x20).PubKey().SerializeCompressed())
+	hash := lntypes.Hash(bytes.Repeat([]byte{0xab}, 32))
+	lsp := route.Vertex(payTestKey(0x10).PubKey().SerializeCompressed())
+	intro := route.Vertex(payTestKey(0x20).PubKey().SerializeCompressed())
 	lspHex, introHex := hex.EncodeToString(lsp[:]),
 		hex.EncodeToString(intro[:])
 	hashHexStr := strings.Repeat("ab", 32)
@@ -302,7 +304,7 @@ func TestPrintPayProgress(t *testing.T) {
 	}, {
 		asyncsend.Progress{Stage: asyncsend.StageSucceeded, Time: at,
 			PaymentHash: hash,
-			Preimage:    [32]byte(bytes.Repeat([]byte{1}, 32)),
+			Preimage:    lntypes.Preimage(bytes.Repeat([]byte{1}, 32)),
 			FeeMsat:     1500},
 		`{"stage":"succeeded","time":1700000123,"payment_hash":"` +
 			hashHexStr + `","preimage":"` +
@@ -323,20 +325,20 @@ func TestPrintPayProgress(t *testing.T) {
 }
 
 func TestReportPayOutcome(t *testing.T) {
-	hash := [32]byte(bytes.Repeat([]byte{0xab}, 32))
+	hash := lntypes.Hash(bytes.Repeat([]byte{0xab}, 32))
 	now := time.Unix(1_700_000_999, 0)
 	newEnv := func() (*env, *bytes.Buffer) {
 		var out bytes.Buffer
 		return &env{ctx: context.Background(), out: &out,
 			clock: clock.NewTestClock(now)}, &out
 	}
-	lsp := [33]byte(payTestKey(0x10).PubKey().SerializeCompressed())
+	lsp := route.Vertex(payTestKey(0x10).PubKey().SerializeCompressed())
 
 	t.Run("succeeded", func(t *testing.T) {
 		e, out := newEnv()
 		err := reportPayOutcome(e, &asyncsend.Result{
 			PaymentHash: hash, Status: lnrpc.Payment_SUCCEEDED,
-			Preimage:  [32]byte(bytes.Repeat([]byte{1}, 32)),
+			Preimage:  lntypes.Preimage(bytes.Repeat([]byte{1}, 32)),
 			ValueMsat: 1_000_000, FeeMsat: 1000,
 			Held: []asyncsend.Held{{LSP: lsp, ChanID: 7,
 				AmountMsat: 1001000, Paths: 2,

@@ -15,6 +15,7 @@ import (
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/keychain"
+	"github.com/lightningnetwork/lnd/lntypes"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
 	"github.com/sirupsen/logrus"
@@ -106,7 +107,7 @@ func TestEndToEndPeel(t *testing.T) {
 
 type releaseCall struct {
 	key  plugin.CircuitKey
-	hash [32]byte
+	hash lntypes.Hash
 }
 
 type fakeReleaser struct {
@@ -116,7 +117,7 @@ type fakeReleaser struct {
 }
 
 func (r *fakeReleaser) Release(_ context.Context, key plugin.CircuitKey,
-	hash [32]byte, _ string) (plugin.ReleaseOutcome, error) {
+	hash lntypes.Hash, _ string) (plugin.ReleaseOutcome, error) {
 
 	r.mu.Lock()
 	r.calls = append(r.calls, releaseCall{key, hash})
@@ -135,7 +136,7 @@ func TestEndToEndIntake(t *testing.T) {
 	require.NoError(t, err)
 	claim := release.Claim{
 		Key:         plugin.CircuitKey{ChanID: 123456789, HtlcID: 42},
-		PaymentHash: [32]byte{1, 2, 3},
+		PaymentHash: lntypes.Hash{1, 2, 3},
 		ExpiresAt:   now.Add(time.Hour),
 	}
 

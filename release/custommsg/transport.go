@@ -13,6 +13,7 @@ import (
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 )
@@ -201,7 +202,7 @@ type Transport struct {
 	log logrus.FieldLogger
 
 	// peers limits each peer's onion messages, which cost lnd ECDHs.
-	peers *keyedlimit.Limiter[[33]byte]
+	peers *keyedlimit.Limiter[route.Vertex]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -223,7 +224,7 @@ func New(cfg Config) (*Transport, error) {
 	return &Transport{
 		cfg: cfg,
 		log: cfg.Logger,
-		peers: keyedlimit.New[[33]byte](cfg.PeerBurst,
+		peers: keyedlimit.New[route.Vertex](cfg.PeerBurst,
 			cfg.PeerInterval, cfg.MaxTrackedPeers),
 		ctx:    ctx,
 		cancel: cancel,
@@ -284,7 +285,7 @@ func (t *Transport) Stats() Stats {
 // Send sends msg to peer as a type-513 custom message:
 // path_key (33) | u16 len | packet. lnd must run with
 // protocol.custom-message=513 to accept the type.
-func (t *Transport) Send(ctx context.Context, peer [33]byte,
+func (t *Transport) Send(ctx context.Context, peer route.Vertex,
 	msg *lnwire.OnionMessage) error {
 
 	t.mu.Lock()
@@ -316,7 +317,7 @@ func (t *Transport) Send(ctx context.Context, peer [33]byte,
 	t.mu.Unlock()
 
 	if err != nil {
-		return fmt.Errorf("%w: to %x: %w", ErrSend, peer, err)
+		return fmt.Errorf("%w: to %v: %w", ErrSend, peer, err)
 	}
 	return nil
 }
@@ -413,7 +414,7 @@ func (t *Transport) handle(msg *lnrpc.CustomMessage) {
 		return
 	}
 
-	var peer [33]byte
+	var peer route.Vertex
 	copy(peer[:], msg.GetPeer())
 	if !t.peers.Allow(peer, t.cfg.Clock.Now()) {
 		t.count(func(s *Stats) { s.Received++; s.RateLimited++ })

@@ -11,6 +11,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/lightningnetwork/lnd/clock"
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 )
 
@@ -393,7 +394,7 @@ func TestStop(t *testing.T) {
 // assembly, and Send's failures.
 func TestSend(t *testing.T) {
 	peerKey := testKey(0x55).PubKey()
-	var peer [33]byte
+	var peer route.Vertex
 	copy(peer[:], peerKey.SerializeCompressed())
 	pathKey := testKey(0x66).PubKey()
 	packet := pattern(0x80, 1366)

@@ -125,10 +125,10 @@ func New(cfg Config) (*Sender, error) {
 // Route says how a message left our lnd.
 type Route struct {
 	// Peer is the peer lnd handed the message to.
-	Peer [33]byte
+	Peer route.Vertex
 
 	// Intro is the path's introduction node.
-	Intro [33]byte
+	Intro route.Vertex
 
 	// Via is set when Peer is an LSP in front of Intro, reached through
 	// a hop we prepended.
@@ -151,7 +151,7 @@ func (s *Sender) Send(ctx context.Context, path,
 	}
 	copy(route.Intro[:], intro.SerializeCompressed())
 	if intro.IsEqual(s.cfg.Self) {
-		return route, fmt.Errorf("%w: %x", ErrIntroIsSelf, route.Intro)
+		return route, fmt.Errorf("%w: %v", ErrIntroIsSelf, route.Intro)
 	}
 
 	peers, err := s.connectedPeers(ctx)
@@ -165,7 +165,7 @@ func (s *Sender) Send(ctx context.Context, path,
 	} else {
 		lsp := s.connectedVia(peers)
 		if lsp == nil {
-			return route, fmt.Errorf("%w: %x is not a peer and "+
+			return route, fmt.Errorf("%w: %v is not a peer and "+
 				"neither is any of %d via nodes", ErrNoRoute,
 				route.Intro, len(s.cfg.Via))
 		}
@@ -191,11 +191,9 @@ func (s *Sender) Send(ctx context.Context, path,
 }
 
 // connectedVia returns the first Via LSP lnd is connected to.
-func (s *Sender) connectedVia(peers map[[33]byte]struct{}) *btcec.PublicKey {
+func (s *Sender) connectedVia(peers map[route.Vertex]struct{}) *btcec.PublicKey {
 	for _, v := range s.cfg.Via {
-		var k [33]byte
-		copy(k[:], v.SerializeCompressed())
-		if _, ok := peers[k]; ok && !v.IsEqual(s.cfg.Self) {
+		if _, ok := peers[route.NewVertex(v)]; ok && !v.IsEqual(s.cfg.Self) {
 			return v
 		}
 	}
@@ -280,28 +278,26 @@ func (s *Sender) ResolveIntro(ctx context.Context,
 }
 
 // connectedPeers returns the node keys of lnd's connected peers.
-func (s *Sender) connectedPeers(ctx context.Context) (map[[33]byte]struct{},
+func (s *Sender) connectedPeers(ctx context.Context) (map[route.Vertex]struct{},
 	error) {
 
 	resp, err := s.cfg.Lightning.ListPeers(ctx, &lnrpc.ListPeersRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("list peers: %w", err)
 	}
-	peers := make(map[[33]byte]struct{}, len(resp.Peers))
+	peers := make(map[route.Vertex]struct{}, len(resp.Peers))
 	for _, p := range resp.Peers {
 		key, err := parseKeyHex(p.PubKey)
 		if err != nil {
 			continue
 		}
-		var k [33]byte
-		copy(k[:], key.SerializeCompressed())
-		peers[k] = struct{}{}
+		peers[route.NewVertex(key)] = struct{}{}
 	}
 	return peers, nil
 }
 
 // SendToPeer hands an already built onion message to a connected peer.
-func (s *Sender) SendToPeer(ctx context.Context, peer [33]byte,
+func (s *Sender) SendToPeer(ctx context.Context, peer route.Vertex,
 	msg *lnwire.OnionMessage) error {
 
 	if msg == nil || msg.PathKey == nil {
@@ -334,10 +330,10 @@ func (s *Sender) SendToPeer(ctx context.Context, peer [33]byte,
 		return nil
 
 	case status.Code(err) == codes.NotFound:
-		return fmt.Errorf("%w: %x: %w", ErrPeerNotConnected, peer, err)
+		return fmt.Errorf("%w: %v: %w", ErrPeerNotConnected, peer, err)
 
 	default:
-		return fmt.Errorf("%w: to %x: %w", ErrSend, peer, err)
+		return fmt.Errorf("%w: to %v: %w", ErrSend, peer, err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
+	"github.com/lightningnetwork/lnd/routing/route"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -32,8 +33,8 @@ func keyHex(k *btcec.PrivateKey) string {
 	return hex.EncodeToString(k.PubKey().SerializeCompressed())
 }
 
-func key33(k *btcec.PublicKey) [33]byte {
-	var b [33]byte
+func key33(k *btcec.PublicKey) route.Vertex {
+	var b route.Vertex
 	copy(b[:], k.SerializeCompressed())
 	return b
 }
@@ -103,7 +104,7 @@ func (f *fakeLnd) SendCustomMessage(_ context.Context,
 }
 
 // sentMessage returns the one message sent with SendOnionMessage.
-func (f *fakeLnd) sentMessage(t *testing.T) ([33]byte, *lnwire.OnionMessage) {
+func (f *fakeLnd) sentMessage(t *testing.T) (route.Vertex, *lnwire.OnionMessage) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -112,7 +113,7 @@ func (f *fakeLnd) sentMessage(t *testing.T) ([33]byte, *lnwire.OnionMessage) {
 	req := f.onions[0]
 	pathKey, err := btcec.ParsePubKey(req.PathKey)
 	require.NoError(t, err)
-	var peer [33]byte
+	var peer route.Vertex
 	require.Len(t, req.Peer, 33)
 	copy(peer[:], req.Peer)
 	return peer, lnwire.NewOnionMessage(pathKey, req.Onion)
