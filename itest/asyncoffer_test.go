@@ -1,14 +1,8 @@
-//go:build itest && asyncofferserver
-
-// This test needs the static invoice server's RPC (AddAsyncRecipient),
-// which lands with the server wiring on another branch. It is excluded by
-// the asyncofferserver tag until both are merged; then drop the tag and
-// check the server RPC's names below.
+//go:build itest
 
 package itest
 
 import (
-	"context"
 	"encoding/hex"
 	"testing"
 	"time"
@@ -20,20 +14,14 @@ import (
 
 // TestAsyncOfferClient: P's holdd, configured with a registration path of
 // L's static invoice server, gets offer paths, builds its offer and static
-// invoice, and L persists it; the offer goes live. After L's holdd
-// restarts, P's next refresh (forced by restarting P's holdd) is persisted
-// again and the offer stays the same.
+// invoice, and L persists it; the offer goes live. L keeps the invoice
+// across a restart of its holdd, and P's re-serve after its own restart
+// keeps the same offer.
 func TestAsyncOfferClient(t *testing.T) {
-	net := sharedNetwork(t)
+	net := Net(t)
 	ctx := t.Context()
+	startServerLSP(t, net)
 
-	require.NoError(t, net.RestartHoldd(ctx, "--role=lsp,server"))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(),
-			2*DefaultTimeout)
-		defer cancel()
-		require.NoError(t, net.RestartHoldd(ctx))
-	})
 	lc, err := net.HolddClient()
 	require.NoError(t, err)
 	reg, err := lc.AddAsyncRecipient(ctx, &holdrpc.AddAsyncRecipientRequest{
@@ -41,22 +29,38 @@ func TestAsyncOfferClient(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NotEmpty(t, reg.Paths)
+	server := "--recipient.server=" + hex.EncodeToString(reg.Paths[0])
 
-	p := startRecipient(t, net,
-		"--recipient.server="+hex.EncodeToString(reg.Paths[0]))
+	p := startRecipient(t, net, server)
 	offer := waitOfferLive(t, p)
 	o, err := bolt12.DecodeOfferString(offer.Offer)
 	require.NoError(t, err)
 	require.Nil(t, o.Amount)
 	require.NotEmpty(t, o.Paths)
-	require.True(t, o.Paths[0].IntroNode.IsEqual(net.L.IdentityKey()))
+	require.Equal(t, net.L.PubKeyHex, hex.EncodeToString(
+		o.Paths[0].IntroNode.SerializeCompressed()))
 
-	// L restarts; P re-serves on its restart and stays live with the
-	// same offer.
+	// L stores the static invoice for P's slot 0.
+	list, err := lc.ListAsyncRecipients(ctx,
+		&holdrpc.ListAsyncRecipientsRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.Recipients, 1)
+	require.Len(t, list.Recipients[0].Invoices, 1)
+	require.Zero(t, list.Recipients[0].Invoices[0].Slot)
+
+	// L's holdd restarts (still the server) and keeps the invoice; P
+	// restarts, re-serves, and stays live with the same offer.
 	require.NoError(t, net.RestartHoldd(ctx, "--role=lsp,server"))
+	lc, err = net.HolddClient()
+	require.NoError(t, err)
+	list, err = lc.ListAsyncRecipients(ctx,
+		&holdrpc.ListAsyncRecipientsRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.Recipients[0].Invoices, 1)
+
 	require.NoError(t, net.StopRecipientHoldd())
-	p = startRecipient(t, net,
-		"--recipient.server="+hex.EncodeToString(reg.Paths[0]))
+	p, err = net.StartRecipientHoldd(ctx, server)
+	require.NoError(t, err)
 	again := waitOfferLive(t, p)
 	require.Equal(t, offer.Offer, again.Offer)
 	require.GreaterOrEqual(t, again.ServedAtUnix, offer.ServedAtUnix)
