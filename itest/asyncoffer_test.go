@@ -3,6 +3,7 @@
 package itest
 
 import (
+	"context"
 	"encoding/hex"
 	"testing"
 	"time"
@@ -29,6 +30,14 @@ func TestAsyncOfferClient(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NotEmpty(t, reg.Paths)
+	// Later tests on the shared network see only their own recipients.
+	t.Cleanup(func() {
+		lc, err := net.HolddClient()
+		require.NoError(t, err)
+		_, err = lc.RemoveAsyncRecipient(context.Background(),
+			&holdrpc.RemoveAsyncRecipientRequest{Id: []byte("phone")})
+		require.NoError(t, err)
+	})
 	server := "--recipient.server=" + hex.EncodeToString(reg.Paths[0])
 
 	p := startRecipient(t, net, server)
