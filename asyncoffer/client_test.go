@@ -171,9 +171,18 @@ func TestServerSilentRetries(t *testing.T) {
 	}, 5*time.Second, 5*time.Millisecond)
 
 	// Back: the next attempt (at most RetryMax away) goes through. The
-	// clock stands still meanwhile, so our reply path stays valid.
+	// clock moves only by RetryMax at a time, so our reply path stays
+	// valid; it is moved again until the client has armed its retry
+	// timer (a busy machine may arm it after the first move).
 	h.net.set(func(n *network) { n.down = false })
-	h.advance(DefaultRetryMax)
+	sent := h.net.countSent(onionmsg.OfferPathsRequestType)
+	require.Eventually(t, func() bool {
+		if h.net.countSent(onionmsg.OfferPathsRequestType) > sent {
+			return true
+		}
+		h.advance(DefaultRetryMax)
+		return false
+	}, 5*time.Second, 20*time.Millisecond, "want another request")
 	h.waitPhase(PhaseLive)
 }
 
@@ -207,13 +216,19 @@ func TestRefreshAndReconnect(t *testing.T) {
 	require.Equal(t, serves, h.net.countSent(
 		onionmsg.ServeStaticInvoiceType))
 
-	h.advance(2 * time.Minute)
+	// Then it does; the clock moves a minute at a time, so a busy
+	// machine that arms the refresh timer late cannot make it miss.
 	var refreshed Slot
 	require.Eventually(t, func() bool {
 		refreshed = h.store.slot(0)
-		return refreshed.Phase == PhaseLive &&
-			refreshed.ServedAt.After(first.ServedAt)
-	}, 5*time.Second, 5*time.Millisecond)
+		if refreshed.Phase == PhaseLive &&
+			refreshed.ServedAt.After(first.ServedAt) {
+
+			return true
+		}
+		h.advance(time.Minute)
+		return false
+	}, 5*time.Second, 20*time.Millisecond)
 	require.Equal(t, first.Offer, refreshed.Offer, "same offer")
 	require.NotEqual(t, first.Invoice, refreshed.Invoice)
 	stored, _ := h.sstore.invoice("phone", 0)

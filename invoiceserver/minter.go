@@ -6,9 +6,6 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/lightningnetwork/lnd/fn/v2"
-	"github.com/lightningnetwork/lnd/lnwire"
-	"github.com/lightningnetwork/lnd/record"
 )
 
 // HopMinter mints paths [lnd: next_node_id = holdd] -> [holdd: path_id],
@@ -34,23 +31,7 @@ func NewHopMinter(lndKey, holddKey *btcec.PublicKey) (*HopMinter, error) {
 func (m *HopMinter) MintPath(sessionKey *btcec.PrivateKey,
 	pathID []byte) (*onionmsg.BlindedPath, error) {
 
-	hops := []onionmsg.Hop{{
-		NodeID: m.lndKey,
-		Data:   record.NewFinalHopBlindedRouteData(nil, pathID),
-	}}
-	if m.holddKey != nil {
-		hops = []onionmsg.Hop{{
-			NodeID: m.lndKey,
-			Data: record.NewNonFinalBlindedRouteDataOnionMessage(
-				fn.NewLeft[*btcec.PublicKey,
-					lnwire.ShortChannelID](m.holddKey),
-				nil, nil,
-			),
-		}, {
-			NodeID: m.holddKey,
-			Data:   record.NewFinalHopBlindedRouteData(nil, pathID),
-		}}
-	}
+	hops := onionmsg.HopsToHoldd(m.lndKey, m.holddKey, pathID)
 	path, err := onionmsg.BuildBlindedPath(sessionKey, hops, true)
 	if err != nil {
 		return nil, fmt.Errorf("invoiceserver: build path: %w", err)

@@ -10,9 +10,6 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/release"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/lightningnetwork/lnd/fn/v2"
-	"github.com/lightningnetwork/lnd/lnwire"
-	"github.com/lightningnetwork/lnd/record"
 )
 
 // MaxPathsPerCall bounds how many paths one AddPaths call mints.
@@ -43,28 +40,12 @@ type Mailbox struct {
 func hops(pathID []byte, lndKey, holddKey *btcec.PublicKey,
 	mb *Mailbox) []onionmsg.Hop {
 
-	next := func(from, to *btcec.PublicKey) onionmsg.Hop {
-		return onionmsg.Hop{
-			NodeID: from,
-			Data: record.NewNonFinalBlindedRouteDataOnionMessage(
-				fn.NewLeft[*btcec.PublicKey,
-					lnwire.ShortChannelID](to), nil, nil),
-		}
-	}
 	var out []onionmsg.Hop
 	if mb != nil {
-		out = append(out, next(mb.LSPKey, mb.MailboxKey),
-			next(mb.MailboxKey, lndKey))
+		out = append(out, onionmsg.ForwardHop(mb.LSPKey, mb.MailboxKey),
+			onionmsg.ForwardHop(mb.MailboxKey, lndKey))
 	}
-	final := lndKey
-	if holddKey != nil {
-		out = append(out, next(lndKey, holddKey))
-		final = holddKey
-	}
-	return append(out, onionmsg.Hop{
-		NodeID: final,
-		Data:   record.NewFinalHopBlindedRouteData(nil, pathID),
-	})
+	return append(out, onionmsg.HopsToHoldd(lndKey, holddKey, pathID)...)
 }
 
 // AddPaths mints n new receive paths valid for ttl, stores them, and returns

@@ -6,9 +6,6 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/holdd/holdd/release/onionmsg"
-	"github.com/lightningnetwork/lnd/fn/v2"
-	"github.com/lightningnetwork/lnd/lnwire"
-	"github.com/lightningnetwork/lnd/record"
 )
 
 // Minter mints release paths: two-hop blinded message paths
@@ -57,24 +54,7 @@ func (m *Minter) Mint(c Claim, n int) ([]*onionmsg.BlindedPath, error) {
 		if err != nil {
 			return nil, err
 		}
-		hops := []onionmsg.Hop{{
-			NodeID: m.lndKey,
-			Data:   record.NewFinalHopBlindedRouteData(nil, pathID),
-		}}
-		if m.holddKey != nil {
-			hops = []onionmsg.Hop{{
-				NodeID: m.lndKey,
-				Data: record.NewNonFinalBlindedRouteDataOnionMessage(
-					fn.NewLeft[*btcec.PublicKey,
-						lnwire.ShortChannelID](m.holddKey),
-					nil, nil,
-				),
-			}, {
-				NodeID: m.holddKey,
-				Data: record.NewFinalHopBlindedRouteData(nil,
-					pathID),
-			}}
-		}
+		hops := onionmsg.HopsToHoldd(m.lndKey, m.holddKey, pathID)
 		path, err := onionmsg.BuildBlindedPath(sessionKey, hops, true)
 		if err != nil {
 			return nil, fmt.Errorf("release: build path: %w", err)

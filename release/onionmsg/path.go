@@ -10,6 +10,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	sphinx "github.com/lightningnetwork/lightning-onion"
+	"github.com/lightningnetwork/lnd/fn/v2"
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/record"
 )
@@ -440,4 +441,33 @@ func (p *BlindedPath) Equal(o *BlindedPath) bool {
 	pb, errP := p.Bytes()
 	ob, errO := o.Bytes()
 	return errP == nil && errO == nil && bytes.Equal(pb, ob)
+}
+
+// ForwardHop is a hop at from whose encrypted data names the next node,
+// to, by key: how lnd is told to hand a message on to holdd's peer link,
+// or a mailbox LSP to its holdd.
+func ForwardHop(from, to *btcec.PublicKey) Hop {
+	return Hop{
+		NodeID: from,
+		Data: record.NewNonFinalBlindedRouteDataOnionMessage(
+			fn.NewLeft[*btcec.PublicKey, lnwire.ShortChannelID](to),
+			nil, nil),
+	}
+}
+
+// HopsToHoldd are the hops of a path that ends at holdd behind its lnd:
+// [lnd: next = holdd] -> [holdd: pathID]. With a nil holddKey lnd is the
+// final hop, [lnd: pathID]: the custom-message transport, where holdd
+// reads lnd's own final hop.
+func HopsToHoldd(lndKey, holddKey *btcec.PublicKey, pathID []byte) []Hop {
+	if holddKey == nil {
+		return []Hop{{
+			NodeID: lndKey,
+			Data:   record.NewFinalHopBlindedRouteData(nil, pathID),
+		}}
+	}
+	return []Hop{ForwardHop(lndKey, holddKey), {
+		NodeID: holddKey,
+		Data:   record.NewFinalHopBlindedRouteData(nil, pathID),
+	}}
 }
