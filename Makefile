@@ -4,7 +4,7 @@ LND_VERSION ?= v0.21.3-beta
 # custom-message transport.
 LSP_LND_OLD ?= v0.20.2-beta
 CORE_ITESTS := ^(TestSmoke|TestHoldAndRelease|TestPassThrough|TestForgedReleasesReleaseNothing|TestFailBackBeforeAutoFail|TestAdmissionPublicChannelNotHeld|TestInterceptorBlackholed)$$
-RECIPIENT_ITESTS := ^(TestSmoke|TestAsyncRoles|TestAsyncRolesReleasedOnce|TestAsyncRolesRecipientDown)$$
+RECIPIENT_ITESTS := ^(TestSmoke|TestAsyncRoles|TestAsyncRolesReleasedOnce|TestAsyncRolesRecipientDown|TestAsyncOfferClient)$$
 ITEST_TIMEOUT ?= 40m
 FUZZTIME ?= 30s
 HOLDD_CACHE ?= $(HOME)/.cache/holdd
