@@ -67,6 +67,28 @@ func hops(pathID []byte, lndKey, holddKey *btcec.PublicKey,
 	})
 }
 
+// MintPath mints a blinded message path to this node that ends in
+// pathID and runs as receive paths do: [mailbox LSP -> mailbox ->] lnd
+// [-> holdd]. It stores nothing; the async offer client's
+// forward_invoice_request_path is one, so that an invoice_request the
+// static invoice server forwards while this node is offline waits in the
+// mailbox. It returns ErrMailboxPending while a wanted mailbox has not
+// accepted this node yet.
+func (r *Responder) MintPath(sessionKey *btcec.PrivateKey,
+	pathID []byte) (*onionmsg.BlindedPath, error) {
+
+	mb, err := r.mailbox()
+	if err != nil {
+		return nil, err
+	}
+	path, err := onionmsg.BuildBlindedPath(sessionKey,
+		hops(pathID, r.cfg.LndKey, r.cfg.HolddKey, mb), true)
+	if err != nil {
+		return nil, fmt.Errorf("build message path: %w", err)
+	}
+	return path, nil
+}
+
 // AddPaths mints n new receive paths valid for ttl, stores them, and returns
 // them. Each has its own id and session key, so paths cannot be linked.
 func (r *Responder) AddPaths(ctx context.Context, n int,
