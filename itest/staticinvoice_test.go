@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -151,19 +152,16 @@ func (ep *payerEndpoint) receive(t *testing.T,
 	}
 }
 
-// TestStaticInvoiceServedWhileOffline is issue 15's end to end: P's holdd
-// registers with L's static invoice server and its offer goes live; L's
-// holdd restarts; P's holdd goes offline; the test, as a payer behind S,
-// sends an invoice_request built with bolt12/ over the offer's path with
-// a reply path ending at its own key (through S's lnd). L answers with P's
-// static invoice (onionmsg 70), whose signature verifies and which mirrors
-// the offer. With P's holdd back, a second request is answered too and
-// L's forward of it reaches P.
-//
-// Not covered: the forward of the request sent while P's holdd is down
-// is lost, not kept for P. P's forward_invoice_request_path is
-// [P's lnd -> P's holdd] (asyncoffer's forwardPath with a HopMinter), not
-// through L's mailbox, so no mailbox on L can hold it.
+// TestStaticInvoiceServedWhileOffline is issue 15's end to end. L's holdd
+// runs the lsp, server and mailbox roles; P's holdd registers with L's
+// static invoice server and L's mailbox, and its offer goes live. L's
+// holdd restarts; P (its holdd and lnd) goes offline. The test, as a payer
+// behind S, sends an invoice_request built with bolt12/ over the offer's
+// path with a reply path ending at its own key (through S's lnd): L
+// answers with P's static invoice (onionmsg 70), whose signature verifies
+// and which mirrors the offer, and forwards the request along P's
+// forward_invoice_request_path, which runs through L's mailbox, so it
+// waits there. P comes back and its holdd records the forwarded request.
 func TestStaticInvoiceServedWhileOffline(t *testing.T) {
 	net := Net(t)
 	if net.LndVersion.Less(nativeOnionMessages) {
@@ -172,7 +170,14 @@ func TestStaticInvoiceServedWhileOffline(t *testing.T) {
 	}
 	ctx := t.Context()
 	start := time.Now()
-	startServerLSP(t, net)
+	const lspRoles = "--role=lsp,server,mailbox"
+	require.NoError(t, net.RestartHoldd(ctx, lspRoles))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(),
+			2*DefaultTimeout)
+		defer cancel()
+		require.NoError(t, net.RestartHoldd(ctx))
+	})
 
 	lc, err := net.HolddClient()
 	require.NoError(t, err)
@@ -181,19 +186,28 @@ func TestStaticInvoiceServedWhileOffline(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NotEmpty(t, reg.Paths)
+	// Before the roles are restored: later tests expect no recipient.
 	t.Cleanup(func() {
 		lc, err := net.HolddClient()
 		if err != nil {
+			t.Errorf("cleanup: %v", err)
 			return
 		}
-		_, _ = lc.RemoveAsyncRecipient(context.Background(),
+		_, err = lc.RemoveAsyncRecipient(context.Background(),
 			&holdrpc.RemoveAsyncRecipientRequest{
 				Id: []byte("offline-phone"),
 			})
+		if err != nil {
+			t.Errorf("cleanup: remove async recipient: %v", err)
+		}
 	})
-	server := "--recipient.server=" + hex.EncodeToString(reg.Paths[0])
+	recipientArgs := []string{
+		"--recipient.server=" + hex.EncodeToString(reg.Paths[0]),
+		"--recipient.mailbox=" + net.L.PubKeyHex,
+	}
 
-	p := startRecipient(t, net, server)
+	p := startRecipient(t, net, recipientArgs...)
+	waitMailboxRegistered(t, p, net)
 	live := waitOfferLive(t, p)
 	offer, err := bolt12.DecodeOfferString(live.Offer)
 	require.NoError(t, err)
@@ -201,58 +215,80 @@ func TestStaticInvoiceServedWhileOffline(t *testing.T) {
 	t.Logf("offer live after %v", time.Since(start).Round(time.Second))
 
 	// L's holdd restarts between the registration and the request.
-	require.NoError(t, net.RestartHoldd(ctx, "--role=lsp,server"))
+	require.NoError(t, net.RestartHoldd(ctx, lspRoles))
+	lc, err = net.HolddClient()
+	require.NoError(t, err)
+	list, err := lc.ListAsyncRecipients(ctx,
+		&holdrpc.ListAsyncRecipientsRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.Recipients, 1)
+	require.Len(t, list.Recipients[0].Invoices, 1)
 
-	// P goes offline (its holdd; the invoice server answers alone).
-	require.NoError(t, net.StopRecipientHoldd())
+	// P goes offline, its holdd and its lnd.
+	before := mailboxStats(t, net)
+	startP := stopP(t, net)
 
 	chain, err := bolt12.NetworkChain("regtest")
 	require.NoError(t, err)
 	ep := startPayerEndpoint(t, net)
 
-	checkAnswer := func(pathID []byte, ir *bolt12.InvoiceRequest) {
-		t.Helper()
-		got := ep.receive(t, pathID)
-		raw, ok := got.FinalTLVs[onionmsg.StaticInvoiceType]
-		require.True(t, ok, "final TLVs %v", got.FinalTLVs)
-		require.Len(t, got.FinalTLVs, 1)
-		si, err := bolt12.DecodeStaticInvoice(raw)
-		require.NoError(t, err)
-		require.NoError(t, si.VerifySignature())
-		require.NoError(t, si.IsFromOffer(offer))
-		require.NoError(t, si.Check(time.Now(), chain))
-		id, err := si.OfferID()
-		require.NoError(t, err)
-		require.Equal(t, offer.ID(), id)
-		irID, err := ir.OfferID()
-		require.NoError(t, err)
-		require.Equal(t, offer.ID(), irID)
-		require.NotEmpty(t, si.Invoice.Paths)
-		require.Len(t, si.Invoice.BlindedPay, len(si.Invoice.Paths))
-		require.NotEmpty(t, si.Invoice.MessagePaths)
-		require.Nil(t, si.Invoice.PaymentHash)
-		require.Nil(t, si.Invoice.Amount)
-		require.NotNil(t, si.Invoice.NodeID)
-		require.Equal(t, net.L.PubKeyHex, hex.EncodeToString(
-			si.Invoice.Paths[0].IntroNode.SerializeCompressed()),
-			"payment path: L is the introduction node")
-	}
-
 	sent := time.Now()
 	ir := ep.requestInvoice(t, net, offer, chain, []byte("offline"))
-	checkAnswer([]byte("offline"), ir)
+	got := ep.receive(t, []byte("offline"))
 	t.Logf("static invoice served %v after the request, P offline",
 		time.Since(sent).Round(time.Millisecond))
 
-	// P comes back; a request now is answered by L and forwarded to P.
-	p, err = net.StartRecipientHoldd(ctx, server)
+	raw, ok := got.FinalTLVs[onionmsg.StaticInvoiceType]
+	require.True(t, ok, "final TLVs %v", got.FinalTLVs)
+	require.Len(t, got.FinalTLVs, 1)
+	si, err := bolt12.DecodeStaticInvoice(raw)
 	require.NoError(t, err)
-	waitOfferLive(t, p)
-	ir = ep.requestInvoice(t, net, offer, chain, []byte("online"))
-	checkAnswer([]byte("online"), ir)
+	require.NoError(t, si.VerifySignature())
+	require.NoError(t, si.IsFromOffer(offer))
+	require.NoError(t, si.Check(time.Now(), chain))
+	id, err := si.OfferID()
+	require.NoError(t, err)
+	require.Equal(t, offer.ID(), id)
+	irID, err := ir.OfferID()
+	require.NoError(t, err)
+	require.Equal(t, offer.ID(), irID)
+	require.NotEmpty(t, si.Invoice.Paths)
+	require.Len(t, si.Invoice.BlindedPay, len(si.Invoice.Paths))
+	require.NotEmpty(t, si.Invoice.MessagePaths)
+	require.Nil(t, si.Invoice.PaymentHash)
+	require.Nil(t, si.Invoice.Amount)
+	require.NotNil(t, si.Invoice.NodeID)
+	require.True(t, slices.ContainsFunc(offer.SigningKeys(),
+		si.Invoice.NodeID.IsEqual), "signed by the offer's key")
+	// Payment paths L -> P's lnd -> V; held-HTLC paths through L's
+	// mailbox.
+	require.Equal(t, net.L.PubKeyHex, hex.EncodeToString(
+		si.Invoice.Paths[0].IntroNode.SerializeCompressed()))
+	require.Equal(t, net.L.PubKeyHex, hex.EncodeToString(
+		si.Invoice.MessagePaths[0].IntroNode.SerializeCompressed()))
+
+	// L forwarded the request into its mailbox, where it waits for P.
+	waitMailbox(t, net, "the forwarded invoice_request kept for P",
+		func(s *holdrpc.MailboxStats) bool {
+			return s.Stored >= before.Stored+1 &&
+				s.StoredMessages >= 1
+		})
+
+	// P comes back: the mailbox delivers, P's holdd records it.
+	require.NoError(t, startP(ctx))
+	require.NoError(t, net.WaitChannelsActive(ctx))
+	p, err = net.StartRecipientHoldd(ctx, recipientArgs...)
+	require.NoError(t, err)
+	waitMailboxRegistered(t, p, net)
 	require.Eventually(t, func() bool {
 		resp, err := p.Client.GetOffer(ctx, &holdrpc.GetOfferRequest{})
-		return err == nil && resp.Counts["forwarded_invoice_request"] >= 1
+		return err == nil &&
+			resp.Counts["forwarded_invoice_request"] == 1
 	}, DefaultTimeout, 200*time.Millisecond)
+	waitMailbox(t, net, "the mailbox delivered",
+		func(s *holdrpc.MailboxStats) bool {
+			return s.Delivered >= before.Delivered+1 &&
+				s.StoredMessages == 0
+		})
 	t.Logf("whole test %v", time.Since(start).Round(time.Second))
 }
