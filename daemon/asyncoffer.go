@@ -90,7 +90,7 @@ func newAsyncOfferClient(cfg *Config, lnd *rpcclient.Client, db *store.Store,
 		Store:       db,
 		Sender:      offerSender{sender},
 		Minter:      minter,
-		// Through the mailbox where configured, as receive paths.
+		// Entering at the mailbox where one is configured.
 		ForwardMinter: responder,
 		ReceivePaths:  receivePaths{r: responder, clk: clk},
 		Graph: lndGraph{

@@ -513,9 +513,9 @@ type TestStore interface {
 // OpenTestStore opens a real store at path; set by realstore_test.go.
 var OpenTestStore func(path string) (TestStore, error)
 
-// TestMintPath: a message path runs as the receive paths do, through
-// the mailbox once one accepted this node, and none is minted while a
-// wanted mailbox is pending.
+// TestMintPath: a message path runs [lnd -> holdd], entered at the
+// mailbox once one accepted this node, and none is minted while a wanted
+// mailbox is pending.
 func TestMintPath(t *testing.T) {
 	lsp, mbox := testKey(0x0a), testKey(0x0b)
 	h := newHarness(t, true)
@@ -552,5 +552,5 @@ func TestMintPath(t *testing.T) {
 		MailboxKey: mbox.PubKey()})
 	path, err = h.r.MintPath(testKey(0x66), id)
 	require.NoError(t, err)
-	send(path, []*btcec.PrivateKey{lsp, mbox, h.lnd, h.holdd})
+	send(path, []*btcec.PrivateKey{mbox, h.lnd, h.holdd})
 }
