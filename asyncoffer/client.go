@@ -113,6 +113,12 @@ type Config struct {
 	ReceivePaths ReceivePaths
 	Graph        Graph
 
+	// ForwardMinter mints the forward_invoice_request_path; nil means
+	// Minter. The daemon passes its receive-path minter, whose paths
+	// run through the mailbox where one is configured, so that a
+	// request forwarded while this node is offline waits there.
+	ForwardMinter PathMinter
+
 	InvoiceExpiry  time.Duration
 	RefreshEvery   time.Duration
 	MinPathsLife   time.Duration
@@ -197,6 +203,9 @@ func New(cfg Config) (*Client, error) {
 	setDefault(&cfg.MaxCltvBlocks, DefaultMaxCltvBlocks)
 	if cfg.NewKey == nil {
 		cfg.NewKey = btcec.NewPrivateKey
+	}
+	if cfg.ForwardMinter == nil {
+		cfg.ForwardMinter = cfg.Minter
 	}
 	if cfg.Jitter == nil {
 		cfg.Jitter = backoff.RandJitter
@@ -514,7 +523,7 @@ func (c *Client) forwardPath(slot uint16,
 	if err != nil {
 		return nil, err
 	}
-	return c.cfg.Minter.MintPath(key, id)
+	return c.cfg.ForwardMinter.MintPath(key, id)
 }
 
 // buildInvoice builds the static invoice for row's offer now.

@@ -3,6 +3,7 @@ package asyncoffer
 import (
 	"bytes"
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -344,4 +345,46 @@ func TestPathIDRoundTrip(t *testing.T) {
 	require.ErrorIs(t, err, ErrForgedPathID)
 	_, err = a.Verify(id[:10], t0)
 	require.ErrorIs(t, err, ErrMalformedPathID)
+}
+
+// recordingMinter mints with its inner minter and keeps what it minted.
+type recordingMinter struct {
+	inner PathMinter
+	mu    sync.Mutex
+	paths [][]byte
+}
+
+func (m *recordingMinter) MintPath(key *btcec.PrivateKey,
+	pathID []byte) (*onionmsg.BlindedPath, error) {
+
+	p, err := m.inner.MintPath(key, pathID)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := p.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.paths = append(m.paths, raw)
+	m.mu.Unlock()
+	return p, nil
+}
+
+// TestForwardMinter: the forward_invoice_request_path the server stores
+// is one ForwardMinter minted (the daemon's goes through the mailbox).
+func TestForwardMinter(t *testing.T) {
+	var fwd *recordingMinter
+	h := newHarness(t, func(cfg *Config) {
+		fwd = &recordingMinter{inner: cfg.Minter}
+		cfg.ForwardMinter = fwd
+	})
+	h.start()
+	h.waitPhase(PhaseLive)
+	stored, ok := h.sstore.invoice("phone", 0)
+	require.True(t, ok)
+	fwd.mu.Lock()
+	defer fwd.mu.Unlock()
+	require.NotEmpty(t, fwd.paths)
+	require.Equal(t, fwd.paths[len(fwd.paths)-1], stored.ForwardPath)
 }

@@ -81,16 +81,18 @@ func newAsyncOfferClient(cfg *Config, lnd *rpcclient.Client, db *store.Store,
 		amount = &a
 	}
 	return asyncoffer.New(asyncoffer.Config{
-		ServerPaths:  paths,
-		Slots:        cfg.Recipient.OfferSlots,
-		AmountMsat:   amount,
-		Self:         lnd.IdentityKey,
-		Chain:        chain,
-		Auth:         auth,
-		Store:        db,
-		Sender:       offerSender{sender},
-		Minter:       minter,
-		ReceivePaths: receivePaths{r: responder, clk: clk},
+		ServerPaths: paths,
+		Slots:       cfg.Recipient.OfferSlots,
+		AmountMsat:  amount,
+		Self:        lnd.IdentityKey,
+		Chain:       chain,
+		Auth:        auth,
+		Store:       db,
+		Sender:      offerSender{sender},
+		Minter:      minter,
+		// Entering at the mailbox where one is configured.
+		ForwardMinter: responder,
+		ReceivePaths:  receivePaths{r: responder, clk: clk},
 		Graph: lndGraph{
 			ln: lnd.Lightning, self: lnd.IdentityKey,
 		},

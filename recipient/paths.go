@@ -48,6 +48,35 @@ func hops(pathID []byte, lndKey, holddKey *btcec.PublicKey,
 	return append(out, onionmsg.HopsToHoldd(lndKey, holddKey, pathID)...)
 }
 
+// MintPath mints a blinded message path to this node that ends in pathID:
+// [lnd -> holdd], or with a mailbox [mailbox -> lnd -> holdd]. It stores
+// nothing. The async offer client's forward_invoice_request_path is one,
+// so that an invoice_request the static invoice server forwards while
+// this node is offline waits in the mailbox. The mailbox path enters at
+// the mailbox itself, not at its LSP's lnd as receive paths do: the
+// sender is the server in the mailbox's own holdd, whose lnd has the
+// mailbox as a peer and cannot send a message to itself
+// (onionsend.ErrIntroIsSelf). It returns ErrMailboxPending while a wanted
+// mailbox has not accepted this node yet.
+func (r *Responder) MintPath(sessionKey *btcec.PrivateKey,
+	pathID []byte) (*onionmsg.BlindedPath, error) {
+
+	mb, err := r.mailbox()
+	if err != nil {
+		return nil, err
+	}
+	hs := hops(pathID, r.cfg.LndKey, r.cfg.HolddKey, mb)
+	if mb != nil {
+		// Drop [LSP's lnd -> mailbox]: the path enters at the mailbox.
+		hs = hs[1:]
+	}
+	path, err := onionmsg.BuildBlindedPath(sessionKey, hs, true)
+	if err != nil {
+		return nil, fmt.Errorf("build message path: %w", err)
+	}
+	return path, nil
+}
+
 // AddPaths mints n new receive paths valid for ttl, stores them, and returns
 // them. Each has its own id and session key, so paths cannot be linked.
 func (r *Responder) AddPaths(ctx context.Context, n int,

@@ -512,3 +512,45 @@ type TestStore interface {
 
 // OpenTestStore opens a real store at path; set by realstore_test.go.
 var OpenTestStore func(path string) (TestStore, error)
+
+// TestMintPath: a message path runs [lnd -> holdd], entered at the
+// mailbox once one accepted this node, and none is minted while a wanted
+// mailbox is pending.
+func TestMintPath(t *testing.T) {
+	lsp, mbox := testKey(0x0a), testKey(0x0b)
+	h := newHarness(t, true)
+	id := []byte("forward-path-id")
+	send := func(path *onionmsg.BlindedPath,
+		keys []*btcec.PrivateKey) {
+
+		t.Helper()
+		require.True(t, path.IntroNode.IsEqual(keys[0].PubKey()))
+		msg, err := onionmsg.BuildOnionMessage(testKey(0x55), path,
+			nil, map[uint64][]byte{onionmsg.InvoiceRequestType: {1}})
+		require.NoError(t, err)
+		for i, k := range keys[:len(keys)-1] {
+			peeled := peel(t, k, msg)
+			require.False(t, peeled.Final, "hop %d", i)
+			require.True(t, peeled.NextNodeID.IsEqual(
+				keys[i+1].PubKey()), "hop %d", i)
+			msg = peeled.NextMessage
+		}
+		final := peel(t, keys[len(keys)-1], msg)
+		require.True(t, final.Final)
+		require.Equal(t, id, pathID(t, final))
+	}
+
+	path, err := h.r.MintPath(testKey(0x66), id)
+	require.NoError(t, err)
+	send(path, []*btcec.PrivateKey{h.lnd, h.holdd})
+
+	h.r.WantMailbox()
+	_, err = h.r.MintPath(testKey(0x66), id)
+	require.ErrorIs(t, err, ErrMailboxPending)
+
+	h.r.SetMailbox(&Mailbox{LSPKey: lsp.PubKey(),
+		MailboxKey: mbox.PubKey()})
+	path, err = h.r.MintPath(testKey(0x66), id)
+	require.NoError(t, err)
+	send(path, []*btcec.PrivateKey{mbox, h.lnd, h.holdd})
+}
