@@ -245,6 +245,10 @@ func New(ctx context.Context, cfg *Config) (_ *Daemon, err error) {
 
 	var srv *serverRole
 	if cfg.hasRole(roleServer) {
+		if transport != transportPeer {
+			return nil, fmt.Errorf("%w: %w", errConfig,
+				errServerNeedsPeerLink)
+		}
 		srv, err = newServerRole(ctx, cfg, lnd, db, finalHop, sender,
 			clk, logs)
 		if err != nil {

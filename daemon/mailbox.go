@@ -28,6 +28,13 @@ import (
 var errMailboxNeedsPeerLink = errors.New("role=mailbox needs " +
 	"transport=peer (lnd 0.21 or newer)")
 
+// errServerNeedsPeerLink is returned for role=server on a custom-message
+// transport: the static invoice server is measured only behind the peer
+// link (with L on lnd 0.20.2 its registration and serve exchange failed
+// on regtest), so it refuses to run where it was not shown to work.
+var errServerNeedsPeerLink = errors.New("role=server needs " +
+	"transport=peer (lnd 0.21 or newer)")
+
 // mailboxRole is the mailbox role: it keeps onion messages for registered
 // recipients that are offline and forwards them through lnd.
 type mailboxRole struct {
