@@ -1,8 +1,10 @@
 package asyncoffer
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -165,6 +167,9 @@ type slotRun struct {
 type Client struct {
 	cfg Config
 
+	// server is serverID of cfg.ServerPaths.
+	server []byte
+
 	events  chan event
 	trigger chan struct{}
 
@@ -219,13 +224,43 @@ func New(cfg Config) (*Client, error) {
 	if cfg.AmountMsat != nil && cfg.Description == "" {
 		cfg.Description = "holdd"
 	}
+	server, err := serverID(cfg.ServerPaths)
+	if err != nil {
+		return nil, err
+	}
 	return &Client{
 		cfg:        cfg,
+		server:     server,
 		events:     make(chan event, 64),
 		trigger:    make(chan struct{}, 1),
 		counts:     make(map[string]uint64),
 		goroutines: fn.NewGoroutineManager(),
 	}, nil
+}
+
+// serverID names the configured server by its registration paths: a slot
+// built against other paths (recipient.server changed) belongs to another
+// server, or to another registration, and starts over.
+func serverID(paths []*onionmsg.BlindedPath) ([]byte, error) {
+	h := sha256.New()
+	for _, p := range paths {
+		b, err := p.Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("%w: server path: %w",
+				ErrInvalidConfig, err)
+		}
+		h.Write(b)
+	}
+	return h.Sum(nil), nil
+}
+
+// current returns the stored row of slot i if it was built against the
+// configured server, else a fresh requesting slot.
+func (c *Client) current(row Slot, found bool, i int) (Slot, bool) {
+	if found && bytes.Equal(row.Server, c.server) {
+		return row, false
+	}
+	return Slot{Slot: uint16(i), Phase: PhaseRequesting}, found
 }
 
 func setDefault[T comparable](v *T, d T) {
@@ -284,10 +319,7 @@ func (c *Client) Offers(ctx context.Context) ([]Slot, error) {
 	out := make([]Slot, c.cfg.Slots)
 	for i := range out {
 		s, ok := bySlot[uint16(i)]
-		if !ok {
-			s = Slot{Slot: uint16(i), Phase: PhaseRequesting}
-		}
-		out[i] = s
+		out[i], _ = c.current(s, ok, i)
 	}
 	return out, nil
 }
@@ -329,9 +361,21 @@ func (c *Client) load(ctx context.Context) ([]*slotRun, error) {
 	}
 	out := make([]*slotRun, c.cfg.Slots)
 	for i := range out {
-		row, ok := bySlot[uint16(i)]
-		if !ok {
-			row = Slot{Slot: uint16(i), Phase: PhaseRequesting}
+		stored, ok := bySlot[uint16(i)]
+		row, reset := c.current(stored, ok, i)
+		row.Server = c.server
+		if reset {
+			// Its offer names another server's paths: drop it
+			// now, so GetOffer never shows it as live again.
+			c.cfg.Logger.Infof("Async offers: slot %d was built "+
+				"for another recipient.server; asking for new "+
+				"offer paths", i)
+			row.UpdatedAt = c.cfg.Clock.Now()
+			if err := c.cfg.Store.PutAsyncOfferSlot(ctx,
+				row); err != nil {
+
+				return nil, err
+			}
 		}
 		out[i] = &slotRun{row: row}
 	}

@@ -388,3 +388,25 @@ func TestForwardMinter(t *testing.T) {
 	require.NotEmpty(t, fwd.paths)
 	require.Equal(t, fwd.paths[len(fwd.paths)-1], stored.ForwardPath)
 }
+
+// TestServerChangedStartsOver: a slot stored live for another
+// recipient.server is not served again: on start it is reset (so GetOffer
+// stops showing the old offer at once), asks the configured server for
+// paths and goes live with a new offer.
+func TestServerChangedStartsOver(t *testing.T) {
+	h := newHarness(t, nil)
+	old := Slot{Slot: 0, Phase: PhaseLive, Live: true,
+		Offer: []byte("old offer"), Server: []byte("another server")}
+	require.NoError(t, h.store.PutAsyncOfferSlot(context.Background(),
+		old))
+
+	h.start()
+	var s Slot
+	require.Eventually(t, func() bool {
+		s = h.store.slot(0)
+		return s.Phase == PhaseLive && string(s.Offer) != "old offer"
+	}, 5*time.Second, 5*time.Millisecond)
+	require.Equal(t, h.client.server, s.Server)
+	require.GreaterOrEqual(t,
+		h.net.countSent(onionmsg.OfferPathsRequestType), 1)
+}

@@ -33,6 +33,11 @@ type Slot struct {
 	Slot  uint16
 	Phase Phase
 
+	// Server names the server the slot was built against (a hash of
+	// the configured recipient.server paths); a slot of another server
+	// starts over.
+	Server []byte
+
 	// Live is set once the server persisted an invoice for Offer; it
 	// stays set while a refreshed invoice is being served.
 	Live bool

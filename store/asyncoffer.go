@@ -44,12 +44,12 @@ func (s *Store) PutAsyncOfferSlot(ctx context.Context,
 	_, err = s.db.ExecContext(ctx, `INSERT OR REPLACE INTO
 		async_offer_slots (slot, phase, live, offer, offer_key,
 		virtual_key, fake_scid, paths_expires_at, serve_path, invoice,
-		invoice_expires_at, served_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		invoice_expires_at, served_at, updated_at, server)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		int64(sl.Slot), string(sl.Phase), live, sl.Offer, sl.OfferKey,
 		sl.VirtualKey, int64(sl.FakeSCID), unixSecs(sl.PathsExpiresAt),
 		sl.ServePath, sl.Invoice, unixSecs(sl.InvoiceExpiresAt),
-		served, updated)
+		served, updated, sl.Server)
 	if err != nil {
 		return fmt.Errorf("store async offer slot %d: %w", sl.Slot, err)
 	}
@@ -62,7 +62,8 @@ func (s *Store) ListAsyncOfferSlots(ctx context.Context) ([]asyncoffer.Slot,
 
 	rows, err := s.db.QueryContext(ctx, `SELECT slot, phase, live, offer,
 		offer_key, virtual_key, fake_scid, paths_expires_at,
-		serve_path, invoice, invoice_expires_at, served_at, updated_at
+		serve_path, invoice, invoice_expires_at, served_at, updated_at,
+		server
 		FROM async_offer_slots ORDER BY slot`)
 	if err != nil {
 		return nil, fmt.Errorf("list async offer slots: %w", err)
@@ -79,7 +80,7 @@ func (s *Store) ListAsyncOfferSlots(ctx context.Context) ([]asyncoffer.Slot,
 		)
 		err := rows.Scan(&slot, &phase, &live, &sl.Offer, &sl.OfferKey,
 			&sl.VirtualKey, &scid, &pathsExp, &sl.ServePath,
-			&sl.Invoice, &invExp, &served, &updated)
+			&sl.Invoice, &invExp, &served, &updated, &sl.Server)
 		if err != nil {
 			return nil, fmt.Errorf("list async offer slots: %w", err)
 		}

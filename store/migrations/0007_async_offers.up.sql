@@ -4,7 +4,8 @@
 -- async_offer_slots holds one row per offer slot: the offer built on the
 -- server's offer paths, its signing key, V's key (the virtual final hop of
 -- the static invoice's payment paths, which only this holdd holds) and the
--- fake channel P's hop names toward V, the server's serve path, and the
+-- fake channel P's hop names toward V, the server's serve path, the
+-- server it was built against, and the
 -- last static invoice the server persisted. Keys are secrets: the database
 -- file is already 0600. paths_expires_at and invoice_expires_at are Unix
 -- seconds (0: none); the other times are Unix nanoseconds.
@@ -26,7 +27,10 @@ CREATE TABLE async_offer_slots (
     invoice            BLOB,
     invoice_expires_at INTEGER NOT NULL DEFAULT 0,
     served_at          INTEGER NOT NULL DEFAULT 0,
-    updated_at         INTEGER NOT NULL DEFAULT 0
+    updated_at         INTEGER NOT NULL DEFAULT 0,
+    -- server names the recipient.server paths the slot was built
+    -- against (SHA-256 of them); another server's slot starts over.
+    server             BLOB
 );
 
 -- forwarded_invoice_requests records the invoice_requests the server
