@@ -131,9 +131,22 @@ func (p receivePaths) MessagePaths(ctx context.Context,
 	if err != nil {
 		return nil, err
 	}
+	// Only paths that reach this node the way it is configured now: with
+	// a mailbox, through that mailbox (a held_htlc_available must reach
+	// an offline recipient); without one, straight to this node.
+	mb, wantMB := p.r.MailboxState()
+	if wantMB && mb == nil {
+		return nil, recipient.ErrMailboxPending
+	}
+	var via []byte
+	if mb != nil {
+		via = mb.LSPKey.SerializeCompressed()
+	}
 	var usable []recipient.ReceivePath
 	for _, rp := range stored {
-		if !rp.ExpiresAt.Before(until) {
+		if !rp.ExpiresAt.Before(until) &&
+			bytes.Equal(rp.MailboxLSP, via) {
+
 			usable = append(usable, rp)
 		}
 	}
